@@ -124,6 +124,12 @@ class Schedule(abc.ABC):
                               epoch.shape)
         return np.array(lrs, dtype=np.float64)
 
+    def first_lr(self) -> float:
+        """LR of the very first step (``initial_lr`` for metric-driven families)."""
+        if self.metric_driven:
+            return float(self.initial_lr)
+        return self.lr_at(0, 0, 1)
+
     def lr_per_epoch(self, epochs: int) -> np.ndarray:
         """LR of the first step of every epoch (what ``lr_per_epoch`` records)."""
         return self.lr_per_step(epochs, 1)

@@ -1,0 +1,178 @@
+"""Models stage: turn ``--model`` into a factory ``seed -> uncompiled keras.Model`` and define each task's loss.
+
+Specs:
+- ``None`` / ``"default"``: an MLP with one hidden Dense layer of ``n_features`` units (relu) for tables, the classic
+  small CNN (Conv2D 16/32/64, 3×3, relu, 2×2 max pooling, flatten) for images, plus the task's head.
+- ``FILE.py:FUNCTION``: the user's ``FUNCTION(input_shape, n_outputs) -> keras.Model``.
+- ``FILE.keras``: a saved model, whose architecture is reused with fresh weights for every trial.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from lrsearch.errors import ModelError
+
+ModelFactory = Callable[[int], Any]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Where the model comes from; ``describe()`` is what the study records."""
+
+    kind: str  # "default" | "python" | "keras_file"
+    path: str | None = None
+    function: str | None = None
+
+    def describe(self) -> str:
+        if self.kind == "default":
+            return "default"
+        if self.kind == "python":
+            return f"{self.path}:{self.function}"
+        return str(self.path)
+
+
+def parse_model_spec(spec: str | None) -> ModelSpec:
+    """Parse ``--model``.
+
+    Example:
+        >>> parse_model_spec(None)
+        ModelSpec(kind='default', path=None, function=None)
+    """
+    if spec is None or spec == "default":
+        return ModelSpec("default")
+    if spec.endswith(".keras"):
+        if not Path(spec).is_file():
+            raise ModelError(f"model file {spec!r} not found; give a saved .keras model or FILE.py:FUNCTION")
+        return ModelSpec("keras_file", spec)
+    path, sep, function = spec.rpartition(":")
+    if not sep or not path.endswith(".py") or not function.isidentifier():
+        raise ModelError(
+            f"--model must be 'default', FILE.keras or FILE.py:FUNCTION, but got --model={spec!r}"
+        )
+    if not Path(path).is_file():
+        raise ModelError(f"model file {path!r} not found; give FILE.py:FUNCTION with an existing file")
+    return ModelSpec("python", path, function)
+
+
+def task_loss(task: str, from_logits: bool = False) -> Any:
+    """The Keras loss object lrsearch compiles with for ``task``."""
+    import keras
+
+    if task == "binary":
+        return keras.losses.BinaryCrossentropy(from_logits=from_logits)
+    if task == "multiclass":
+        return keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits)
+    return keras.losses.MeanSquaredError()
+
+
+def task_metric(task: str) -> str:
+    """Name of the score reported for ``task`` (higher is better for accuracy, lower for mae)."""
+    return "mae" if task == "regression" else "accuracy"
+
+
+def outputs_logits(model: Any) -> bool:
+    """True when the model's last layer has a linear activation (its outputs are logits)."""
+    last = model.layers[-1] if getattr(model, "layers", None) else None
+    activation = getattr(last, "activation", None)
+    return getattr(activation, "__name__", "") == "linear"
+
+
+def default_model(input_shape: tuple[int, ...], n_outputs: int, task: str) -> Any:
+    """The default model for a data shape and task (uncompiled).
+
+    Example:
+        >>> m = default_model((34,), 1, "binary")
+        >>> [layer.units for layer in m.layers]
+        [34, 1]
+    """
+    import keras
+    from keras import layers
+
+    head = {"binary": "sigmoid", "multiclass": "softmax"}.get(task, "linear")
+    if len(input_shape) == 3:
+        body = [layers.Conv2D(16, 3, activation="relu"), layers.MaxPooling2D(2),
+                layers.Conv2D(32, 3, activation="relu", padding="same"), layers.MaxPooling2D(2),
+                layers.Conv2D(64, 3, activation="relu", padding="same"), layers.MaxPooling2D(2),
+                layers.Flatten()]
+    else:
+        width = int(max(1, min(256, input_shape[-1])))
+        body = [layers.Dense(width, activation="relu")]
+    return keras.Sequential([keras.Input(input_shape), *body, layers.Dense(n_outputs, activation=head)],
+                            name="lrsearch_default")
+
+
+def _load_user_function(spec: ModelSpec) -> Callable[..., Any]:
+    name = "lrsearch_user_model_" + hashlib.sha1(str(Path(spec.path).resolve()).encode()).hexdigest()[:8]
+    module_spec = importlib.util.spec_from_file_location(name, spec.path)
+    if module_spec is None or module_spec.loader is None:
+        raise ModelError(f"cannot import {spec.path!r}; is it a Python file?")
+    module = importlib.util.module_from_spec(module_spec)
+    try:
+        module_spec.loader.exec_module(module)
+    except Exception as exc:  # the user's file: any error is theirs to fix
+        raise ModelError(f"importing {spec.path!r} failed: {type(exc).__name__}: {exc}") from None
+    fn = getattr(module, spec.function, None)
+    if not callable(fn):
+        raise ModelError(f"{spec.path!r} has no function {spec.function!r}")
+    return fn
+
+
+def make_factory(spec: ModelSpec, input_shape: tuple[int, ...], n_outputs: int, task: str) -> ModelFactory:
+    """A function ``seed -> uncompiled keras.Model`` whose initial weights depend only on ``seed``.
+
+    The factory is checked once here (a bad model fails before any search starts).
+    """
+    import keras
+
+    if spec.kind == "default":
+        def build() -> Any:
+            return default_model(input_shape, n_outputs, task)
+    elif spec.kind == "python":
+        fn = _load_user_function(spec)
+
+        def build() -> Any:
+            try:
+                model = fn(input_shape, n_outputs)
+            except Exception as exc:
+                raise ModelError(f"{spec.describe()} raised {type(exc).__name__}: {exc}") from None
+            if not isinstance(model, keras.Model):
+                raise ModelError(f"{spec.describe()} must return a keras.Model, but returned {type(model).__name__}")
+            return model
+    else:
+        try:
+            template = keras.models.load_model(spec.path, compile=False, safe_mode=True)
+        except Exception as exc:
+            raise ModelError(f"cannot load {spec.path!r}: {type(exc).__name__}: {exc}") from None
+
+        def build() -> Any:
+            return keras.models.clone_model(template)  # same architecture, freshly initialised weights
+
+    def factory(seed: int) -> Any:
+        keras.utils.set_random_seed(int(seed))
+        return build()
+
+    model = factory(0)
+    _check_shapes(model, spec, input_shape, n_outputs)
+    return factory
+
+
+def _check_shapes(model: Any, spec: ModelSpec, input_shape: tuple[int, ...], n_outputs: int) -> None:
+    import numpy as np
+
+    try:
+        out = model(np.zeros((2, *input_shape), dtype="float32"))
+    except Exception as exc:
+        raise ModelError(
+            f"model {spec.describe()} does not accept inputs of shape (batch, {', '.join(map(str, input_shape))}): "
+            f"{type(exc).__name__}: {exc}"
+        ) from None
+    if tuple(out.shape[1:]) != (n_outputs,):
+        raise ModelError(
+            f"model {spec.describe()} outputs shape {tuple(out.shape[1:])} per example, but the task needs "
+            f"({n_outputs},); change its last layer"
+        )

@@ -1,0 +1,113 @@
+"""The search space: schedule family and its parameters, with ranges relative to the run's epoch count.
+
+Parameters are named ``<family>.<parameter>`` so that Optuna's multivariate TPE (``group=True``) models each
+family's parameters jointly; the initial LR (``initial_lr``) is shared by every family and searched on a log
+scale around the range test's suggestion.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from lrsearch.errors import ConfigError
+from lrsearch.schedules import Schedule, families, schedule_from_config
+
+#: Bump when the meaning of a parameter or a range changes: a study records it and refuses to mix versions.
+SPACE_VERSION = 1
+
+#: Families searched by default (every registered one except the ``warmup`` wrapper, which is a parameter).
+def default_families() -> list[str]:
+    """Every family ``lrsearch find`` searches unless ``--schedules`` restricts it.
+
+    Example:
+        >>> "constant" in default_families() and "warmup" not in default_families()
+        True
+    """
+    return [name for name in families() if name != "warmup"]
+
+
+def parse_families(spec: str | None) -> list[str]:
+    """Parse ``--schedules a,b,...`` (None: all)."""
+    if not spec:
+        return default_families()
+    names = [s.strip() for s in spec.split(",") if s.strip()]
+    unknown = [n for n in names if n not in default_families()]
+    if unknown or not names:
+        raise ConfigError(f"--schedules must be a comma-separated list of {', '.join(default_families())}, "
+                          f"but got --schedules={spec!r}")
+    return list(dict.fromkeys(names))
+
+
+def lr_bounds(suggestion: float, interval: tuple[float, float] | None = None) -> tuple[float, float]:
+    """Initial-LR search range: one decade below the suggestion (or the interval's low end) to one above.
+
+    Example:
+        >>> lr_bounds(0.01)
+        (0.001, 0.1)
+    """
+    if not (suggestion > 0 and math.isfinite(suggestion)):
+        raise ConfigError(f"suggestion must be a positive finite LR, but got suggestion={suggestion!r}")
+    lo, hi = interval if interval else (suggestion, suggestion)
+    low, high = min(lo, suggestion) / 10.0, max(hi, suggestion) * 10.0
+    return float(max(low, 1e-7)), float(min(high, 10.0))
+
+
+def suggest_schedule(trial: Any, *, choices: list[str], epochs: int, lr_range: tuple[float, float]) -> Schedule:
+    """Ask ``trial`` (an Optuna trial) for one schedule of the space and return it."""
+    family = trial.suggest_categorical("family", choices)
+    lr = trial.suggest_float("initial_lr", lr_range[0], lr_range[1], log=True)
+    E = max(int(epochs), 2)
+    p = f"{family}."
+    cfg: dict[str, Any]
+    if family == "constant":
+        cfg = {"initial_lr": lr}
+    elif family == "time_decay":
+        # lr at the last epoch between lr0/1.01 and lr0/101
+        cfg = {"initial_lr": lr, "decay": trial.suggest_float(p + "decay", 0.01 / E, 100.0 / E, log=True)}
+    elif family == "step_decay":
+        cfg = {"initial_lr": lr, "drop": trial.suggest_float(p + "drop", 0.1, 0.9),
+               "epochs_drop": trial.suggest_int(p + "epochs_drop", max(1, E // 10), max(2, E // 2))}
+    elif family == "piecewise":
+        b1 = trial.suggest_float(p + "first_boundary", 0.3, 0.7)
+        b2 = trial.suggest_float(p + "second_boundary", 0.75, 0.95)
+        f = trial.suggest_float(p + "factor", 0.03, 0.5, log=True)
+        bounds = sorted({max(1, round(b1 * E)), max(2, round(b2 * E))})
+        cfg = {"boundaries": bounds, "values": [lr * f**i for i in range(len(bounds) + 1)]}
+    elif family == "exponential":
+        total = trial.suggest_float(p + "total_decay", 1e-3, 0.5, log=True)  # lr(E) / lr0
+        cfg = {"initial_lr": lr, "decay_rate": total ** (1.0 / E)}
+    elif family == "polynomial":
+        cfg = {"initial_lr": lr, "end_lr": lr * trial.suggest_float(p + "end_factor", 1e-3, 0.3, log=True),
+               "decay_epochs": float(E), "power": trial.suggest_float(p + "power", 0.5, 3.0)}
+    elif family == "cosine":
+        cfg = {"initial_lr": lr, "decay_epochs": float(E), "alpha": trial.suggest_float(p + "alpha", 0.0, 0.2)}
+    elif family == "cosine_restarts":
+        t_mul = trial.suggest_categorical(p + "t_mul", [1.0, 2.0])
+        cycles = trial.suggest_int(p + "cycles", 2, 4)
+        first = E / cycles if t_mul == 1.0 else E / (2.0**cycles - 1.0)
+        cfg = {"initial_lr": lr, "first_decay_epochs": max(first, 1.0), "t_mul": t_mul,
+               "m_mul": trial.suggest_float(p + "m_mul", 0.5, 1.0), "alpha": 0.0}
+    elif family == "one_cycle":
+        cfg = {"max_lr": lr, "total_epochs": float(E), "pct_start": trial.suggest_float(p + "pct_start", 0.1, 0.5),
+               "div_factor": trial.suggest_float(p + "div_factor", 5.0, 50.0, log=True),
+               "final_div_factor": trial.suggest_float(p + "final_div_factor", 10.0, 1e4, log=True)}
+    elif family == "cyclic":
+        cycles = trial.suggest_int(p + "cycles", 1, 4)
+        cfg = {"base_lr": lr / trial.suggest_float(p + "ratio", 3.0, 30.0, log=True), "max_lr": lr,
+               "step_size_epochs": E / (2.0 * cycles),
+               "mode": trial.suggest_categorical(p + "mode", ["triangular", "triangular2", "exp_range"]),
+               "gamma": 0.99}
+    elif family == "reduce_on_plateau":
+        cfg = {"initial_lr": lr, "factor": trial.suggest_float(p + "factor", 0.1, 0.7),
+               "patience": trial.suggest_int(p + "patience", 1, max(2, E // 5)), "min_delta": 1e-4,
+               "min_lr": lr * 1e-4}
+    else:
+        raise ConfigError(f"no search space is defined for schedule family {family!r}")
+    schedule = schedule_from_config({"type": family, **cfg})
+    if family not in ("reduce_on_plateau", "one_cycle", "cyclic", "constant") and "warmup" in families():
+        warm = trial.suggest_categorical("warmup", [False, True])
+        if warm:
+            schedule = schedule_from_config({"type": "warmup", "schedule": schedule.to_config(),
+                                             "warmup_epochs": max(1.0, round(0.05 * E)), "start_factor": 0.1})
+    return schedule

@@ -1,0 +1,31 @@
+"""Shared fixtures. Tests use the real bundled data sets; studies live in per-test temporary folders."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def ionosphere():
+    """The bundled UCI Ionosphere data, split with seed 0."""
+    from lrsearch.data import load_dataset
+
+    return load_dataset("ionosphere", seed=0)
+
+
+@pytest.fixture(scope="session")
+def ionosphere_factory(ionosphere):
+    from lrsearch.models import ModelSpec, make_factory
+
+    return make_factory(ModelSpec("default"), ionosphere.input_shape, ionosphere.n_outputs, ionosphere.task)
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    """Run in an empty folder so that ``studies/`` is created there."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path

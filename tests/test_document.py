@@ -1,0 +1,108 @@
+"""The exported document: validation with JSON paths, no code execution, atomic writes."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from lrsearch.document import FORMAT, build_document, read_document, validate_document, write_document
+from lrsearch.errors import ConfigError
+from lrsearch.schedules import schedule_from_config
+
+GOOD = {
+    "format": FORMAT,
+    "schedule": {"type": "step_decay", "initial_lr": 0.1, "drop": 0.5, "epochs_drop": 10.0},
+    "optimizer": {"class_name": "SGD", "config": {"momentum": 0.9}},
+    "training": {"epochs": 30, "batch_size": 32, "steps_per_epoch": 8},
+    "metrics": {"val_loss": 0.2, "test_accuracy": 0.9},
+    "provenance": {"study": "x", "trial": 3},
+}
+
+
+def test_round_trip_through_file(tmp_path):
+    doc = build_document(schedule_from_config(GOOD["schedule"]), GOOD["optimizer"], epochs=30, batch_size=32,
+                         steps_per_epoch=8, metrics={"val_loss": float("nan"), "x": 1.0}, provenance={"a": 1})
+    assert doc["metrics"]["val_loss"] is None  # NaN is not JSON
+    path = write_document(doc, tmp_path / "sub" / "best.json")
+    assert read_document(path) == doc
+    assert read_document(str(path)) == doc
+    assert read_document(path.read_text()) == doc
+    assert not list(tmp_path.glob("sub/*.tmp"))
+
+
+@pytest.mark.parametrize("mutate, expected", [
+    (lambda d: d["schedule"].update(drop=1.5), "schedule.drop must be in (0.0, 1.0], but got drop=1.5"),
+    (lambda d: d["schedule"].update(type="nope"), "unknown schedule type 'nope'"),
+    (lambda d: d["schedule"].pop("type"), "schedule.type is missing"),
+    (lambda d: d["schedule"].update(surprise=1), "bad parameters"),
+    (lambda d: d["optimizer"].update(class_name="os.system"), "optimizer.class_name must be one of"),
+    (lambda d: d["optimizer"]["config"].update(learning_rate=0.1), "optimizer.config.learning_rate must be absent"),
+    (lambda d: d["optimizer"]["config"].update(momentum={"x": 1}), "optimizer.config.momentum must be a number"),
+    (lambda d: d["training"].update(epochs=0), "training.epochs must be a positive integer"),
+    (lambda d: d["training"].pop("steps_per_epoch"), "training.steps_per_epoch must be a positive integer"),
+    (lambda d: d.update(metrics=[1]), "metrics must be an object"),
+    (lambda d: d.update(extra=1), "extra is not a known section"),
+])
+def test_each_problem_is_reported_with_its_path(mutate, expected):
+    doc = copy.deepcopy(GOOD)
+    mutate(doc)
+    with pytest.raises(ConfigError) as info:
+        validate_document(doc)
+    assert expected in str(info.value)
+
+
+def test_all_problems_reported_together():
+    doc = copy.deepcopy(GOOD)
+    doc["training"]["epochs"] = -1
+    doc["training"]["batch_size"] = "32"
+    doc["optimizer"]["class_name"] = "Magic"
+    with pytest.raises(ConfigError) as info:
+        validate_document(doc)
+    assert len(info.value.problems) == 3
+
+
+@pytest.mark.parametrize("fmt, expected", [("lrsearch.schedule/2", "not supported"), (None, "format must be"),
+                                           ("keras", "format must be")])
+def test_unknown_format_is_a_clear_error(fmt, expected):
+    doc = dict(GOOD, format=fmt)
+    with pytest.raises(ConfigError, match=expected):
+        validate_document(doc)
+
+
+def test_bad_files(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        read_document(tmp_path / "missing.json")
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"format": ')
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        read_document(bad)
+    bad.write_text(json.dumps(GOOD).replace("0.2", "NaN"))
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        read_document(bad)
+    bad.write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        read_document(bad)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3),
+    max_leaves=10)
+
+
+@settings(max_examples=150, deadline=None)
+@given(section=st.sampled_from(["schedule", "optimizer", "training", "metrics", "provenance", "format"]),
+       key=st.text(max_size=12), value=json_values)
+def test_fuzzed_documents_load_or_raise_config_error(section, key, value):
+    doc = copy.deepcopy(GOOD)
+    if isinstance(doc.get(section), dict) and key:
+        doc[section][key] = value
+    else:
+        doc[section] = value
+    try:
+        validate_document(doc)
+    except ConfigError:
+        pass
