@@ -1,0 +1,52 @@
+"""The lrsearch command as a user runs it: fast help, one-line errors with exit code 2."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+
+
+def run(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "lrsearch", *args], capture_output=True, text=True, cwd=cwd,
+                          env=ENV, timeout=300)
+
+
+def test_help_does_not_import_keras():
+    code = ("import sys\nfrom lrsearch.cli import main\n"
+            "try:\n    main(['find', '--help'])\nexcept SystemExit:\n    pass\n"
+            "print('HEAVY', [m for m in ('keras', 'tensorflow', 'optuna', 'jax', 'pandas') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV).stdout
+    assert "HEAVY []" in out
+    assert "--trials" in out
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--data", "no_such_file.csv"], "not found"),
+    (["--data", "ionosphere", "--trials", "0"], "trials must be a positive integer"),
+    (["--data", "ionosphere", "--model", "nothing.py:build"], "not found"),
+    (["--data", "ionosphere", "--model", "bad-spec"], "--model must be"),
+    (["--data", "ionosphere", "--optimizer", "lbfgs"], "optimizer must be one of"),
+    (["--data", "ionosphere", "--schedules", "banana"], "--schedules must be"),
+    (["--data", "ionosphere", "--storage", "sqlite:////no/such/dir/x.db"], "does not exist"),
+    (["--data", "ionosphere", "--storage", "postgresql+psycopg://u:secret@127.0.0.1:1/db"], "storage"),
+    (["--data", "ionosphere", "--target", "nope"], "nope"),
+])
+def test_bad_input_is_one_line_exit_2(tmp_path, args, words):
+    p = run("find", *args, "--epochs", "1", cwd=tmp_path)
+    assert p.returncode == 2, p.stderr
+    lines = [line for line in p.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, p.stderr
+    assert lines[0].startswith("lrsearch: error:") and words in lines[0]
+    assert "Traceback" not in p.stderr and "secret" not in p.stderr
+
+
+def test_bad_csv_is_one_line_exit_2(tmp_path):
+    (tmp_path / "x.csv").write_text("a,b,label\n1,2,yes\n3,oops,no\n")
+    p = run("find", "--data", "x.csv", cwd=tmp_path)
+    assert p.returncode == 2 and "Traceback" not in p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1

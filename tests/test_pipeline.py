@@ -1,0 +1,99 @@
+"""lrsearch.find on real data with a real SQLite study: attrs, resume, refusal to mix studies."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import keras
+import numpy as np
+import optuna
+import pytest
+
+import lrsearch
+from lrsearch.errors import ConfigError, StorageError
+from lrsearch.pipeline import find
+
+
+@pytest.fixture(scope="module")
+def searched(tmp_path_factory):
+    import os
+
+    where = tmp_path_factory.mktemp("find")
+    old = os.getcwd()
+    os.chdir(where)
+    try:
+        result = find("ionosphere", trials=6, epochs=6, quiet=True, seed=0)
+    finally:
+        os.chdir(old)
+    return where, result
+
+
+def _study(where, name="ionosphere"):
+    return optuna.load_study(study_name=name, storage=f"sqlite:///{where}/studies/{name}.db")
+
+
+def test_files_and_study_attrs(searched):
+    where, r = searched
+    assert (where / "studies" / "ionosphere.db").is_file()
+    for name in ("best_schedule.json", "range_test.csv", "range_test.png"):
+        assert (where / "studies" / "ionosphere" / name).stat().st_size > 0
+    study = _study(where)
+    attrs = study.user_attrs
+    assert attrs["lrsearch"]["data_sha256"] and attrs["lrsearch"]["epochs"] == 6
+    assert attrs["range_test"]["suggestion"] > 0
+    assert len(study.trials) == 6
+    for t in study.trials:
+        assert t.user_attrs["schedule"]["format"] == "lrsearch.schedule/1"
+        assert len(t.user_attrs["lr_per_epoch"]) == len(t.intermediate_values) or t.state.name == "PRUNED"
+    doc = json.loads((where / "studies" / "ionosphere" / "best_schedule.json").read_text())
+    assert doc["provenance"]["trial"] == r.best_trial
+    assert set(doc["metrics"]) == {"val_loss", "val_accuracy", "test_loss", "test_accuracy"}
+    assert 0.5 <= doc["metrics"]["test_accuracy"] <= 1.0
+
+
+def test_recorded_lr_per_epoch_is_what_the_callback_applies(searched, ionosphere):
+    where, _ = searched
+    for t in _study(where).trials:
+        if t.state.name != "COMPLETE":
+            continue
+        doc = t.user_attrs["schedule"]
+        model = keras.Sequential([keras.Input((34,)), keras.layers.Dense(1, activation="sigmoid")])
+        model.compile(optimizer=lrsearch.load_optimizer(doc), loss="binary_crossentropy")
+        hist = model.fit(ionosphere.x_train, ionosphere.y_train, batch_size=doc["training"]["batch_size"],
+                         epochs=len(t.user_attrs["lr_per_epoch"]), verbose=0, shuffle=False,
+                         validation_data=(ionosphere.x_val, ionosphere.y_val),
+                         callbacks=[lrsearch.load_callback(doc)])
+        if doc["schedule"]["type"] == "reduce_on_plateau":
+            continue  # its LRs depend on this model's own val_loss
+        np.testing.assert_allclose(hist.history["learning_rate"], t.user_attrs["lr_per_epoch"], rtol=1e-6)
+
+
+def test_resume_keeps_trials_and_tops_up(searched, monkeypatch):
+    where, _ = searched
+    monkeypatch.chdir(where)
+    before = [(t.number, t.state, t.value) for t in _study(where).trials]
+    r = find("ionosphere", trials=8, epochs=6, quiet=True, seed=0)
+    after = _study(where).trials
+    assert [(t.number, t.state, t.value) for t in after[:6]] == before
+    assert len(after) == 8
+    assert r.trials["complete"] + r.trials["pruned"] == 8
+
+
+def test_mismatched_resume_is_refused_and_changes_nothing(searched, monkeypatch):
+    where, _ = searched
+    monkeypatch.chdir(where)
+    db = where / "studies" / "ionosphere.db"
+    n_before = len(_study(where).trials)
+    with pytest.raises(StorageError, match="epochs=6, but this run has epochs=7"):
+        find("ionosphere", trials=20, epochs=7, quiet=True, seed=0)
+    assert len(_study(where).trials) == n_before
+    assert db.is_file()
+
+
+def test_bad_arguments(workdir):
+    with pytest.raises(ConfigError, match="trials must be a positive integer"):
+        find("ionosphere", trials=0)
+    with pytest.raises(ConfigError, match="study name"):
+        find("ionosphere", trials=1, study="../escape")
+    assert not (workdir / "studies").exists() or not any((workdir / "studies").iterdir())
