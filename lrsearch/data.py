@@ -1,13 +1,57 @@
-"""Data stage: load a table or arrays, validate, infer the task, split and standardise. Never imports Keras."""
+"""Data stage: load a table or arrays, validate, infer the task, split and standardise. Never imports Keras.
+
+Formats (chosen by suffix):
+
+* CSV / TSV / text tables (``.csv``, ``.tsv``, ``.txt``, ..., optionally ``.gz``): delimiter sniffed from the first
+  64 KB, header detected (see :func:`_has_header`), UTF-8 with a latin-1 fallback; with a non-comma delimiter,
+  decimal commas (``0,5``) are read as numbers when they outnumber decimal points.
+* parquet (``.parquet``, ``.pq``).
+* ``.npz`` with ``x``/``y`` or ``x_train``/``y_train`` (and optionally ``x_test``/``y_test``).
+* a ``.npy`` pair: features file plus ``labels=`` targets file.
+* a folder of MNIST-style idx files (``*-images-idx3-ubyte[.gz]`` and ``*-labels-idx1-ubyte[.gz]``).
+
+Bundled data sets (``ionosphere``, ``mnist``) are used when no file of that name exists.
+
+Task inference (tables and arrays alike):
+
+* non-numeric or boolean target -> classification (binary with 2 labels, multiclass otherwise);
+* numeric target with exactly 2 distinct values -> binary;
+* integral target (integer dtype, or floats that are all whole numbers) with 3..``max_classes(n)`` distinct values,
+  where ``max_classes(n) = min(50, n // 5)`` (at least 5 rows per class on average) -> multiclass. Integer-dtype
+  *arrays* (npz/npy/idx labels) are always classification, whatever their number of classes;
+* anything else numeric -> regression.
+
+``task=`` overrides the inference when it is ambiguous.
+
+Every problem a user can cause raises :class:`~lrsearch.errors.DataError` with a one-line message.
+"""
 
 from __future__ import annotations
 
+import csv
+import gzip
+import hashlib
+import math
+import os
+import re
+import warnings
+import zipfile
+import zlib
+from collections import Counter
 from dataclasses import dataclass, field
-from typing import Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from lrsearch.errors import DataError
+
+if TYPE_CHECKING:  # pandas is imported lazily: the CLI imports this module and must start fast
+    import pandas as pd
+
 Task = Literal["binary", "multiclass", "regression"]
+
+__all__ = ["Dataset", "Task", "describe", "load_dataset", "max_classes", "resolve_data_path"]
 
 
 @dataclass
@@ -38,3 +82,1143 @@ class Dataset:
     @property
     def input_shape(self) -> tuple[int, ...]:
         return tuple(self.x_train.shape[1:])
+
+
+_DATASETS_DIR = Path(__file__).parent / "datasets"
+_BUNDLED = {"ionosphere": "ionosphere.csv", "mnist": "mnist-t10k"}
+_WHAT_TO_GIVE = "give a path to a CSV/TSV/parquet/npz file or a bundled name (ionosphere, mnist)"
+
+_SNIFF_BYTES = 64 * 1024  # enough lines to sniff the delimiter and header, cheap to read
+_SNIFF_LINES = 50
+_MAX_CLASSES = 50
+_MIN_TRAIN_PER_CLASS = 2  # a class with fewer training rows cannot be learnt or stratified
+
+_TEXT_SUFFIXES = {".csv", ".tsv", ".tab", ".txt", ".dat", ".data", ""}
+_PARQUET_SUFFIXES = {".parquet", ".pq"}
+_UNSUPPORTED = {
+    ".xlsx": "Excel", ".xls": "Excel", ".json": "JSON", ".jsonl": "JSON lines", ".feather": "Feather",
+    ".h5": "HDF5", ".hdf5": "HDF5", ".pkl": "pickle", ".pickle": "pickle", ".zip": "zip", ".tar": "tar",
+    ".arff": "ARFF",
+}  # fmt: skip
+# Cells pandas reads as missing by default; they are neither numbers nor names when detecting a header.
+_NA_TOKENS = {"", "na", "n/a", "nan", "-nan", "null", "none", "#n/a", "#na", "<na>", "-1.#ind", "1.#ind", "-1.#qnan",
+              "1.#qnan", "#n/a n/a"}  # fmt: skip
+_COMMA_DECIMAL_RE = re.compile(r"^[+-]?\d*,\d+(?:[eE][+-]?\d+)?$")  # 0,5: a decimal comma (with ';' tables)
+_DOT_DECIMAL_RE = re.compile(r"^[+-]?\d*\.\d+(?:[eE][+-]?\d+)?$")
+_NUMBER_RE = re.compile(r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$|^[+-]?inf(?:inity)?$", re.IGNORECASE)
+_IDX_RE = re.compile(r"^(?P<prefix>.+?)-(?P<kind>images|labels)[.-]idx[13]-ubyte(?:\.gz)?$", re.IGNORECASE)
+_IDX_TYPES = {0x08: "u1", 0x09: "i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+_RAGGED_RE = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Public API
+
+
+def resolve_data_path(spec: str) -> tuple[str, bool]:
+    """Turn a data spec into a path, falling back to the bundled data sets.
+
+    Args:
+        spec: A path to a file or folder. If nothing exists there and ``spec`` is ``ionosphere`` or ``mnist``
+            (any case), the copy bundled with lrsearch is used.
+
+    Returns:
+        ``(path, bundled)``: the path to load and whether it is a bundled data set.
+
+    Raises:
+        DataError: Nothing exists at ``spec`` and it is not a bundled name.
+
+    Example:
+        >>> path, bundled = resolve_data_path("ionosphere")
+        >>> Path(path).name, bundled
+        ('ionosphere.csv', True)
+    """
+    if not isinstance(spec, (str, os.PathLike)) or not str(spec).strip():
+        raise DataError(f"no data given; {_WHAT_TO_GIVE}")
+    spec = os.fspath(spec)
+    try:
+        path = Path(spec).expanduser()
+        exists = path.exists()
+    except (OSError, ValueError) as e:  # e.g. a parent folder without search permission, or a NUL in the path
+        raise DataError(f"cannot access data path '{spec}' ({_one_line(e)}); check the path and its permissions") from e
+    if exists:
+        return str(path), False
+    bundled = _BUNDLED.get(spec.strip().lower())
+    if bundled is not None:
+        return str(_DATASETS_DIR / bundled), True
+    raise DataError(f"data file '{spec}' not found; {_WHAT_TO_GIVE}")
+
+
+def max_classes(n_rows: int) -> int:
+    """The most distinct values an integral numeric target may have to be read as multiclass (tables).
+
+    ``min(50, n_rows // 5)``: past that, an integer target is more likely a count or a measurement.
+
+    Example:
+        >>> max_classes(351), max_classes(40)
+        (50, 8)
+    """
+    return min(_MAX_CLASSES, n_rows // 5)
+
+
+def load_dataset(
+    spec: str,
+    *,
+    target: str | int | None = None,
+    labels: str | None = None,
+    seed: int = 0,
+    split: tuple[float, float, float] = (0.7, 0.15, 0.15),
+    max_bytes: int | None = None,
+    task: Task | None = None,
+) -> Dataset:
+    """Load, validate and split a data set.
+
+    Args:
+        spec: Path to a CSV/TSV/text, parquet, ``.npz`` or ``.npy`` file or to a folder of idx files, or a bundled
+            name (``ionosphere``, ``mnist``).
+        target: Tables only: the target column, as a name or a 0-based index (negative counts from the end; a string
+            of digits is an index unless a column has that name). Default: the last column.
+        labels: With a ``.npy`` features file: the ``.npy`` file of targets.
+        seed: Seed of the split; the same seed and data give the same split.
+        split: Train, validation and test fractions, positive and summing to 1. When the data brings its own test
+            set (``x_test`` in an npz, ``t10k-*`` idx files), the rest is split into train and validation in the
+            proportion ``train : val``.
+        max_bytes: Refuse files (in all) larger than this. Independently, data whose arrays would not fit in the
+            machine's physical memory is refused.
+        task: Force the task instead of inferring it (see the module docstring for the rule).
+
+    Returns:
+        The :class:`Dataset`: classification splits are stratified by class; tables and 2-D arrays are
+        standardised with the training split's mean and standard deviation (constant columns are centred only);
+        images are scaled to [0, 1] (divided by 255 when the dtype is integer or the maximum exceeds 1).
+
+    Raises:
+        DataError: The data is missing, unreadable or unusable; the message says what to do.
+
+    Example:
+        >>> ds = load_dataset("ionosphere")
+        >>> ds.task, ds.x_train.shape, ds.y_train.shape, ds.class_names
+        ('binary', (245, 34), (245, 1), ['b', 'g'])
+    """
+    fractions = _check_split(split)
+    if task is not None and task not in ("binary", "multiclass", "regression"):
+        raise DataError(f"unknown task {task!r}; use binary, multiclass or regression (or leave it out to infer it)")
+    if max_bytes is not None and (not isinstance(max_bytes, int) or max_bytes <= 0):
+        raise DataError(f"max_bytes must be a positive number of bytes, got {max_bytes!r}")
+    path_str, bundled = resolve_data_path(spec)
+    path = Path(path_str)
+    spec_str = os.fspath(spec)
+    source = f"bundled:{spec_str.strip().lower()}" if bundled else spec_str
+    label = path.name or spec_str  # how messages name the data
+    opts = _Opts(target=target, task=task, seed=seed, fractions=fractions, label=label)
+
+    if labels is not None:
+        if path.is_dir() or path.suffix.lower() != ".npy":
+            raise DataError(f"labels (--labels) go with a .npy features file; '{spec_str}' is not a .npy file "
+                            "(tables hold their target as a column: use --target)")
+        x, y, sha = _load_npy_pair(path, labels, label, max_bytes)
+        name = _stem(path)
+        return _from_arrays(x, y, None, None, opts, name=name, source=source, sha=sha, target_name="y")
+    if path.is_dir():
+        x, y, x_test, y_test, sha = _load_idx_folder(path, label, max_bytes)
+        name = spec_str.strip().lower() if bundled else (path.resolve().name or label)
+        return _from_arrays(x, y, x_test, y_test, opts, name=name, source=source, sha=sha, target_name="labels")
+
+    name = spec_str.strip().lower() if bundled else _stem(path)
+    suffix, gz = _format_suffix(path)
+    if suffix == ".npz" and not gz:
+        x, y, x_test, y_test, sha = _load_npz(path, label, max_bytes)
+        return _from_arrays(x, y, x_test, y_test, opts, name=name, source=source, sha=sha, target_name="y")
+    if suffix == ".npy" and not gz:
+        raise DataError(f"{label}: a .npy file holds only the features; give the targets file too (--labels y.npy), "
+                        "or save both in one .npz with numpy.savez(path, x=..., y=...)")
+    if suffix in _PARQUET_SUFFIXES and not gz:
+        df, sha = _read_parquet(path, label, max_bytes)
+    elif suffix in _UNSUPPORTED:
+        raise DataError(f"{label}: {_UNSUPPORTED[suffix]} files are not supported; save the data as CSV, parquet "
+                        "or npz")
+    else:  # any other suffix is tried as delimited text; binary files are caught by the sniffing
+        df, sha = _read_text_table(path, label, max_bytes, tsv=suffix in (".tsv", ".tab"), gz=gz)
+    return _from_table(df, opts, name=name, source=source, sha=sha)
+
+
+def describe(ds: Dataset) -> str:
+    """One line that says what was loaded: size, splits, features and task.
+
+    Args:
+        ds: A loaded data set.
+
+    Returns:
+        E.g. ``ionosphere: 351 rows (245/53/53 train/val/test), 34 features, binary (b, g)``.
+
+    Example:
+        >>> describe(load_dataset("ionosphere"))
+        'ionosphere: 351 rows (245/53/53 train/val/test), 34 features, binary (b, g)'
+    """
+    sizes = (len(ds.y_train), len(ds.y_val), len(ds.y_test))
+    unit = "images" if ds.kind == "image" else "rows"
+    counts = f"{sum(sizes)} {unit} ({sizes[0]}/{sizes[1]}/{sizes[2]} train/val/test)"
+    if ds.kind == "image":
+        features = "x".join(str(d) for d in ds.input_shape)
+    else:
+        n_feat = int(np.prod(ds.input_shape)) if ds.input_shape else 0
+        features = f"{n_feat} feature{'s' if n_feat != 1 else ''}"
+    names = ds.class_names or []
+    if ds.task == "regression":
+        task = f"regression (target '{ds.target}')"
+    elif len(names) <= 6:
+        task = f"{ds.task} ({', '.join(names)})"
+    else:
+        task = f"{ds.task} ({len(names)} classes: {', '.join(names[:5])}, ...)"
+    return f"{ds.name}: {counts}, {features}, {task}"
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Shared helpers
+
+
+@dataclass
+class _Opts:
+    target: str | int | None
+    task: Task | None
+    seed: int
+    fractions: tuple[float, float, float]
+    label: str
+
+
+def _one_line(e: BaseException | str, limit: int = 160) -> str:
+    """First line of an exception message, shortened: DataError messages are one line."""
+    text = str(e).strip().splitlines()
+    line = text[0].strip() if text else type(e).__name__
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def _quote_list(items: list[str], limit: int = 5) -> str:
+    """``'a', 'b', 'c'`` or ``'a', ..., 'e' and 7 more``."""
+    shown = ", ".join(f"'{_short(i)}'" for i in items[:limit])
+    return shown if len(items) <= limit else f"{shown} and {len(items) - limit} more"
+
+
+def _short(value: Any, limit: int = 30) -> str:
+    s = str(value).replace("\n", " ").replace("\r", " ")
+    return s if len(s) <= limit else s[: limit - 3] + "..."
+
+
+def _rows_text(rows: np.ndarray) -> str:
+    """``row 3`` / ``rows 3, 9, 12`` / ``rows 3, 9, 12, ...`` (1-based data rows)."""
+    shown = ", ".join(str(int(r) + 1) for r in rows[:3])
+    return f"row{'s' if len(rows) > 1 else ''} {shown}{', ...' if len(rows) > 3 else ''}"
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(n) < 1024 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TB"  # pragma: no cover
+
+
+def _check_split(split: Any) -> tuple[float, float, float]:
+    try:
+        parts = tuple(float(p) for p in split)
+    except (TypeError, ValueError):
+        parts = ()
+    if len(parts) != 3 or not all(math.isfinite(p) and p > 0 for p in parts) or abs(sum(parts) - 1) > 1e-6:
+        raise DataError(f"split {split!r} is invalid; give three positive fractions (train, val, test) that sum to 1, "
+                        "e.g. 0.7, 0.15, 0.15")
+    return parts  # type: ignore[return-value]
+
+
+def _stem(path: Path) -> str:
+    name = path.name
+    if name.lower().endswith(".gz"):  # data.csv.gz -> data, x.tar.gz -> x
+        name = name[:-3]
+    return Path(name).stem or name
+
+
+def _format_suffix(path: Path) -> tuple[str, bool]:
+    """The suffix that names the format (``.csv`` for ``data.csv.gz``) and whether the file is gzipped."""
+    name = path.name.lower()
+    gz = name.endswith(".gz")
+    if gz:
+        name = name[:-3]
+    return Path(name).suffix, gz
+
+
+def _file_size(path: Path, label: str) -> int:
+    try:
+        return path.stat().st_size
+    except OSError as e:
+        raise DataError(f"cannot read '{label}' ({_one_line(e.strerror or e)}); check the path") from e
+
+
+def _open_error(e: OSError, label: str) -> DataError:
+    if isinstance(e, PermissionError):
+        return DataError(f"cannot read '{label}': permission denied; check the file's permissions")
+    return DataError(f"cannot read '{label}' ({_one_line(e.strerror or e)}); check the path")
+
+
+def _hash_file(path: Path, label: str) -> str:
+    """sha256 of the raw bytes, streamed; also the first read, so unreadable files fail here."""
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            while chunk := f.read(1 << 20):
+                digest.update(chunk)
+    except OSError as e:
+        raise _open_error(e, label) from e
+    return digest.hexdigest()
+
+
+def _combined_sha(digests: dict[str, str]) -> str:
+    """sha256 of the per-file hex digests concatenated in sorted file-name order."""
+    return hashlib.sha256("".join(digests[k] for k in sorted(digests)).encode()).hexdigest()
+
+
+def _physical_memory() -> int | None:
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, ValueError, OSError):  # not available on this platform: skip the check
+        return None
+
+
+def _check_budget(label: str, size: int, max_bytes: int | None, est_memory: float) -> None:
+    """Refuse data over ``max_bytes`` or whose arrays (roughly ``est_memory`` bytes) would not fit in memory."""
+    if max_bytes is not None and size > max_bytes:
+        raise DataError(f"{label} is too large ({_human(size)}, limit {_human(max_bytes)}); subsample it "
+                        "(e.g. a random subset of rows) or raise the limit")
+    phys = _physical_memory()
+    if phys and est_memory > phys:
+        raise DataError(f"{label} is too large to load (about {_human(est_memory)} of arrays, {_human(phys)} of "
+                        "memory); subsample it")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Delimited text
+
+
+def _read_head(path: Path, label: str, gz: bool) -> bytes:
+    try:
+        if gz:
+            with gzip.open(path, "rb") as f:
+                return f.read(_SNIFF_BYTES)
+        with open(path, "rb") as f:
+            return f.read(_SNIFF_BYTES)
+    except OSError as e:
+        if isinstance(e, gzip.BadGzipFile):
+            raise DataError(f"{label}: not a valid gzip file ({_one_line(e)}); decompress it or fix the name") from e
+        raise _open_error(e, label) from e
+    except (EOFError, zlib.error) as e:
+        raise DataError(f"{label}: the gzip data is truncated or corrupt; re-create the file") from e
+
+
+def _decode_head(raw: bytes, complete: bool) -> tuple[str, str]:
+    """Decode the sniffed bytes: UTF-8 if valid (a BOM is dropped), else latin-1, which decodes any byte.
+
+    Returns:
+        ``(text, encoding)`` with the encoding to give pandas.
+    """
+    try:
+        return raw.decode("utf-8-sig"), "utf-8-sig"
+    except UnicodeDecodeError as e:
+        # The 64 KB cut may split a multi-byte character: that alone does not make the file non-UTF-8.
+        if not complete and e.start >= len(raw) - 3 and e.reason == "unexpected end of data":
+            return raw[: e.start].decode("utf-8-sig"), "utf-8-sig"
+        return raw.decode("latin-1"), "latin-1"
+
+
+def _looks_binary(text: str) -> bool:
+    """Text tables have no control characters besides whitespace; more than 1% of them means binary data."""
+    if not text:
+        return False
+    controls = sum(1 for ch in text if (ord(ch) < 32 and ch not in "\t\n\r\f\v") or ord(ch) == 0x7F)
+    return controls > 0.01 * len(text)
+
+
+def _count_fields(line: str, sep: str) -> int:
+    try:
+        return len(next(csv.reader([line], delimiter=sep, skipinitialspace=True), []))
+    except csv.Error:
+        return line.count(sep) + 1
+
+
+def _sniff_sep(lines: list[str]) -> str:
+    """Pick the delimiter from sample lines.
+
+    A candidate qualifies when it splits most lines (>= 90%) into the same number (>= 2) of fields. ``;`` wins when
+    it qualifies (it rarely occurs in values, while ``,`` is also a decimal mark); otherwise the qualifying candidate
+    with the most fields. Failing that (ragged files), the most consistent candidate found on at least half the
+    lines; then runs of whitespace; then ``,``, which yields one column and a clear error.
+    """
+    scored: dict[str, tuple[float, int]] = {}
+    for sep in (",", "\t", ";", "|"):
+        counts = [_count_fields(line, sep) for line in lines]
+        mode, hits = Counter(counts).most_common(1)[0]
+        if mode >= 2:
+            scored[sep] = (hits / len(counts), mode)
+    good = {s: v for s, v in scored.items() if v[0] >= 0.9}
+    if ";" in good:
+        return ";"
+    if good:
+        return max(good, key=lambda s: good[s][1])
+    if scored:
+        best = max(scored, key=lambda s: scored[s])
+        if scored[best][0] >= 0.5:
+            return best
+    counts = [len(line.split()) for line in lines]
+    mode, hits = Counter(counts).most_common(1)[0]
+    if mode >= 2 and hits >= 0.9 * len(counts):
+        return r"\s+"
+    return ","
+
+
+def _split_line(line: str, sep: str) -> list[str]:
+    if sep == r"\s+":
+        return line.split()
+    try:
+        return next(csv.reader([line], delimiter=sep, skipinitialspace=True), [])
+    except csv.Error:
+        return line.split(sep)
+
+
+def _is_number(cell: str, decimal: str = ".") -> bool:
+    if decimal == "," and _COMMA_DECIMAL_RE.match(cell):
+        return True
+    return bool(_NUMBER_RE.match(cell))
+
+
+def _sniff_decimal(rows: list[list[str]], sep: str) -> str:
+    """``,`` when the delimiter is not a comma and cells like ``0,5`` outnumber cells like ``0.5``."""
+    if sep == ",":
+        return "."
+    cells = [c.strip() for row in rows for c in row]
+    commas = sum(1 for c in cells if _COMMA_DECIMAL_RE.match(c))
+    dots = sum(1 for c in cells if _DOT_DECIMAL_RE.match(c))
+    return "," if commas > dots else "."
+
+
+def _is_na(cell: str) -> bool:
+    return cell.lower() in _NA_TOKENS
+
+
+def _has_header(rows: list[list[str]], decimal: str = ".") -> bool:
+    """Whether the first row is a header.
+
+    Rule: yes iff some column has a non-numeric (and non-missing) first cell while more than half of the column's
+    other (non-missing) cells are numeric. A label column such as ionosphere's ``g``/``b`` is non-numeric all the
+    way down, so it is no evidence of a header.
+    """
+    if len(rows) < 2:
+        return False
+    first, rest = rows[0], rows[1:]
+    for j, cell in enumerate(first):
+        cell = cell.strip()
+        if _is_na(cell) or _is_number(cell, decimal):
+            continue
+        values = [r[j].strip() for r in rest if j < len(r) and not _is_na(r[j].strip())]
+        if values and sum(_is_number(v, decimal) for v in values) > len(values) / 2:
+            return True
+    return False
+
+
+def _read_text_table(path: Path, label: str, max_bytes: int | None, *, tsv: bool, gz: bool) -> tuple[pd.DataFrame, str]:
+    size = _file_size(path, label)
+    # Rough: parsed float64 cells take about twice the text (10x for gzip, which compresses numbers ~5x).
+    _check_budget(label, size, max_bytes, size * (10 if gz else 2))
+    sha = _hash_file(path, label)
+    if size == 0:
+        raise DataError(f"{label}: the file is empty; give a table with one row per line")
+    raw = _read_head(path, label, gz)
+    complete = len(raw) < _SNIFF_BYTES  # the sample is the whole file
+    if b"\x00" in raw:
+        raise DataError(f"{label}: this is binary data (it contains NUL bytes), not a text table; give a "
+                        "CSV/TSV (UTF-8) or a parquet/npz file")
+    text, encoding = _decode_head(raw, complete)
+    if _looks_binary(text):
+        raise DataError(f"{label}: this is binary data (many control characters), not a text table; give a "
+                        "CSV/TSV (UTF-8) or a parquet/npz file")
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    if not complete:
+        lines = lines[:-1]  # the last sampled line may be cut short
+    lines = [line for line in lines if line.strip()]
+    if not lines:
+        if complete:
+            raise DataError(f"{label}: the file is empty (only whitespace); give a table with one row per line")
+        lines = [""]
+    sample = lines[: _SNIFF_LINES + 1]
+    sep = "\t" if tsv else _sniff_sep(sample)
+    rows = [_split_line(line, sep) for line in sample]
+    decimal = _sniff_decimal(rows, sep)
+    header = _has_header(rows, decimal)
+    if complete and len(rows) == 1 and any(c.strip() for c in rows[0]):
+        cells = [c.strip() for c in rows[0] if c.strip()]
+        if not any(_is_number(c, decimal) for c in cells):
+            raise DataError(f"{label}: only a header row, no data rows; add data rows (one per line)")
+    df = _parse_csv(path, label, sep=sep, header=header, encoding=encoding, gz=gz, decimal=decimal)
+    if header and len(df) == 0:
+        raise DataError(f"{label}: only a header row, no data rows; add data rows (one per line)")
+    if not header:
+        df.columns = [f"col_{i}" for i in range(df.shape[1])]
+        trailing = sep != r"\s+" and all(line.rstrip().endswith(sep) for line in sample)
+        if trailing and df.shape[1] > 2 and df.iloc[:, -1].isna().all():
+            df = df.iloc[:, :-1]  # every line ends with the delimiter: the empty last field is not a column
+    if df.isna().to_numpy().any():
+        _raise_if_short_rows(path, label, sep=sep, n_fields=df.shape[1], encoding=encoding, gz=gz)
+    return df, sha
+
+
+def _parse_csv(path: Path, label: str, *, sep: str, header: bool, encoding: str, gz: bool,
+               decimal: str = ".") -> pd.DataFrame:
+    import pandas as pd
+
+    kwargs: dict[str, Any] = dict(
+        sep=sep, header=0 if header else None, skipinitialspace=True, index_col=False,
+        compression="gzip" if gz else None, engine="c", decimal=decimal,
+    )  # fmt: skip
+    for enc in dict.fromkeys((encoding, "latin-1")):  # UTF-8 first; latin-1 decodes anything that remains text
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # mixed-type chunks: the column ends up non-numeric and is reported
+                return pd.read_csv(path, encoding=enc, **kwargs)
+        except UnicodeDecodeError:
+            continue
+        except pd.errors.EmptyDataError as e:
+            raise DataError(f"{label}: the file is empty; give a table with one row per line") from e
+        except pd.errors.ParserError as e:
+            m = _RAGGED_RE.search(str(e))
+            if m:
+                expected, line, saw = m.groups()
+                raise DataError(f"{label}: line {line} has {saw} fields but earlier rows have {expected}; give every "
+                                "row the same number of fields (check quoting and the delimiter)") from e
+            raise DataError(f"{label}: cannot parse as a delimited table ({_one_line(e)}); check quoting and the "
+                            "delimiter") from e
+        except MemoryError as e:
+            raise DataError(f"{label} is too large to load into memory; subsample it") from e
+        except OSError as e:
+            if isinstance(e, gzip.BadGzipFile):
+                raise DataError(f"{label}: not a valid gzip file; decompress it or fix the name") from e
+            raise _open_error(e, label) from e
+        except Exception as e:  # the parser's own failures on malformed input (ValueError, csv.Error, zlib...)
+            raise DataError(f"{label}: cannot parse as a delimited table ({_one_line(e)}); check the file") from e
+    raise DataError(f"{label}: cannot decode the text; save it as UTF-8")  # pragma: no cover (latin-1 decodes all)
+
+
+def _raise_if_short_rows(path: Path, label: str, *, sep: str, n_fields: int, encoding: str, gz: bool) -> None:
+    """pandas pads rows with too few fields with NaN; find such a row so the error says "ragged", not "missing"."""
+    try:
+        opener = gzip.open if gz else open
+        with opener(path, "rt", encoding=encoding, errors="replace", newline="") as f:
+            if sep == r"\s+":
+                for line_no, line in enumerate(f, 1):
+                    fields = line.split()
+                    if fields and len(fields) < n_fields:
+                        _raise_ragged(label, line_no, len(fields), n_fields)
+            else:
+                reader = csv.reader(f, delimiter=sep, skipinitialspace=True)
+                for fields in reader:
+                    if fields and any(c.strip() for c in fields) and len(fields) < n_fields:
+                        _raise_ragged(label, reader.line_num, len(fields), n_fields)
+    except (OSError, csv.Error, EOFError, zlib.error):
+        return  # best effort: the missing-values error will still be raised
+
+
+def _raise_ragged(label: str, line_no: int, saw: int, expected: int) -> None:
+    raise DataError(f"{label}: line {line_no} has {saw} fields but the table has {expected}; give every row the same "
+                    "number of fields (check quoting and the delimiter)")
+
+
+def _read_parquet(path: Path, label: str, max_bytes: int | None) -> tuple[pd.DataFrame, str]:
+    size = _file_size(path, label)
+    _check_budget(label, size, max_bytes, size * 10)  # parquet compresses; a rough factor
+    sha = _hash_file(path, label)
+    if size == 0:
+        raise DataError(f"{label}: the file is empty; give a parquet file with data rows")
+    import pandas as pd
+
+    try:
+        df = pd.read_parquet(path)
+    except ImportError as e:
+        raise DataError(f"{label}: reading parquet needs pyarrow; install it (pip install pyarrow) or use CSV") from e
+    except MemoryError as e:
+        raise DataError(f"{label} is too large to load into memory; subsample it") from e
+    except Exception as e:  # pyarrow raises its own types (ArrowInvalid, ...) for files that are not parquet
+        raise DataError(f"{label}: cannot read as parquet ({_one_line(e)}); check that it is a parquet file") from e
+    if df.shape[1] >= 1 and len(df) == 0:
+        raise DataError(f"{label}: the table has columns but no rows; add data rows")
+    df.columns = [str(c) for c in df.columns]
+    return df.reset_index(drop=True), sha
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Tables -> Dataset
+
+
+def _resolve_target(columns: list[str], target: str | int | None, label: str) -> str:
+    n = len(columns)
+    if target is None:
+        return columns[-1]
+    if isinstance(target, str) and target in columns:
+        return target
+    index: int | None = None
+    if isinstance(target, (int, np.integer)) and not isinstance(target, bool):
+        index = int(target)
+    elif isinstance(target, str) and re.fullmatch(r"\s*-?\d+\s*", target):
+        index = int(target)
+    if index is not None:
+        if -n <= index < n:
+            return columns[index]
+        raise DataError(f"{label}: target index {index} is out of range for {n} columns; use 0..{n - 1} "
+                        f"(or -{n}..-1 from the end)")
+    raise DataError(f"{label}: no column named {str(target)!r}; available: {_quote_list(columns, 10)}; give a "
+                    "column name or a 0-based index")
+
+
+def _non_numeric_features(df: pd.DataFrame, features: list[str]) -> list[str]:
+    """Describe each non-numeric feature column with a first offending value and its row."""
+    import pandas as pd
+
+    described = []
+    for col in features:
+        s = df[col]
+        if pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_complex_dtype(s.dtype):
+            continue
+        detail = str(s.dtype)
+        try:
+            coerced = pd.to_numeric(s, errors="coerce")
+            bad = np.flatnonzero((s.notna() & coerced.isna()).to_numpy())
+            if len(bad):
+                detail = f"{_short(s.iloc[bad[0]], 20)!r} in row {bad[0] + 1}"
+        except (TypeError, ValueError):
+            pass
+        described.append(f"'{_short(col)}' ({detail})")
+    return described
+
+
+def _missing_values(df: pd.DataFrame, columns: list[str], label: str) -> None:
+    na = df[columns].isna()
+    counts = na.sum()
+    bad = [c for c in columns if counts[c] > 0]
+    if not bad:
+        return
+    n = len(df)
+    parts = []
+    for col in bad[:5]:
+        k = int(counts[col])
+        if k == n:
+            parts.append(f"'{_short(col)}' (all {n} values)")
+        else:
+            parts.append(f"'{_short(col)}' ({k}: {_rows_text(np.flatnonzero(na[col].to_numpy()))})")
+    more = f" and {len(bad) - 5} more columns" if len(bad) > 5 else ""
+    if len(bad) == 1:
+        col = bad[0]
+        k = int(counts[col])
+        where = "all values" if k == n else _rows_text(np.flatnonzero(na[col].to_numpy()))
+        raise DataError(f"{label}: column '{_short(col)}' has {k} missing value{'s' if k > 1 else ''} ({where}); "
+                        "fill or drop them")
+    raise DataError(f"{label}: missing values in columns {', '.join(parts)}{more}; fill or drop them")
+
+
+def _from_table(df: pd.DataFrame, opts: _Opts, *, name: str, source: str, sha: str) -> Dataset:
+    import pandas as pd
+
+    label = opts.label
+    if df.shape[1] < 2:
+        raise DataError(f"{label}: only one column found; is the delimiter right? (a table needs feature columns and "
+                        "a target column)")
+    if len(df) == 0:
+        raise DataError(f"{label}: only a header row, no data rows; add data rows (one per line)")
+    columns = [str(c) for c in df.columns]
+    dupes = sorted(c for c, k in Counter(columns).items() if k > 1)
+    if dupes:
+        raise DataError(f"{label}: duplicate column names {_quote_list(dupes)}; rename them")
+    df.columns = columns
+    tcol = _resolve_target(columns, opts.target, label)
+    features = [c for c in columns if c != tcol]
+
+    bad = _non_numeric_features(df, features)
+    if bad:
+        what, it = ("feature column is", "it") if len(bad) == 1 else (f"{len(bad)} feature columns are", "them")
+        raise DataError(f"{label}: {what} not numeric: {', '.join(bad[:5])}"
+                        f"{f' and {len(bad) - 5} more' if len(bad) > 5 else ''}; encode {it} as numbers or drop "
+                        f"{it} (or pick the target with --target)")
+    _missing_values(df, features + [tcol], label)
+
+    x = df[features].to_numpy(dtype=np.float64)  # one float64 copy; splits are indexed from it
+    finite = np.isfinite(x).all(axis=0)
+    if not finite.all():
+        cols = [features[j] for j in np.flatnonzero(~finite)]
+        raise DataError(f"{label}: infinite values in column{'s' if len(cols) > 1 else ''} {_quote_list(cols)}; "
+                        "replace them with finite numbers")
+
+    s = df[tcol]
+    integer_dtype = False
+    if pd.api.types.is_bool_dtype(s.dtype):
+        values, numeric = s.to_numpy().astype(str), False
+    elif pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_complex_dtype(s.dtype):
+        values, numeric = s.to_numpy(dtype=np.float64), True
+        integer_dtype = pd.api.types.is_integer_dtype(s.dtype)
+        if not np.isfinite(values).all():
+            raise DataError(f"{label}: infinite values in target '{tcol}'; replace them with finite numbers")
+    else:
+        values, numeric = s.astype(str).to_numpy(dtype=object), False
+    enc = _encode_target(values, numeric=numeric, integer_dtype=integer_dtype, array=False, tname=tcol, opts=opts)
+
+    parts = _split_indices(len(df), enc.codes, list(opts.fractions[1:]), opts, enc.class_names)
+    xs = _standardise([x[idx] for idx in parts])
+    ys = [enc.y[idx] for idx in parts]
+    return Dataset(
+        x_train=xs[0], y_train=ys[0], x_val=xs[1], y_val=ys[1], x_test=xs[2], y_test=ys[2],
+        task=enc.task, n_outputs=enc.n_outputs, name=name, source=source, sha256=sha, target=tcol,
+        feature_names=features, class_names=enc.class_names, kind="table",
+    )  # fmt: skip
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Targets, splits, scaling
+
+
+@dataclass
+class _Target:
+    y: np.ndarray  # encoded, for all rows
+    task: Task
+    n_outputs: int
+    class_names: list[str] | None
+    codes: np.ndarray | None  # class index per row (classification), for stratification
+
+
+def _fmt_label(v: Any) -> str:
+    if isinstance(v, (float, np.floating)):
+        return str(int(v)) if float(v).is_integer() else repr(float(v))
+    return str(v)
+
+
+def _encode_target(values: np.ndarray, *, numeric: bool, integer_dtype: bool, array: bool, tname: str,
+                   opts: _Opts) -> _Target:
+    """Infer the task (see the module docstring) and encode the target."""
+    label, n = opts.label, len(values)
+    uniq, inverse = np.unique(values, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    k = len(uniq)
+    if k < 2:
+        raise DataError(f"{label}: target '{tname}' has a single value ({_short(_fmt_label(uniq[0]) if k else '')}); "
+                        "nothing to learn: pick another target column (--target) or add rows of other classes")
+    task = opts.task
+    if task is None:
+        if not numeric:
+            if k > 2 and k == n:
+                raise DataError(f"{label}: every value of target '{tname}' is different ({n} rows, {k} labels); it "
+                                "looks like an ID column: pick the target with --target")
+            task = "binary" if k == 2 else "multiclass"
+        elif k == 2:
+            task = "binary"
+        elif (integer_dtype and array) or (
+            (integer_dtype or bool(np.all(np.mod(uniq, 1) == 0))) and k <= max_classes(n)
+        ):
+            task = "multiclass"
+        else:
+            task = "regression"
+    elif task == "regression" and not numeric:
+        raise DataError(f"{label}: target '{tname}' is not numeric (e.g. {_short(uniq[0])!r}); it cannot be a "
+                        "regression target")
+    elif task == "binary" and k != 2:
+        raise DataError(f"{label}: target '{tname}' has {k} distinct values; a binary target needs exactly 2")
+
+    if task == "regression":
+        return _Target(np.asarray(values, dtype=np.float32).reshape(-1, 1), "regression", 1, None, None)
+    names = [_fmt_label(v) for v in uniq]
+    if task == "binary":  # sorted labels: the second one is class 1
+        return _Target(inverse.astype(np.float32).reshape(-1, 1), "binary", 1, names, inverse)
+    return _Target(inverse.astype(np.int32), "multiclass", k, names, inverse)
+
+
+def _apportion(total: int, weights: np.ndarray, caps: np.ndarray) -> np.ndarray:
+    """Split ``total`` into integers proportional to ``weights``, each at most ``caps`` (largest remainders)."""
+    ideal = total * weights / weights.sum()
+    alloc = np.minimum(np.floor(ideal).astype(np.int64), caps)
+    left = total - int(alloc.sum())
+    while left > 0:
+        room = alloc < caps
+        if not room.any():
+            break
+        order = np.argsort(-np.where(room, ideal - alloc, -np.inf), kind="stable")
+        for c in order[:left]:
+            if not room[c]:
+                break
+            alloc[c] += 1
+            left -= 1
+    return alloc
+
+
+def _split_indices(n: int, codes: np.ndarray | None, held: list[float], opts: _Opts,
+                   class_names: list[str] | None) -> list[np.ndarray]:
+    """Seeded split into ``[train, *held-out]`` index arrays, stratified by ``codes`` when given.
+
+    Each held-out split gets ``round(n * fraction)`` rows (at least 1), shared among classes in proportion to their
+    size, while every class keeps at least 2 training rows. A class with 4+ rows that got no row in some held-out
+    split gets one there from its training rows, so small classes show up in every split where possible.
+    """
+    label = opts.label
+    rng = np.random.default_rng(opts.seed)
+    if codes is None:
+        groups = [np.arange(n)]
+    else:
+        order = np.argsort(codes, kind="stable")
+        groups = np.split(order, np.cumsum(np.bincount(codes))[:-1])
+    sizes = np.array([len(g) for g in groups], dtype=np.int64)
+    held_names = ["validation", "test"][: len(held)]
+    need = _MIN_TRAIN_PER_CLASS * len(groups) + len(held)
+    for_held = ", ".join(f"1 for {h}" for h in held_names)
+    if n < need:
+        if codes is None:
+            raise DataError(f"{label}: {n} rows found; need at least {need} ({_MIN_TRAIN_PER_CLASS} for training, "
+                            f"{for_held}); add rows")
+        raise DataError(f"{label}: {n} rows found; a {len(groups)}-class target needs at least {need} "
+                        f"({_MIN_TRAIN_PER_CLASS} per class for training, {for_held}); add rows")
+    if codes is not None and (sizes < _MIN_TRAIN_PER_CLASS).any():
+        small = [class_names[c] if class_names else str(c) for c in np.flatnonzero(sizes < _MIN_TRAIN_PER_CLASS)]
+        raise DataError(f"{label}: class{'es' if len(small) > 1 else ''} {_quote_list(small)} "
+                        f"ha{'ve' if len(small) > 1 else 's'} only 1 row; every class needs at least "
+                        f"{_MIN_TRAIN_PER_CLASS}: add rows or drop/merge rare classes")
+
+    room = sizes - _MIN_TRAIN_PER_CLASS  # rows a class can give to held-out splits
+    allocs = []
+    for i, frac in enumerate(held):
+        reserve = len(held) - i - 1  # keep at least one row for each later held-out split
+        total = min(max(1, round(n * frac)), int(room.sum()) - reserve)
+        a = _apportion(total, sizes.astype(np.float64), room)
+        room -= a
+        allocs.append(a)
+    if codes is not None:
+        for c in range(len(groups)):
+            for a in allocs:
+                if a[c] == 0 and room[c] > 0 and sizes[c] >= _MIN_TRAIN_PER_CLASS + len(held):
+                    a[c] += 1
+                    room[c] -= 1
+
+    parts: list[list[np.ndarray]] = [[] for _ in range(len(held) + 1)]
+    for c, g in enumerate(groups):
+        perm = rng.permutation(g)
+        start = 0
+        for i, a in enumerate(allocs):
+            parts[i + 1].append(perm[start : start + a[c]])
+            start += int(a[c])
+        parts[0].append(perm[start:])
+    return [rng.permutation(np.concatenate(p)) for p in parts]  # mix the classes within each split
+
+
+def _standardise(pieces: list[np.ndarray]) -> list[np.ndarray]:
+    """Standardise freshly indexed copies with the statistics of ``pieces[0]`` (train), returning float32.
+
+    Statistics are float64. Columns constant on the training split are only centred (std taken as 1), using the
+    exact constant so that they become exact zeros.
+    """
+    train = pieces[0]
+    mu = train.mean(axis=0, dtype=np.float64)
+    sd = train.std(axis=0, dtype=np.float64)
+    if len(train):
+        constant = np.ptp(train, axis=0) == 0
+        mu = np.where(constant, train[0], mu)  # the mean of a constant can round off it
+        sd = np.where(constant | (sd == 0), 1.0, sd)
+    out = []
+    for piece in pieces:
+        piece = piece if piece.dtype == np.float64 else piece.astype(np.float64)
+        piece -= mu  # in place: the piece is our own copy
+        piece /= sd
+        out.append(piece.astype(np.float32))
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Arrays: npz, npy pairs, idx folders
+
+
+def _object_error(label: str, key: str) -> DataError:
+    return DataError(f"{label}: array '{key}' holds Python objects (dtype=object), which are not loaded for safety; "
+                     "save it as a numeric array (e.g. x.astype('float32'))")
+
+
+def _npz_headers(npz: Any) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    """Shapes and dtypes of the arrays in an npz without loading them (best effort: {} when unreadable)."""
+    out = {}
+    try:
+        for key in npz.files:
+            with npz.zip.open(key + ".npy") as f:
+                version = np.lib.format.read_magic(f)
+                if version == (1, 0):
+                    shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+                elif version == (2, 0):
+                    shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+                else:
+                    continue
+                out[key] = (tuple(shape), np.dtype(dtype))
+    except Exception:  # noqa: BLE001 - only an estimate; loading the arrays reports real problems
+        return {}
+    return out
+
+
+def _npz_get(npz: Any, key: str, label: str) -> np.ndarray:
+    try:
+        return npz[key]
+    except ValueError as e:
+        if "pickle" in str(e).lower() or "object" in str(e).lower():
+            raise _object_error(label, key) from e
+        raise DataError(f"{label}: cannot read array '{key}' ({_one_line(e)}); re-save the file") from e
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error, KeyError) as e:
+        raise DataError(f"{label}: array '{key}' is corrupt ({_one_line(e)}); re-save the file") from e
+
+
+def _load_npz(path: Path, label: str, max_bytes: int | None) -> tuple[Any, ...]:
+    size = _file_size(path, label)
+    _check_budget(label, size, max_bytes, 0)
+    sha = _hash_file(path, label)
+    if size == 0:
+        raise DataError(f"{label}: the file is empty; save arrays with numpy.savez(path, x=..., y=...)")
+    try:
+        npz = np.load(path, allow_pickle=False)
+    except ValueError as e:  # not a zip: np.load falls back to pickle, which is refused
+        raise DataError(f"{label}: not a valid .npz archive; save arrays with numpy.savez(path, x=..., y=...)") from e
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+        raise DataError(f"{label}: not a valid .npz archive ({_one_line(e)}); re-save it with numpy.savez") from e
+    if isinstance(npz, np.ndarray):
+        raise DataError(f"{label}: this is a single .npy array, not an .npz archive; save x and y with "
+                        "numpy.savez(path, x=..., y=...)")
+    with npz:
+        keys = {k.lower(): k for k in npz.files}
+        found = _quote_list(sorted(npz.files), 10) if npz.files else "none"
+        if "x" in keys and "y" in keys:
+            wanted = {"x": keys["x"], "y": keys["y"]}
+        elif "x_train" in keys and "y_train" in keys:
+            wanted = {"x": keys["x_train"], "y": keys["y_train"]}
+            has_x, has_y = "x_test" in keys, "y_test" in keys
+            if has_x != has_y:
+                raise DataError(f"{label}: has '{'x_test' if has_x else 'y_test'}' but not "
+                                f"'{'y_test' if has_x else 'x_test'}'; save both or neither")
+            if has_x:
+                wanted.update(x_test=keys["x_test"], y_test=keys["y_test"])
+        else:
+            raise DataError(f"{label}: expected arrays 'x' and 'y' (or 'x_train', 'y_train' and optionally 'x_test', "
+                            f"'y_test'); found {found}")
+        headers = _npz_headers(npz)
+        for role, key in wanted.items():
+            if key in headers and headers[key][1].hasobject:
+                raise _object_error(label, key)
+        if headers:  # x as float32, about twice (the whole and its splits)
+            est = sum(2 * 4 * math.prod(headers[k][0]) for r, k in wanted.items() if r.startswith("x") and k in headers)
+            _check_budget(label, size, max_bytes, est)
+        arrays = {role: _npz_get(npz, key, label) for role, key in wanted.items()}
+    return arrays["x"], arrays["y"], arrays.get("x_test"), arrays.get("y_test"), sha
+
+
+def _load_npy(path: Path, label: str, what: str) -> np.ndarray:
+    if _file_size(path, label) == 0:
+        raise DataError(f"{label}: the file is empty; save the {what} with numpy.save")
+    try:
+        arr = np.load(path, mmap_mode="r", allow_pickle=False)  # memory-mapped: indexed per split, never copied whole
+    except ValueError as e:
+        text = str(e).lower()
+        if "object" in text or "memory-mapped" in text:
+            raise _object_error(label, what) from e
+        raise DataError(f"{label}: not a .npy array file; save the {what} with numpy.save") from e
+    except PermissionError as e:
+        raise _open_error(e, label) from e
+    except (OSError, EOFError) as e:
+        raise DataError(f"{label}: cannot read as .npy ({_one_line(e)}); re-save it with numpy.save") from e
+    if not isinstance(arr, np.ndarray):  # an npz archive
+        arr.close()
+        raise DataError(f"{label}: this is an .npz archive, not a .npy array; pass it alone as the data (no --labels)")
+    return arr
+
+
+def _load_npy_pair(path: Path, labels: str, label: str, max_bytes: int | None) -> tuple[np.ndarray, np.ndarray, str]:
+    ypath = Path(os.fspath(labels)).expanduser()
+    ylabel = ypath.name or str(labels)
+    try:
+        y_exists = ypath.is_file()
+    except OSError:
+        y_exists = False
+    if not y_exists:
+        raise DataError(f"labels file '{labels}' not found; give the .npy file of targets")
+    if ypath.suffix.lower() != ".npy":
+        raise DataError(f"labels file '{labels}' is not a .npy file; save the targets with numpy.save")
+    size = _file_size(path, label) + _file_size(ypath, ylabel)
+    _check_budget(label, size, max_bytes, 0)
+    digests = {path.name: _hash_file(path, label), ypath.name + "\0labels": _hash_file(ypath, ylabel)}
+    x = _load_npy(path, label, "features")
+    y = _load_npy(ypath, ylabel, "targets")
+    _check_budget(label, size, max_bytes, 2 * 4 * x.size)
+    return x, y, _combined_sha(digests)
+
+
+def _read_idx(path: Path, ndim: int, label: str) -> tuple[np.ndarray, str]:
+    """Parse one idx file (optionally gzipped): magic ``00 00 <type> <ndim>``, big-endian int32 dims, then data."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+        data = gzip.decompress(raw) if path.name.lower().endswith(".gz") else raw
+    except OSError as e:
+        if isinstance(e, gzip.BadGzipFile):
+            raise DataError(f"{label}: '{path.name}' is not valid gzip data; re-download it") from e
+        raise _open_error(e, path.name) from e
+    except (EOFError, zlib.error) as e:
+        raise DataError(f"{label}: '{path.name}' is truncated or corrupt gzip data; re-download it") from e
+    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _IDX_TYPES:
+        raise DataError(f"{label}: '{path.name}' is not an idx file (magic number {data[:4].hex() or 'missing'}); "
+                        "re-download it")
+    if data[3] != ndim:
+        raise DataError(f"{label}: '{path.name}' has {data[3]} dimensions, expected {ndim}; check the file names")
+    offset = 4 + 4 * ndim
+    if len(data) < offset:
+        raise DataError(f"{label}: '{path.name}' is truncated (incomplete header); re-download it")
+    dims = tuple(int(d) for d in np.frombuffer(data, dtype=">i4", count=ndim, offset=4))
+    dtype = np.dtype(_IDX_TYPES[data[2]])
+    expected = math.prod(dims) * dtype.itemsize
+    if any(d < 0 for d in dims) or len(data) - offset != expected:
+        raise DataError(f"{label}: '{path.name}' is truncated or corrupt (header says {dims}, i.e. {expected} bytes, "
+                        f"but {len(data) - offset} follow); re-download it")
+    arr = np.frombuffer(data, dtype=dtype, offset=offset).reshape(dims)
+    if dtype.byteorder == ">":
+        arr = arr.astype(dtype.newbyteorder("="))
+    return arr, hashlib.sha256(raw).hexdigest()
+
+
+def _load_idx_folder(path: Path, label: str, max_bytes: int | None) -> tuple[Any, ...]:
+    try:
+        files = sorted(p for p in path.iterdir() if p.is_file())
+    except OSError as e:
+        raise _open_error(e, label) from e
+    pairs: dict[str, dict[str, Path]] = {}
+    for p in files:
+        m = _IDX_RE.match(p.name)
+        if m:
+            pairs.setdefault(m["prefix"].lower(), {})[m["kind"].lower()] = p
+    complete = {k: v for k, v in pairs.items() if len(v) == 2}
+    if not complete:
+        if pairs:
+            prefix, have = next(iter(pairs.items()))
+            missing = "labels" if "images" in have else "images"
+            raise DataError(f"{label}: '{next(iter(have.values())).name}' has no matching {missing} file "
+                            f"('{prefix}-{missing}-idx{1 if missing == 'labels' else 3}-ubyte[.gz]'); add it")
+        raise DataError(f"{label}: the folder holds no data: expected MNIST-style idx files (*-images-idx3-ubyte[.gz] "
+                        "with *-labels-idx1-ubyte[.gz]); or give a CSV/parquet/npz file")
+    if len(complete) == 1:
+        train_key, test_key = next(iter(complete)), None
+    else:
+        train_key = "train" if "train" in complete else None
+        test_key = next((k for k in ("t10k", "test") if k in complete), None)
+        if train_key is None or test_key is None:
+            raise DataError(f"{label}: several idx file sets ({_quote_list(sorted(complete))}); keep one, or name them "
+                            "train-* and t10k-*")
+    used = [complete[train_key]] + ([complete[test_key]] if test_key else [])
+    size = sum(_file_size(p, p.name) for d in used for p in d.values())
+    _check_budget(label, size, max_bytes, 0)
+    digests: dict[str, str] = {}
+    arrays = []
+    for d in used:
+        x, digests[d["images"].name] = _read_idx(d["images"], 3, label)
+        _check_budget(label, size, max_bytes, 2 * 4 * x.size)
+        y, digests[d["labels"].name] = _read_idx(d["labels"], 1, label)
+        if len(x) != len(y):
+            raise DataError(f"{label}: '{d['images'].name}' has {len(x)} images but '{d['labels'].name}' has {len(y)} "
+                            "labels; they must match")
+        arrays += [x, y]
+    if test_key is None:
+        arrays += [None, None]
+    return (*arrays, _combined_sha(digests))
+
+
+def _check_x(x: np.ndarray, label: str, role: str) -> np.ndarray:
+    if not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_) or np.issubdtype(x.dtype, np.complexfloating):
+        raise DataError(f"{label}: '{role}' has dtype {x.dtype}; features must be numeric: encode them as numbers")
+    if x.ndim == 0 or x.ndim > 4:
+        raise DataError(f"{label}: '{role}' has shape {x.shape}; give (n, features), (n, h, w) or (n, h, w, c)")
+    if len(x) == 0:
+        raise DataError(f"{label}: '{role}' has no rows; give non-empty arrays")
+    if x.ndim == 1:
+        x = x.reshape(-1, 1)  # one feature
+    if np.issubdtype(x.dtype, np.floating):
+        bad = ~np.isfinite(x.reshape(len(x), -1)).all(axis=1)
+        if bad.any():
+            rows = _rows_text(np.flatnonzero(bad))
+            raise DataError(f"{label}: '{role}' has NaN or infinite values ({rows}); fill or drop those rows")
+    return x
+
+
+def _check_y(y: np.ndarray, n: int, label: str, role: str, xrole: str) -> np.ndarray:
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != 1:
+        raise DataError(f"{label}: '{role}' has shape {y.shape}; give one label or value per row, shape (n,) "
+                        "(one-hot labels: take argmax)")
+    if len(y) != n:
+        raise DataError(f"{label}: '{xrole}' has {n} rows but '{role}' has {len(y)}; they must match")
+    if y.dtype.kind in "SU":
+        return np.asarray(y).astype(str).astype(object)
+    if not (np.issubdtype(y.dtype, np.number) or y.dtype == np.bool_) or np.issubdtype(y.dtype, np.complexfloating):
+        raise DataError(f"{label}: '{role}' has dtype {y.dtype}; give numbers or strings")
+    if np.issubdtype(y.dtype, np.floating) and not np.isfinite(y).all():
+        raise DataError(f"{label}: '{role}' has NaN or infinite values "
+                        f"({_rows_text(np.flatnonzero(~np.isfinite(y)))}); fill or drop those rows")
+    return y
+
+
+def _from_arrays(x: np.ndarray, y: np.ndarray, x_test: np.ndarray | None, y_test: np.ndarray | None, opts: _Opts, *,
+                 name: str, source: str, sha: str, target_name: str) -> Dataset:
+    label = opts.label
+    x = _check_x(np.asanyarray(x), label, "x")
+    y = _check_y(np.asanyarray(y), len(x), label, target_name, "x")
+    n = len(x)
+    if x_test is not None and y_test is not None:
+        x_test = _check_x(np.asanyarray(x_test), label, "x_test")
+        y_test = _check_y(np.asanyarray(y_test), len(x_test), label, "y_test", "x_test")
+        if x_test.shape[1:] != x.shape[1:]:
+            raise DataError(f"{label}: test inputs have shape {x_test.shape[1:]} per row but training inputs "
+                            f"{x.shape[1:]}; they must match")
+        if (y.dtype == object) != (y_test.dtype == object):
+            raise DataError(f"{label}: training and test labels have different types ({y.dtype}, {y_test.dtype}); "
+                            "make them the same")
+        y_all = np.concatenate([y, y_test])  # encode both together so class indices agree
+    else:
+        x_test = y_test = None
+        y_all = y
+    numeric = y_all.dtype != object
+    if numeric and y_all.dtype == np.bool_:
+        y_all, numeric = y_all.astype(str).astype(object), False
+    integer_dtype = numeric and np.issubdtype(y_all.dtype, np.integer)
+    values = y_all.astype(np.float64) if numeric else y_all
+    enc = _encode_target(values, numeric=numeric, integer_dtype=integer_dtype, array=True, tname=target_name,
+                         opts=opts)
+    codes = enc.codes[:n] if enc.codes is not None else None
+    y_enc, y_enc_test = enc.y[:n], enc.y[n:]
+
+    tr, va, te = opts.fractions
+    # When the data brings its own test set, the rest is split train : val in the same proportion.
+    held = [va / (tr + va)] if x_test is not None else [va, te]
+    parts = _split_indices(n, codes, held, opts, enc.class_names)
+
+    image = x.ndim >= 3
+    if image:
+        # Integer pixels (or any values above 1) are 0..255 intensities; floats already in [0, 1] are kept.
+        scale = np.issubdtype(x.dtype, np.integer) or (x.size > 0 and float(np.max(x)) > 1)
+        pieces = [x[idx] for idx in parts] + ([x_test] if x_test is not None else [])
+        xs = []
+        for i, piece in enumerate(pieces):
+            # x[idx] is a fresh copy we may scale in place; x_test is the caller's array and must be copied.
+            piece = np.asarray(piece, dtype=np.float32) if i < len(parts) else np.array(piece, dtype=np.float32)
+            if scale:
+                piece /= 255.0
+            xs.append(piece[..., np.newaxis] if piece.ndim == 3 else piece)
+        feature_names: list[str] = []
+    else:
+        pieces = [np.asarray(x[idx], dtype=np.float64) for idx in parts]  # asarray: no copy if already float64
+        if x_test is not None:
+            pieces.append(np.array(x_test, dtype=np.float64, copy=True))
+        xs = _standardise(pieces)
+        feature_names = [f"x_{j}" for j in range(x.shape[1])]
+    ys = [y_enc[idx] for idx in parts]
+    if x_test is not None:
+        ys.append(y_enc_test)
+    return Dataset(
+        x_train=xs[0], y_train=ys[0], x_val=xs[1], y_val=ys[1], x_test=xs[2], y_test=ys[2],
+        task=enc.task, n_outputs=enc.n_outputs, name=name, source=source, sha256=sha, target=target_name,
+        feature_names=feature_names, class_names=enc.class_names, kind="image" if image else "array",
+    )  # fmt: skip
