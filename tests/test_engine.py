@@ -87,7 +87,7 @@ def test_report_sees_every_epoch_and_can_stop(ionosphere, ionosphere_factory):
     assert [round(lr, 6) for _, lr in seen] == [0.1, 0.05, round(0.1 / 3, 6)]
 
 
-class _CustomStep(keras.Model):
+class CustomStepModel(keras.Model):
     def train_step(self, data):  # pragma: no cover - run by model.fit
         return super().train_step(data)
 
@@ -96,7 +96,7 @@ def test_model_with_custom_train_step_falls_back_to_fit(ionosphere, capsys):
     def factory(seed):
         keras.utils.set_random_seed(seed)
         inputs = keras.Input(ionosphere.input_shape)
-        return _CustomStep(inputs, keras.layers.Dense(1, activation="sigmoid")(inputs))
+        return CustomStepModel(inputs, keras.layers.Dense(1, activation="sigmoid")(inputs))
 
     r = engine.train(factory, ionosphere, schedule_from_config({"type": "constant", "initial_lr": 0.01}),
                      optimizer=optimizer_spec("adam"), epochs=2, batch_size=32, seed=0)

@@ -122,10 +122,7 @@ def _program(model: Any, data: Dataset, optimizer: dict[str, Any], batch_size: i
     from lrsearch.optimizers import make_optimizer
 
     backend = keras.backend.backend()
-    try:
-        arch = model.to_json()
-    except Exception:  # subclassed models without get_config: no reuse, but still compiled
-        arch = f"unserialisable:{id(model)}"
+    arch = architecture_key(model)
     key = (backend, arch, json.dumps(optimizer, sort_keys=True), data.task, data.x_train.shape,
            data.x_val.shape, batch_size)
     if key not in _PROGRAMS:
@@ -139,6 +136,38 @@ def _program(model: Any, data: Dataset, optimizer: dict[str, Any], batch_size: i
         _PROGRAMS[key] = Program(model, make_optimizer(optimizer, 0.0), task_loss(data.task, logits), data.task,
                                  logits, BatchPlan(len(data.x_train), batch_size))
     return _PROGRAMS[key]
+
+
+def architecture_key(model: Any) -> str:
+    """The model's config with auto-generated names replaced by their order of appearance.
+
+    Two builds of one architecture differ only in names (``dense_3`` vs ``dense_7``), so they share a program.
+    """
+    try:
+        config = json.loads(model.to_json())
+    except Exception:  # subclassed models without get_config: no reuse, but still compiled
+        return f"unserialisable:{id(model)}"
+    names: dict[str, str] = {}
+
+    def collect(node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "name" and isinstance(value, str):
+                    names.setdefault(value, f"<{len(names)}>")
+                collect(value)
+        elif isinstance(node, list):
+            for item in node:
+                collect(item)
+
+    def rename(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {k: rename(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [rename(v) for v in node]
+        return names.get(node, node) if isinstance(node, str) else node
+
+    collect(config)
+    return json.dumps(rename(config), sort_keys=True)
 
 
 def _device_data(data: Dataset) -> tuple[Any, ...]:
