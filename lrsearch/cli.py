@@ -44,9 +44,24 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _quiet_frameworks() -> None:
-    # Set before Keras/TensorFlow are imported: their start-up chatter is not for lrsearch's users.
+    """Import Keras with the C++ start-up chatter (absl/XLA info lines on fd 2) silenced.
+
+    TensorFlow's native logging ignores Python's sys.stderr, so the file descriptor itself is redirected for the
+    import only; an import error is raised again with stderr restored, so nothing real is hidden.
+    """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "3")
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            try:
+                import keras  # noqa: F401
+            except Exception:
+                os.dup2(saved, 2)
+                raise
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def _print_summary(r: Any) -> None:

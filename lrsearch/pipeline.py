@@ -145,6 +145,7 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
     progress.done = trials - max(remaining, 0)
     notes = []
     if remaining > 0:
+        progress.restart()
         try:
             the_study.optimize(objective, n_trials=remaining, timeout=timeout, callbacks=[progress],
                                gc_after_trial=False, catch=())

@@ -27,6 +27,10 @@ class Progress:
         self.best: float | None = None
         self.start = time.monotonic()
 
+    def restart(self) -> None:
+        """Start the clock now (elapsed and ETA count trials, not the stages before them)."""
+        self.start = time.monotonic()
+
     def message(self, text: str) -> None:
         """A plain line (stage messages)."""
         if not self.quiet:

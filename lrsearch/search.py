@@ -9,6 +9,7 @@ trial), ``lr_per_epoch`` and, when pruned, ``prune_reason``.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -80,8 +81,10 @@ def open_study(storage: Any, name: str, *, seed: int, epochs: int, create: bool 
     """
     import optuna
 
-    sampler = optuna.samplers.TPESampler(multivariate=True, group=True, constant_liar=True, seed=seed,
-                                         n_startup_trials=8, warn_independent_sampling=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        sampler = optuna.samplers.TPESampler(multivariate=True, group=True, constant_liar=True, seed=seed,
+                                             n_startup_trials=8)
     pruner = optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=max(1, epochs // 2))
     try:
         if create:
@@ -142,7 +145,8 @@ def make_objective(*, train_fn: Callable[..., Any], schedule_fn: Callable[[Any],
 
     def objective(trial: Any) -> float:
         schedule = schedule_fn(trial)
-        trial.set_user_attr("family", schedule.type)
+        inner = getattr(schedule, "schedule", None) if schedule.type == "warmup" else None
+        trial.set_user_attr("family", f"{inner.type}+warmup" if inner is not None else schedule.type)
         used: list[float] = []
 
         def report(epoch: int, values: dict[str, float]) -> None:
