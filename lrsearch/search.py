@@ -50,9 +50,9 @@ def make_storage(url: str) -> Any:
     except (sqlalchemy.exc.ArgumentError, ValueError) as exc:
         raise StorageError(f"--storage {url!r} is not a valid database URL ({_first_line(exc)}); "
                            "use e.g. sqlite:///studies/x.db or postgresql+psycopg://user:pw@host/db") from None
-    except ModuleNotFoundError as exc:
-        raise StorageError(f"the driver for {url.split(':', 1)[0]!r} is not installed ({exc.name}); "
-                           "install it (e.g. pip install 'psycopg[binary]')") from None
+    except ImportError:
+        raise StorageError(f"the database driver for {url.split(':', 1)[0]!r} is not installed; install it "
+                           "(e.g. pip install 'psycopg[binary]' for postgresql+psycopg://)") from None
     except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.DatabaseError) as exc:
         raise StorageError(f"cannot open study storage {_redact(url)}: {_first_line(exc)}; check that the "
                            "database is reachable and writable") from None
