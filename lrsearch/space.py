@@ -67,7 +67,7 @@ def suggest_schedule(trial: Any, *, choices: list[str], epochs: int, lr_range: t
         cfg = {"initial_lr": lr, "decay": trial.suggest_float(p + "decay", 0.01 / E, 100.0 / E, log=True)}
     elif family == "step_decay":
         cfg = {"initial_lr": lr, "drop": trial.suggest_float(p + "drop", 0.1, 0.9),
-               "epochs_drop": trial.suggest_int(p + "epochs_drop", max(1, E // 10), max(2, E // 2))}
+               "epochs_drop": trial.suggest_int(p + "epochs_drop", max(2, E // 10), max(3, E // 2))}
     elif family == "piecewise":
         b1 = trial.suggest_float(p + "first_boundary", 0.3, 0.7)
         b2 = trial.suggest_float(p + "second_boundary", 0.75, 0.95)

@@ -103,9 +103,12 @@ class Schedule(abc.ABC):
         return np.asarray(epoch, dtype=np.float64)
 
     def lr_at(self, epoch: int, step: int = 0, steps_per_epoch: int = 1) -> float:
-        """LR of one step (as the callback applies it)."""
+        """LR of one step (as the callback applies it); bit-identical to the same step of :meth:`lr_per_step`."""
         self._require_time_formula()
-        return float(self.lr(self.time(epoch, step, steps_per_epoch), np))
+        # Evaluate on a 1-element array, not a scalar: numpy's SIMD array loops (e.g. power) can differ from its
+        # scalar math in the last bit, and the callback must apply exactly the engine's numbers.
+        t = np.reshape(np.asarray(self.time(epoch, step, steps_per_epoch), dtype=np.float64), (1,))
+        return float(np.broadcast_to(self.lr(t, np), (1,))[0])
 
     def lr_per_step(self, epochs: int, steps_per_epoch: int, initial_epoch: int = 0) -> np.ndarray:
         """LR of every step of epochs ``initial_epoch .. epochs-1`` as a float64 array (the engine's input).

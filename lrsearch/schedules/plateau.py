@@ -13,10 +13,12 @@ from lrsearch.schedules.base import Schedule, check_choice, check_number, regist
 class ReduceOnPlateau(Schedule):
     """Multiply the LR by ``factor`` when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs.
 
-    Same rule as ``keras.callbacks.ReduceLROnPlateau`` (improvement: ``metric < best − min_delta`` in mode
-    ``min``; after a reduction, ``cooldown`` epochs without counting), plus an optional escape: after
-    ``reraise_after`` reductions the LR goes back to ``initial_lr`` and the count restarts (a warm restart to leave a
-    plateau). A NaN metric counts as no improvement. The LR of epoch ``e + 1`` is ``update(metric of epoch e)``.
+    Same rule as ``keras.callbacks.ReduceLROnPlateau``: improvement is ``metric < best − min_delta`` in mode
+    ``min``; after a reduction the next ``cooldown − 1`` epochs do not count towards ``patience`` (Keras decrements
+    its cooldown counter before testing it, so the epoch that ends the cooldown already counts). Plus an optional
+    escape: after ``reraise_after`` reductions the LR goes back to ``initial_lr`` and the count restarts (a warm
+    restart to leave a plateau). A NaN metric counts as no improvement. The LR of epoch ``e + 1`` is
+    ``update(metric of epoch e)``.
 
     Example:
         >>> s = ReduceOnPlateau(initial_lr=0.1, factor=0.5, patience=1)
@@ -78,14 +80,13 @@ class PlateauState:
         value = float(metric)
         if s.mode == "max":
             value = -value
-        in_cooldown = self.cooldown_counter > 0
-        if in_cooldown:
+        if self.cooldown_counter > 0:
             self.cooldown_counter -= 1
             self.wait = 0
         if math.isfinite(value) and value < self.best - s.min_delta:
             self.best = value
             self.wait = 0
-        elif not in_cooldown:
+        elif self.cooldown_counter == 0:  # as Keras: the epoch that ends the cooldown already counts
             self.wait += 1
             if self.wait >= s.patience and self.lr > s.min_lr:
                 self.lr = max(self.lr * s.factor, s.min_lr)

@@ -1,0 +1,151 @@
+"""``ScheduleCallback``: apply any family, metric-driven ones included, by setting the optimizer's LR variable.
+
+This module imports Keras; :mod:`lrsearch.schedules` itself does not.
+
+Example:
+    >>> from lrsearch.schedules.callback import ScheduleCallback
+    >>> cb = ScheduleCallback({"type": "cosine", "initial_lr": 0.1, "decay_epochs": 10}, steps_per_epoch=100)
+    >>> cb.schedule.type, cb.steps_per_epoch
+    ('cosine', 100)
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any
+
+import keras
+
+from lrsearch.errors import ConfigError
+from lrsearch.schedules.base import Schedule, check_number, schedule_from_config
+
+
+def _as_schedule(schedule: dict[str, Any] | Schedule) -> Schedule:
+    return schedule if isinstance(schedule, Schedule) else schedule_from_config(schedule)
+
+
+class ScheduleCallback(keras.callbacks.Callback):
+    """Set the optimizer's learning rate from a schedule, epoch by epoch or step by step.
+
+    * Per-epoch families: at the start of epoch ``e`` the LR becomes ``schedule.lr_at(e)``.
+    * Per-step families: before every batch ``b`` of epoch ``e`` it becomes ``schedule.lr_at(e, b, spe)``, where
+      ``spe`` is ``steps_per_epoch`` if given, else the steps per epoch Keras reports (``self.params["steps"]``),
+      else 1. The schedule's parameters are in epochs, so pass the ``steps_per_epoch`` of the training the
+      schedule is meant for, or leave it out to use the actual one; when they differ, the fractional epoch time
+      runs faster or slower than the real epochs.
+    * ``reduce_on_plateau``: epoch ``e`` uses the state machine's LR; at the end of the epoch the monitored value
+      (``logs[schedule.monitor]``) is fed to it and gives the next epoch's LR. A missing monitor warns once and
+      counts as NaN (no improvement). The state carries over to a later ``fit`` with the same callback.
+
+    Keras passes the absolute epoch, so ``fit(initial_epoch=k)`` continues the schedule at epoch ``k``. At the end
+    of every epoch ``logs["learning_rate"]`` is the LR of that epoch's first step (so it appears in ``History``);
+    :attr:`lr_per_epoch` lists the same values for the last ``fit``.
+
+    The optimizer must hold its LR in a variable, i.e. be built with a float ``learning_rate``: an optimizer
+    built with a ``LearningRateSchedule`` (such as :class:`~lrsearch.schedules.keras_schedule.StepSchedule`) is a
+    :class:`ConfigError` at the start of training. With ``steps_per_execution > 1`` Keras calls batch callbacks
+    once per execution, so a per-step LR then changes only every ``steps_per_execution`` steps.
+
+    Args:
+        schedule: A :class:`Schedule` or its config ``{"type": ..., **parameters}``.
+        steps_per_epoch: Steps per epoch for per-step families (integer >= 1), or None for Keras's count.
+        verbose: 1 prints the LR at the start of every epoch.
+    """
+
+    def __init__(self, schedule: Schedule | dict[str, Any], steps_per_epoch: int | None = None,
+                 verbose: int = 0) -> None:
+        super().__init__()
+        self.schedule = _as_schedule(schedule)
+        self.steps_per_epoch = (None if steps_per_epoch is None else
+                                check_number("steps_per_epoch", steps_per_epoch, low=1, high=10**9, integer=True))
+        self.verbose = verbose
+        self.lr_per_epoch: list[float] = []
+        self._state: Any = self.schedule.start() if self.schedule.metric_driven else None
+        self._epoch = 0
+        self._epoch_lr = math.nan
+        self._last_lr: float | None = None
+        self._warned_missing = False
+
+    # -- helpers --------------------------------------------------------------------------------------------
+    def _spe(self) -> int:
+        if self.steps_per_epoch is not None:
+            return self.steps_per_epoch
+        steps = (self.params or {}).get("steps")
+        return int(steps) if steps else 1
+
+    def _optimizer(self) -> Any:
+        optimizer = self.model.optimizer
+        return getattr(optimizer, "inner_optimizer", optimizer)  # LossScaleOptimizer delegates its LR
+
+    def _check_optimizer(self) -> None:
+        optimizer = getattr(self.model, "optimizer", None)
+        if optimizer is None:
+            raise ConfigError("ScheduleCallback needs a compiled model (model.optimizer is None)")
+        current = getattr(self._optimizer(), "_learning_rate", None)
+        if isinstance(current, keras.optimizers.schedules.LearningRateSchedule) or callable(current):
+            raise ConfigError(
+                f"the optimizer's learning rate is a schedule ({type(current).__name__}), which ScheduleCallback "
+                "cannot set; build the optimizer with lrsearch.load_optimizer(src) (unscheduled) or with a float "
+                "learning_rate"
+            )
+
+    def _set_lr(self, lr: float, mid_epoch: bool) -> None:
+        if lr == self._last_lr:
+            return
+        if mid_epoch:
+            # The JAX trainer keeps the optimizer variables in its own state during an epoch, and an assignment to
+            # the LR variable is silently lost there. Write the state back first, which also makes the trainer
+            # re-read the variables (our new LR included) before the next step. (Keras's ``Callback.model``
+            # property already does this on JAX; being explicit keeps us independent of that.)
+            sync = getattr(self.model, "jax_state_sync", None)
+            if sync is not None:
+                sync()
+        try:
+            self.model.optimizer.learning_rate = lr
+        except TypeError as exc:  # the optimizer's LR was replaced by a schedule after on_train_begin
+            raise ConfigError(f"ScheduleCallback cannot set the learning rate ({exc})") from None
+        self._last_lr = lr
+
+    # -- Keras hooks ------------------------------------------------------------------------------------------
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        self._check_optimizer()
+        self.lr_per_epoch = []
+        self._last_lr = None
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self._epoch = epoch
+        if self._state is not None:
+            lr = float(self._state.lr)
+        else:
+            lr = self.schedule.lr_at(epoch, 0, self._spe())
+        self._last_lr = None  # Keras or another callback may have changed it since
+        self._set_lr(lr, mid_epoch=False)
+        self._epoch_lr = lr
+        self.lr_per_epoch.append(lr)
+        if self.verbose:
+            print(f"\nEpoch {epoch + 1}: ScheduleCallback ({self.schedule.type}) sets the learning rate to {lr:.6g}.")
+
+    def on_train_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        if self._state is not None or not self.schedule.per_step or batch == 0:
+            return
+        self._set_lr(self.schedule.lr_at(self._epoch, batch, self._spe()), mid_epoch=True)
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        if logs is not None:
+            logs["learning_rate"] = float(self._epoch_lr)
+        if self._state is None:
+            return
+        monitor = self.schedule.monitor
+        value = None if logs is None else logs.get(monitor)
+        if value is None:
+            if not self._warned_missing:
+                available = ", ".join(sorted(logs or {}))
+                warnings.warn(
+                    f"ScheduleCallback: reduce_on_plateau monitors {monitor!r}, which is not in the epoch logs "
+                    f"(available: {available}); counting it as NaN (no improvement)",
+                    stacklevel=2,
+                )
+                self._warned_missing = True
+            value = math.nan
+        self._state.update(float(value))

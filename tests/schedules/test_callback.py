@@ -1,0 +1,181 @@
+"""ScheduleCallback: what it applies during a real model.fit, on every deterministic family and on reduce_on_plateau."""
+
+from __future__ import annotations
+
+import warnings
+
+import keras
+import numpy as np
+import pytest
+
+from lrsearch.errors import ConfigError
+from lrsearch.schedules import schedule_from_config
+from lrsearch.schedules.callback import ScheduleCallback
+from lrsearch.schedules.keras_schedule import StepSchedule
+from schedule_cases import EXAMPLES
+
+BATCH, ROWS = 8, 32  # 4 steps per epoch
+SPE = ROWS // BATCH
+
+
+def _data() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(ROWS, 3)).astype("float32")
+    return x, (x @ np.array([[1.0], [-2.0], [0.5]], dtype="float32") + 0.1).astype("float32")
+
+
+def _model(learning_rate=0.5, seed: int = 1) -> keras.Model:
+    keras.utils.set_random_seed(seed)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate=learning_rate), loss="mse")
+    return model
+
+
+def _lr_now(model: keras.Model) -> float:
+    if hasattr(model, "jax_state_sync"):  # JAX keeps the optimizer variables out of the model during an epoch
+        model.jax_state_sync()
+    return float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+
+
+class Recorder(keras.callbacks.Callback):
+    """The optimizer's LR as the next train step will use it (placed after the ScheduleCallback)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lrs: list[float] = []
+
+    def on_train_batch_begin(self, batch, logs=None) -> None:
+        self.lrs.append(_lr_now(self.model))
+
+
+@pytest.fixture(scope="module")
+def model() -> keras.Model:
+    return _model()  # reused: Keras keeps the compiled train function between fits
+
+
+def _fit(model: keras.Model, cb: keras.callbacks.Callback, epochs: int, **kwargs) -> tuple[Recorder, dict]:
+    rec = Recorder()
+    x, y = _data()
+    history = model.fit(x, y, batch_size=BATCH, epochs=epochs, shuffle=False, verbose=0, callbacks=[cb, rec],
+                        **kwargs)
+    return rec, history.history
+
+
+@pytest.mark.parametrize("name", sorted(EXAMPLES))
+def test_applies_lr_per_step_during_fit(model: keras.Model, name: str) -> None:
+    schedule = schedule_from_config(EXAMPLES[name])
+    cb = ScheduleCallback(EXAMPLES[name])
+    rec, history = _fit(model, cb, epochs=3)
+    expected = schedule.lr_per_step(3, SPE)
+    np.testing.assert_allclose(rec.lrs, expected, rtol=1e-6)
+    assert cb.lr_per_epoch == list(expected[::SPE])
+    assert history["learning_rate"] == cb.lr_per_epoch
+    assert all(type(v) is float for v in cb.lr_per_epoch)
+
+
+@pytest.mark.parametrize("name", ["cosine_restarts", "step_decay", "warmup_cosine"])
+def test_initial_epoch_continues_the_schedule(model: keras.Model, name: str) -> None:
+    schedule = schedule_from_config(EXAMPLES[name])
+    cb = ScheduleCallback(schedule, steps_per_epoch=SPE)
+    rec, history = _fit(model, cb, epochs=4, initial_epoch=2)
+    np.testing.assert_allclose(rec.lrs, schedule.lr_per_step(4, SPE, initial_epoch=2), rtol=1e-6)
+    assert cb.lr_per_epoch == [schedule.lr_at(2, 0, SPE), schedule.lr_at(3, 0, SPE)]
+    assert history["learning_rate"] == cb.lr_per_epoch
+
+
+def test_document_steps_per_epoch_wins_over_the_actual_one(model: keras.Model) -> None:
+    schedule = schedule_from_config(EXAMPLES["one_cycle"])
+    rec, _ = _fit(model, ScheduleCallback(schedule, steps_per_epoch=8), epochs=2)
+    expected = [schedule.lr_at(e, b, 8) for e in range(2) for b in range(SPE)]
+    np.testing.assert_allclose(rec.lrs, expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["cosine_restarts", "piecewise", "warmup_step_decay"])
+def test_same_training_as_step_schedule(name: str) -> None:
+    """The LR the callback sets is the one the update uses: same weights as with the optimizer-side schedule."""
+    x, y = _data()
+    a = _model(0.5, seed=3)
+    a.fit(x, y, batch_size=BATCH, epochs=3, shuffle=False, verbose=0, callbacks=[ScheduleCallback(EXAMPLES[name])])
+    b = _model(StepSchedule(EXAMPLES[name], SPE), seed=3)
+    b.fit(x, y, batch_size=BATCH, epochs=3, shuffle=False, verbose=0)
+    c = _model(0.5, seed=3)  # control: a constant LR trains differently
+    c.fit(x, y, batch_size=BATCH, epochs=3, shuffle=False, verbose=0)
+    for wa, wb, wc in zip(a.get_weights(), b.get_weights(), c.get_weights()):
+        np.testing.assert_allclose(wa, wb, rtol=1e-5, atol=1e-6)
+        assert not np.allclose(wa, wc, rtol=1e-3)
+
+
+def test_refuses_an_optimizer_with_a_schedule() -> None:
+    x, y = _data()
+    m = _model(StepSchedule(EXAMPLES["constant"], SPE))
+    with pytest.raises(ConfigError, match=r"lrsearch.load_optimizer\(src\)"):
+        m.fit(x, y, batch_size=BATCH, epochs=1, verbose=0, callbacks=[ScheduleCallback(EXAMPLES["cosine"])])
+
+
+def test_bad_arguments() -> None:
+    with pytest.raises(ConfigError, match="steps_per_epoch"):
+        ScheduleCallback(EXAMPLES["cosine"], steps_per_epoch=0)
+    with pytest.raises(ConfigError, match="unknown schedule type"):
+        ScheduleCallback({"type": "nope"})
+
+
+def test_verbose_prints_the_lr(model: keras.Model, capsys) -> None:
+    _fit(model, ScheduleCallback(EXAMPLES["time_decay"], verbose=1), epochs=2)
+    out = capsys.readouterr().out
+    assert "Epoch 1: ScheduleCallback (time_decay) sets the learning rate to 0.1." in out
+    assert "Epoch 2:" in out
+
+
+# -- reduce_on_plateau ------------------------------------------------------------------------------------------
+class FakeMetric(keras.callbacks.Callback):
+    """Writes a scripted ``fake`` metric into the epoch logs (placed before the LR callback)."""
+
+    def __init__(self, values: list[float]) -> None:
+        super().__init__()
+        self.values = values
+
+    def on_epoch_end(self, epoch, logs=None) -> None:
+        logs["fake"] = self.values[epoch]
+
+
+def test_plateau_matches_keras_through_fit() -> None:
+    metrics = [1.0, 0.75, 0.75, 0.75, 0.5, 0.5, 0.5, 0.5, 0.5, 0.25]
+    params = dict(factor=0.5, patience=1, cooldown=2, min_delta=0.0, min_lr=0.01)
+    x, y = _data()
+    ours = ScheduleCallback({"type": "reduce_on_plateau", "initial_lr": 0.1, "monitor": "fake", **params})
+    a = _model(0.1)
+    rec = Recorder()
+    h_ours = a.fit(x, y, batch_size=BATCH, epochs=len(metrics), verbose=0,
+                   callbacks=[FakeMetric(metrics), ours, rec]).history
+    b = _model(0.1)
+    h_keras = b.fit(x, y, batch_size=BATCH, epochs=len(metrics), verbose=0,
+                    callbacks=[FakeMetric(metrics),
+                               keras.callbacks.ReduceLROnPlateau(monitor="fake", mode="min", **params)]
+                    ).history
+    np.testing.assert_allclose(h_ours["learning_rate"], h_keras["learning_rate"], rtol=1e-6)
+    assert h_ours["learning_rate"] == ours.lr_per_epoch
+    assert len(set(ours.lr_per_epoch)) > 2
+    # the LR is constant within each epoch
+    np.testing.assert_allclose(rec.lrs, np.repeat(ours.lr_per_epoch, SPE), rtol=1e-6)
+
+
+def test_plateau_reraise_through_fit(model: keras.Model) -> None:
+    cb = ScheduleCallback({"type": "reduce_on_plateau", "initial_lr": 0.1, "factor": 0.5, "patience": 0,
+                           "monitor": "fake", "reraise_after": 2, "min_delta": 0.0})
+    rec = Recorder()
+    x, y = _data()
+    model.fit(x, y, batch_size=BATCH, epochs=6, verbose=0, callbacks=[FakeMetric([1.0] * 6), cb, rec])
+    # the first value is always an improvement; then every epoch reduces, and the second reduction re-raises
+    assert cb.lr_per_epoch == pytest.approx([0.1, 0.1, 0.05, 0.1, 0.05, 0.1])
+    np.testing.assert_allclose(rec.lrs, np.repeat(cb.lr_per_epoch, SPE), rtol=1e-6)
+
+
+def test_plateau_missing_monitor_warns_once_and_counts_as_nan(model: keras.Model) -> None:
+    cb = ScheduleCallback({"type": "reduce_on_plateau", "initial_lr": 0.1, "factor": 0.5, "patience": 2,
+                           "monitor": "val_loss"})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _, history = _fit(model, cb, epochs=4)
+    mine = [w for w in caught if "ScheduleCallback" in str(w.message)]
+    assert len(mine) == 1 and "val_loss" in str(mine[0].message) and "loss" in str(mine[0].message)
+    assert history["learning_rate"] == pytest.approx([0.1, 0.1, 0.05, 0.05])
