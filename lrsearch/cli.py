@@ -40,7 +40,73 @@ def _parser() -> argparse.ArgumentParser:
                    help="trial engine: compiled fast path, model.fit, or auto (fast with fallback)")
     f.add_argument("--quiet", action="store_true", help="print only the final summary")
     f.add_argument("--json", action="store_true", help="print the summary as JSON (implies --quiet)")
+
+    r = sub.add_parser("range-test", help="LR range test only: suggestion, interval, plot and CSV",
+                       description="Sweep the learning rate exponentially over mini-batches of DATA and suggest an "
+                                   "initial LR; writes range_test.csv and range_test.png.")
+    r.add_argument("--data", required=True, help="data file or bundled name, as for find")
+    r.add_argument("--target", help="target column name or index (default: last column)")
+    r.add_argument("--labels", help="labels .npy file when --data is an .npy array of inputs")
+    r.add_argument("--model", help="'default', FILE.keras, or FILE.py:FUNCTION")
+    r.add_argument("--optimizer", default="adam", help="optimizer (default adam)")
+    r.add_argument("--batch-size", type=int, default=32, help="batch size (default 32)")
+    r.add_argument("--repeats", type=int, default=3, help="repeats with different batch orders (default 3)")
+    r.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    r.add_argument("--out", help="output folder (default studies/<data name>/)")
+    r.add_argument("--json", action="store_true", help="print the result as JSON")
+
+    ps = sub.add_parser("plot-schedule", help="PNG of a schedule's LR against epoch",
+                        description="Draw the LR of every step of an exported schedule (or a bare schedule object).")
+    ps.add_argument("file", help="best_schedule.json, or a JSON file holding a schedule object")
+    ps.add_argument("--epochs", type=int, help="epochs to draw (default: the document's)")
+    ps.add_argument("--steps-per-epoch", type=int, help="steps per epoch (default: the document's)")
+    ps.add_argument("--out", help="PNG path (default: FILE with .png)")
     return parser
+
+
+def _range_test(args: argparse.Namespace) -> int:
+    from lrsearch.pipeline import range_test_data
+
+    result, files = range_test_data(args.data, target=args.target, labels=args.labels, model=args.model,
+                                    optimizer=args.optimizer, batch_size=args.batch_size, seed=args.seed,
+                                    repeats=args.repeats, out=args.out)
+    summary = result.to_dict()
+    if args.json:
+        print(json.dumps({k: summary[k] for k in ("suggestion", "suggestions", "interval", "unstable",
+                                                  "stop_reason")} | {"files": files}, indent=2))
+        return 0
+    interval = summary.get("interval")
+    print(f"suggested initial LR: {result.suggestion:.3g}"
+          + (f"  (repeats: {interval[0]:.3g} .. {interval[1]:.3g}{', UNSTABLE' if result.unstable else ''})"
+             if interval else ""))
+    print("by method:            " + ", ".join(f"{k} {v:.3g}" for k, v in result.suggestions.items()))
+    print(f"stopped:              {result.stop_reason}")
+    for path in files.values():
+        print(f"wrote {path}")
+    return 0
+
+
+def _plot_schedule(args: argparse.Namespace) -> int:
+    import pathlib
+
+    from lrsearch.document import read_document
+    from lrsearch.errors import ConfigError
+    from lrsearch.plots import plot_schedule
+
+    text = pathlib.Path(args.file)
+    try:
+        raw = json.loads(text.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{args.file!r} not found; give an exported best_schedule.json") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{args.file!r} is not a JSON schedule document ({exc})") from None
+    src = raw if isinstance(raw, dict) and "format" not in raw else read_document(args.file)
+    epochs = args.epochs or (src.get("training", {}).get("epochs") if "format" in src else None)
+    if epochs is None:
+        raise ConfigError("--epochs is required for a bare schedule object")
+    out = args.out or str(text.with_suffix(".png"))
+    print(f"wrote {plot_schedule(src, epochs, out, steps_per_epoch=args.steps_per_epoch)}")
+    return 0
 
 
 def _quiet_frameworks() -> None:
@@ -115,10 +181,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     _quiet_frameworks()
     try:
-        return {"find": _find}[args.command](args)
+        return {"find": _find, "range-test": _range_test, "plot-schedule": _plot_schedule}[args.command](args)
     except LrSearchError as exc:
         print(f"lrsearch: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:  # output piped into e.g. `head`: stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

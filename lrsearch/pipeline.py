@@ -54,7 +54,8 @@ def device_description() -> str:
 def find(data: str, *, target: str | int | None = None, labels: str | None = None, model: str | None = None,
          trials: int = 50, timeout: float | None = None, epochs: int = 50, batch_size: int = 32, seed: int = 0,
          study: str | None = None, storage: str | None = None, out: str | Path | None = None,
-         schedules: str | None = None, optimizer: str = "adam", engine: str = "auto", quiet: bool = False,
+         schedules: str | None = None, optimizer: str = "adam", engine: str = "auto", repeats: int = 3,
+         quiet: bool = False,
          stream: TextIO | None = None, live: bool | None = None) -> FindResult:
     """Search a learning-rate schedule for ``data`` and export the best one.
 
@@ -115,7 +116,7 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
     files: dict[str, str] = {}
     rt = the_study.user_attrs.get("range_test")
     if rt is None:
-        rt = _range_test(factory, ds, opt_spec, batch_size, seed, out_dir, files)
+        rt = _range_test(factory, ds, opt_spec, batch_size, seed, out_dir, files, repeats)
         the_study.set_user_attr("range_test", rt)
     else:
         for name in ("range_test.csv", "range_test.png"):
@@ -207,17 +208,53 @@ def _counts(study: Any) -> dict[str, int]:
 
 
 def _range_test(factory: Any, ds: Any, opt_spec: dict[str, Any], batch_size: int, seed: int, out_dir: Path,
-                files: dict[str, str]) -> dict[str, Any]:
+                files: dict[str, str], repeats: int = 3) -> dict[str, Any]:
+    result = _run_range_test(factory, ds, opt_spec, batch_size, seed, repeats)
+    files.update(_write_range_test(result, out_dir))
+    return result.to_dict()
+
+
+def _run_range_test(factory: Any, ds: Any, opt_spec: dict[str, Any], batch_size: int, seed: int,
+                    repeats: int) -> Any:
     from lrsearch.engine.fit import compile_for_task
     from lrsearch.optimizers import make_optimizer
     from lrsearch.rangetest import range_test
 
     model = factory(seed)
     compile_for_task(model, make_optimizer(opt_spec, 1e-3), ds.task)
-    result = range_test(model, ds.x_train, ds.y_train, batch_size=batch_size, seed=seed)
+    return range_test(model, ds.x_train, ds.y_train, batch_size=batch_size, seed=seed, repeats=repeats)
+
+
+def _write_range_test(result: Any, out_dir: Path) -> dict[str, str]:
     out_dir.mkdir(parents=True, exist_ok=True)
-    result.to_csv(out_dir / "range_test.csv")
-    result.plot(out_dir / "range_test.png")
-    files["range_test_csv"] = str(out_dir / "range_test.csv")
-    files["range_test_png"] = str(out_dir / "range_test.png")
-    return result.to_dict()
+    return {"range_test_csv": str(result.to_csv(out_dir / "range_test.csv")),
+            "range_test_png": str(result.plot(out_dir / "range_test.png"))}
+
+
+def range_test_data(data: str, *, target: str | int | None = None, labels: str | None = None,
+                    model: str | None = None, optimizer: str = "adam", batch_size: int = 32, seed: int = 0,
+                    repeats: int = 3, out: str | Path | None = None) -> tuple[Any, dict[str, str]]:
+    """Range test of the model ``find`` would train on ``data``; writes ``range_test.csv`` and ``.png``.
+
+    Returns:
+        The :class:`~lrsearch.rangetest.RangeTestResult` and the files written.
+
+    Example:
+        >>> import tempfile
+        >>> result, files = range_test_data("ionosphere", repeats=1, out=tempfile.mkdtemp())
+        >>> 1e-5 < result.suggestion < 1
+        True
+    """
+    from lrsearch.data import load_dataset
+    from lrsearch.models import make_factory, parse_model_spec
+    from lrsearch.optimizers import optimizer_spec
+
+    _check_positive("batch_size", batch_size)
+    _check_positive("repeats", repeats)
+    opt_spec = optimizer_spec(optimizer)
+    spec = parse_model_spec(model)
+    ds = load_dataset(data, target=target, labels=labels, seed=seed)
+    factory = make_factory(spec, ds.input_shape, ds.n_outputs, ds.task)
+    result = _run_range_test(factory, ds, opt_spec, batch_size, seed, repeats)
+    out_dir = Path(out) if out is not None else Path("studies") / ds.name
+    return result, _write_range_test(result, out_dir)

@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--width", type=float, default=S.DEFAULT_WIDTH, help="fixed smoothing width in decades (default: auto)")
     p.add_argument("--degree", type=int, default=S.DEFAULT_DEGREE, choices=(1, 2))
     p.add_argument("--ionosphere", action="store_true", help="range test on the ionosphere MLP instead")
-    p.add_argument("--data", default="/work/shared/data/ionosphere.csv")
+    p.add_argument("--data", default=str(Path(__file__).resolve().parents[1] / "lrsearch" / "datasets" / "ionosphere.csv"))
     args = p.parse_args(argv)
     print("$ " + " ".join([os.path.basename(sys.executable), *sys.argv]))
     if args.ionosphere:
