@@ -50,3 +50,33 @@ def test_bad_csv_is_one_line_exit_2(tmp_path):
     p = run("find", "--data", "x.csv", cwd=tmp_path)
     assert p.returncode == 2 and "Traceback" not in p.stderr
     assert len(p.stderr.strip().splitlines()) == 1
+
+
+def test_range_test_command(tmp_path):
+    import json
+
+    p = run("range-test", "--data", "ionosphere", "--repeats", "2", "--json", "--out", "rt", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout)
+    assert 1e-5 < out["suggestion"] < 1 and out["stop_reason"] in ("diverged", "nan", "end_lr")
+    lo, hi = out["interval"]
+    assert lo <= out["suggestion"] <= hi
+    assert (tmp_path / "rt" / "range_test.png").stat().st_size > 1000
+    assert (tmp_path / "rt" / "range_test.csv").read_text().startswith("run,lr,loss") or \
+        "lr" in (tmp_path / "rt" / "range_test.csv").read_text().splitlines()[0]
+
+
+def test_plot_schedule_command(tmp_path):
+    import json
+
+    doc = {"format": "lrsearch.schedule/1", "schedule": {"type": "one_cycle", "max_lr": 0.1, "total_epochs": 10},
+           "optimizer": {"class_name": "SGD", "config": {}},
+           "training": {"epochs": 10, "batch_size": 32, "steps_per_epoch": 5}}
+    (tmp_path / "s.json").write_text(json.dumps(doc))
+    p = run("plot-schedule", "s.json", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert (tmp_path / "s.png").stat().st_size > 1000
+    (tmp_path / "bad.json").write_text(json.dumps({**doc, "schedule": {"type": "cosine", "initial_lr": -1,
+                                                                        "decay_epochs": 3}}))
+    p = run("plot-schedule", "bad.json", cwd=tmp_path)
+    assert p.returncode == 2 and "initial_lr must be" in p.stderr and "Traceback" not in p.stderr
