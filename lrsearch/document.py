@@ -1,23 +1,28 @@
 """The exported schedule document, format ``lrsearch.schedule/1`` (see docs/schedule-format.md).
 
-Pure JSON: reading never unpickles, evaluates or imports anything named by the file. Validation reports every
-problem it finds with its JSON path.
+Pure JSON: reading never unpickles, evaluates or imports anything named by the file. Validation checks the document
+against the JSON Schema shipped as ``lrsearch/schedule.schema.json`` first, then the constraints a schema cannot
+express (e.g. cyclic ``base_lr < max_lr``), and reports every problem it finds with its JSON path.
 """
 
 from __future__ import annotations
 
+import functools
+import importlib.resources
 import json
 import math
+import numbers
 from pathlib import Path
 from typing import Any
 
 from lrsearch.errors import ConfigError
 from lrsearch.optimizers import validate_spec
-from lrsearch.schedules import Schedule, schedule_from_config
+from lrsearch.schedules import Schedule, families, schedule_from_config
 
 FORMAT = "lrsearch.schedule/1"
 _MAX_BYTES = 10 * 2**20
 _SECTIONS = ("format", "schedule", "optimizer", "training", "metrics", "provenance")
+SCHEMA_FILE = "schedule.schema.json"
 
 
 def build_document(schedule: Schedule, optimizer: dict[str, Any], *, epochs: int, batch_size: int,
@@ -88,6 +93,22 @@ def _read_text(src: str | Path) -> str:
 def validate_document(doc: Any) -> Schedule:
     """Check every section; raise one :class:`ConfigError` listing each problem with its path.
 
+    The document is checked against the shipped JSON Schema first (every violation is reported); only a document
+    that satisfies the schema goes on to the checks a schema cannot express (cross-field constraints such as
+    cyclic ``base_lr < max_lr``, finite numbers).
+
+    Example:
+        >>> doc = {"format": FORMAT, "schedule": {"type": "step_decay", "initial_lr": 0.1, "drop": 1.5,
+        ...        "epochs_drop": 10}, "optimizer": {"class_name": "SGD"},
+        ...        "training": {"epochs": 0, "batch_size": 32, "steps_per_epoch": 8}}
+        >>> try:
+        ...     validate_document(doc)
+        ... except ConfigError as exc:
+        ...     for problem in exc.problems:
+        ...         print(problem)
+        schedule.drop must be in (0.0, 1.0], but got drop=1.5
+        training.epochs must be a positive integer, but got epochs=0
+
     Returns:
         The document's schedule.
     """
@@ -99,13 +120,12 @@ def validate_document(doc: Any) -> Schedule:
             raise ConfigError(f"format {fmt!r} is not supported by this lrsearch (it reads {FORMAT}); "
                               "upgrade lrsearch or re-export the schedule")
         raise ConfigError(f"format must be {FORMAT!r}, but got format={fmt!r}; is this an lrsearch export?")
+    problems = schema_problems(doc)
+    if problems:
+        raise ConfigError("invalid schedule document", problems)
+    # The schema holds; now what it cannot express (cross-field constraints, finiteness, numpy types).
     problems = [f"{key} is not a known section" for key in doc if key not in _SECTIONS]
-    schedule = None
-    try:
-        schedule = schedule_from_config(doc.get("schedule"))
-    except ConfigError as exc:
-        message = str(exc)
-        problems.append(message if message.startswith("schedule") else f"schedule.{message}")
+    schedule = _build_schedule(doc.get("schedule"), "schedule", problems)
     problems += validate_spec(doc.get("optimizer"))
     training = doc.get("training")
     if not isinstance(training, dict):
@@ -125,6 +145,192 @@ def validate_document(doc: Any) -> Schedule:
         raise ConfigError("invalid schedule document", problems)
     assert schedule is not None
     return schedule
+
+
+def _build_schedule(config: Any, path: str, problems: list[str]) -> Schedule | None:
+    """The schedule of ``config``, or None with its problem appended (a warmup's inner schedule is built first,
+    so that its problems carry the path ``schedule.schedule``)."""
+    if isinstance(config, dict) and config.get("type") == "warmup" and isinstance(config.get("schedule"), dict):
+        if _build_schedule(config["schedule"], f"{path}.schedule", problems) is None:
+            return None
+    try:
+        return schedule_from_config(config)
+    except ConfigError as exc:
+        message = str(exc)
+        problems.append(message if message.startswith(("schedule.", "schedule ")) else f"{path}.{message}")
+    except OverflowError:  # an integer too large for a float, e.g. min_delta=1e400 written as digits
+        problems.append(f"{path} has a number too large for a float")
+    return None
+
+
+# -- the JSON Schema ---------------------------------------------------------------------------------------------
+def schema() -> dict[str, Any]:
+    """The shipped JSON Schema (draft 2020-12) of the document, ``lrsearch/schedule.schema.json``.
+
+    Example:
+        >>> schema()["title"]
+        'lrsearch.schedule/1'
+    """
+    return json.loads(json.dumps(schema_validator().schema))  # a copy: the cached validator's schema stays intact
+
+
+@functools.lru_cache(maxsize=1)
+def schema_validator() -> Any:
+    """The compiled (and cached) validator of the shipped schema: ``jsonschema``'s draft 2020-12 validator.
+
+    Stricter than the schema text in one respect: ``integer`` means a JSON integer literal (``3``), not any
+    number with a zero fraction (``3.0``), as lrsearch's own checks require.
+    """
+    import jsonschema
+
+    text = importlib.resources.files("lrsearch").joinpath(SCHEMA_FILE).read_text(encoding="utf-8")
+    loaded = json.loads(text)
+    checker = jsonschema.Draft202012Validator.TYPE_CHECKER.redefine_many({
+        "integer": lambda _, value: isinstance(value, numbers.Integral) and not isinstance(value, bool),
+        "number": lambda _, value: isinstance(value, numbers.Real) and not isinstance(value, bool),
+    })
+    cls = jsonschema.validators.extend(jsonschema.Draft202012Validator, type_checker=checker)
+    return cls(loaded)  # only local "#/$defs/..." references: nothing is ever fetched
+
+
+def schema_problems(doc: Any) -> list[str]:
+    """Every violation of the shipped schema, each as ``"<json.path> <message>"``; empty when ``doc`` satisfies it.
+
+    Example:
+        >>> schema_problems({"format": FORMAT, "schedule": {"type": "constant", "initial_lr": 0.01},
+        ...                  "optimizer": {"class_name": "Adam"}, "extra": 1})
+        ['training must be an object, but it is missing', 'extra is not a known section']
+    """
+    problems: list[str] = []
+    for error in schema_validator().iter_errors(doc):
+        for message in _messages(error):
+            if message not in problems:
+                problems.append(message)
+    return problems
+
+
+_TYPE_NOUNS = {"number": "a number", "integer": "an integer", "string": "a string", "boolean": "a boolean",
+               "null": "null", "object": "an object", "array": "an array"}
+
+
+def _path(parts: Any) -> str:
+    out = ""
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) and not isinstance(part, bool) else ("." if out else "") + str(part)
+    return out
+
+
+def _name(parts: list[Any]) -> str:
+    """The last key with its indices (``boundaries[0]``), as the families name their parameters."""
+    start = max((i for i, p in enumerate(parts) if isinstance(p, str)), default=0)
+    return _path(parts[start:]) or "document"
+
+
+def _value(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, (list, tuple)):
+        return "an array"
+    return ""
+
+
+def _interval(schema: dict[str, Any]) -> str:
+    """``(0.0, 1.0]`` from the range keywords of ``schema``, written as the families' own checks write it."""
+    low_open = "minimum" not in schema
+    high_open = "maximum" not in schema
+    low = schema.get("minimum", schema.get("exclusiveMinimum"))
+    high = schema.get("maximum", schema.get("exclusiveMaximum"))
+    return (("(" if low_open else "[") + ("-inf" if low is None else repr(low)) + ", "
+            + ("inf" if high is None else repr(high)) + (")" if high_open else "]"))
+
+
+def _noun(schema: Any) -> str | None:
+    """What a value of ``schema`` must be (``a number in (0.0, 1000.0]``), or None when it says no type."""
+    if not isinstance(schema, dict):
+        return None
+    if "$ref" in schema:
+        return "a schedule object" if "schedule" in schema["$ref"] else None
+    types = schema.get("type")
+    if types is None:
+        return None
+    types = [types] if isinstance(types, str) else list(types)
+    ranged = any(k in schema for k in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"))
+    if types == ["integer"] and schema.get("minimum") == 1 and "maximum" not in schema \
+            and "exclusiveMaximum" not in schema:
+        return "a positive integer"
+    nouns = []
+    for kind in types:
+        noun = _TYPE_NOUNS.get(kind, kind)
+        if kind in ("number", "integer") and ranged:
+            noun += f" in {_interval(schema)}"
+        elif kind == "string" and schema.get("minLength") == 1:
+            noun = "a non-empty string"
+        nouns.append(noun)
+    return nouns[0] if len(nouns) == 1 else ", ".join(nouns[:-1]) + " or " + nouns[-1]
+
+
+def _messages(error: Any) -> list[str]:
+    """One error of ``jsonschema`` as lrsearch messages (one per offending key for required/additionalProperties)."""
+    parts = list(error.absolute_path)
+    path, name, schema, value, keyword = _path(parts), _name(parts), error.schema, error.instance, error.validator
+    prefix = f"{path}." if path else ""
+    if keyword == "type":
+        got = _json_type(value) or f"{name}={_value(value)}"
+        return [f"{path or 'schedule document'} must be {_noun(schema)}, but got {got}"]
+    if keyword in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+        noun = _noun(schema)
+        what = noun if noun == "a positive integer" else f"in {_interval(schema)}"
+        return [f"{path} must be {what}, but got {name}={_value(value)}"]
+    if keyword == "enum":
+        options = error.validator_value
+        if parts and parts[-1] == "type" and set(options) <= set(families()):
+            if not any(value == known for known in families()):
+                return [f"{path} names an unknown schedule type {_value(value)}; known types: {', '.join(options)}"]
+        return [f"{path} must be one of {', '.join(map(repr, options))}, but got {name}={_value(value)}"]
+    if keyword == "const":
+        return [f"{path} must be {error.validator_value!r}, but got {name}={_value(value)}"]
+    if keyword == "required" and isinstance(value, dict):
+        messages = []
+        for key in error.validator_value:
+            if key in value:
+                continue
+            sub = schema.get("properties", {}).get(key)
+            if isinstance(sub, dict) and "enum" in sub:
+                messages.append(f"{prefix}{key} is missing; set it to one of: {', '.join(map(str, sub['enum']))}")
+            elif _noun(sub):
+                messages.append(f"{prefix}{key} must be {_noun(sub)}, but it is missing")
+            else:
+                messages.append(f"{prefix}{key} is missing")
+        return messages
+    if keyword == "additionalProperties" and isinstance(value, dict):
+        known = [k for k in schema.get("properties", {}) if k != "type"]
+        family = schema.get("properties", {}).get("type", {}).get("const")
+        messages = []
+        for key in value:
+            if key in schema.get("properties", {}):
+                continue
+            if not path:
+                messages.append(f"{key} is not a known section")
+            elif family is not None:
+                messages.append(f"{prefix}{key} is not a parameter of schedule type {family!r}, which takes "
+                                f"{', '.join(known)}")
+            else:
+                messages.append(f"{prefix}{key} is not a known key; allowed: {', '.join(known)}")
+        return messages
+    if keyword == "not" and error.validator_value == {}:
+        reason = schema.get("description")
+        return [f"{path} must be absent" + (f": {reason}" if reason else "")]
+    if keyword == "minLength":
+        return [f"{path} must be {_noun(schema)}, but got {name}={_value(value)}"]
+    if keyword == "minItems":
+        count = error.validator_value
+        return [f"{path} must have at least {count} {'entry' if count == 1 else 'entries'}, but got {len(value)}"]
+    return [f"{path} {error.message}" if path else error.message]
 
 
 def write_document(doc: dict[str, Any], path: str | Path) -> Path:

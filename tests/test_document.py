@@ -37,7 +37,7 @@ def test_round_trip_through_file(tmp_path):
     (lambda d: d["schedule"].update(drop=1.5), "schedule.drop must be in (0.0, 1.0], but got drop=1.5"),
     (lambda d: d["schedule"].update(type="nope"), "unknown schedule type 'nope'"),
     (lambda d: d["schedule"].pop("type"), "schedule.type is missing"),
-    (lambda d: d["schedule"].update(surprise=1), "bad parameters"),
+    (lambda d: d["schedule"].update(surprise=1), "schedule.surprise is not a parameter of schedule type 'step_decay'"),
     (lambda d: d["optimizer"].update(class_name="os.system"), "optimizer.class_name must be one of"),
     (lambda d: d["optimizer"]["config"].update(learning_rate=0.1), "optimizer.config.learning_rate must be absent"),
     (lambda d: d["optimizer"]["config"].update(momentum={"x": 1}), "optimizer.config.momentum must be a number"),
