@@ -73,7 +73,7 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
     import optuna
 
     from lrsearch import __version__
-    from lrsearch.data import load_dataset
+    from lrsearch.data import describe, load_dataset
     from lrsearch.document import build_document, write_document
     from lrsearch.engine import evaluate, train
     from lrsearch.engine._common import BatchPlan
@@ -111,7 +111,7 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
                 "target": ds.target, "trials": trials, "lrsearch_version": __version__}
     search.check_compatible(the_study, expected)
     the_study.set_user_attr(search.STUDY_ATTR, expected)
-    progress.message(f"data: {_describe(ds)}; study {study_name!r} in {search._redact(url)}")
+    progress.message(f"data: {describe(ds)}; study {study_name!r} in {search.redact(url)}")
 
     files: dict[str, str] = {}
     rt = the_study.user_attrs.get("range_test")
@@ -180,7 +180,7 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
     the_study.set_user_attr("best_schedule", doc)
 
     return FindResult(
-        study=study_name, storage=search._redact(url), best_trial=best.number, schedule=doc["schedule"],
+        study=study_name, storage=search.redact(url), best_trial=best.number, schedule=doc["schedule"],
         optimizer=opt_spec, metrics=metrics, trials=counts,
         range_test={k: rt.get(k) for k in ("suggestion", "interval", "stop_reason", "unstable")},
         files=files, device=device_description(), dashboard_command=f"optuna-dashboard {url}", notes=notes)
@@ -190,15 +190,6 @@ def _backend() -> str:
     import keras
 
     return keras.backend.backend()
-
-
-def _describe(ds: Any) -> str:
-    try:
-        from lrsearch.data import describe
-
-        return describe(ds)
-    except ImportError:  # describe() is optional in the data module
-        return f"{ds.name}: {len(ds.x_train)}/{len(ds.x_val)}/{len(ds.x_test)} rows, {ds.task}"
 
 
 def _counts(study: Any) -> dict[str, int]:

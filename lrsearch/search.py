@@ -54,7 +54,7 @@ def make_storage(url: str) -> Any:
         raise StorageError(f"the database driver for {url.split(':', 1)[0]!r} is not installed; install it "
                            "(e.g. pip install 'psycopg[binary]' for postgresql+psycopg://)") from None
     except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.DatabaseError) as exc:
-        raise StorageError(f"cannot open study storage {_redact(url)}: {_first_line(exc)}; check that the "
+        raise StorageError(f"cannot open study storage {redact(url)}: {_first_line(exc)}; check that the "
                            "database is reachable and writable") from None
 
 
@@ -63,7 +63,7 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0][:200] if text else type(exc).__name__
 
 
-def _redact(url: str) -> str:
+def redact(url: str) -> str:
     """The URL without its password, for messages."""
     if "@" in url and "://" in url:
         scheme, rest = url.split("://", 1)

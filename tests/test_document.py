@@ -103,6 +103,8 @@ def test_fuzzed_documents_load_or_raise_config_error(section, key, value):
     else:
         doc[section] = value
     try:
-        validate_document(doc)
-    except ConfigError:
-        pass
+        schedule = validate_document(doc)
+    except ConfigError as exc:
+        assert str(exc)  # every refusal says why
+    else:
+        assert schedule.to_config()["type"] == doc["schedule"]["type"]
