@@ -18,6 +18,9 @@ same data (bundled UCI Ionosphere, 245/53/53 split of ``lrsearch.data.load_datas
 The machine is shared and noisy, so all contenders run side by side in one invocation and the figure that matters
 is the RATIO of epochs per second to the ``model.fit`` loop. Target: lrsearch >= 100x the loop.
 
+Takes about 10 minutes on 2 busy CPU cores with the defaults (the model.fit loop and KerasTuner take ~4-5 minutes
+each there; ``--with-fit-engine`` adds as much again).
+
 Run: ``TF_CPP_MIN_LOG_LEVEL=3 .venv/bin/python scripts/bench_engine.py [--trials 20] [--epochs 50]
 [--with-fit-engine] [--skip-kerastuner] [--keep]``.
 """
@@ -349,22 +352,25 @@ def main(argv: list[str] | None = None) -> int:
     by_key = {r["key"]: r for r in results}
     base = by_key.get("loop")
     base_eps = base["epochs"] / base["wall_s"] if base else None
+    base_teps = base["epochs"] / base["search_s"] if base and base["search_s"] > 0 else None
     hdr = (f"{'contender':<28} {'wall s':>7} {'trials c/p':>10} {'epochs':>7} {'epochs/s':>9} {'x loop':>7} "
-           f"{'before':>7} {'trials s':>8} {'after':>6} {'trial ep/s':>10} {'best val_loss':>13}")
+           f"{'before':>7} {'trials s':>8} {'after':>6} {'trial ep/s':>10} {'x loop':>7} {'best val_loss':>13}")
     print(hdr)
     print("-" * len(hdr))
     for r in results:
         eps = r["epochs"] / r["wall_s"]
         trial_epochs = r.get("trial_epochs", r["epochs"])
+        teps = trial_epochs / r["search_s"] if r["search_s"] > 0 else None
         print(f"{r['name']:<28} {r['wall_s']:7.1f} {r['complete']:>4}/{r['pruned']:<5} {r['epochs']:7d} "
               f"{eps:9.1f} {_fmt(eps / base_eps if base_eps else None, '7.2f')} "
               f"{r['before_trials_s']:7.1f} {r['search_s']:8.1f} {r['after_trials_s']:6.1f} "
-              f"{trial_epochs / r['search_s'] if r['search_s'] > 0 else float('nan'):10.1f} "
+              f"{_fmt(teps, '10.1f')} {_fmt(teps / base_teps if teps and base_teps else None, '7.2f')} "
               f"{r['best_val_loss']:13.4f}")
     print("\ncolumns: epochs/s = trained epochs / whole-process wall time; 'x loop' = ratio of epochs/s to the "
           "optuna + model.fit loop;\n         before / trials s / after = process start to first trial start, "
           "first trial start to last trial end,\n         last trial end to exit (lrsearch: range test before, "
-          "final retrain + export after); trial ep/s = epochs in trials / trials s.")
+          "final retrain + export after);\n         trial ep/s = epochs in trials / trials s, and its ratio to the "
+          "loop's (the search phase alone, no start-up).")
 
     for r in results:
         ts = r.get("trial_s") or []
