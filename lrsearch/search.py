@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -119,16 +118,6 @@ def finished_trials(study: Any) -> list[Any]:
 
     states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     return study.get_trials(deepcopy=False, states=states)
-
-
-@dataclass
-class TrialOutcome:
-    """What the objective learned about one trial, kept for the progress display."""
-
-    number: int
-    state: str
-    value: float | None
-    family: str
 
 
 def make_objective(*, train_fn: Callable[..., Any], schedule_fn: Callable[[Any], Any],

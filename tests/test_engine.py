@@ -71,7 +71,7 @@ def test_report_sees_every_epoch_and_can_stop(ionosphere, ionosphere_factory):
     seen = []
 
     class Stop(Exception):
-        pass
+        """Raised by the report callback to end training early."""
 
     def report(epoch, values):
         seen.append((epoch, values["lr"]))
