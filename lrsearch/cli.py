@@ -38,8 +38,41 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--optimizer", default="adam", help="sgd, adam, adamw, rmsprop, ... (default adam)")
     f.add_argument("--engine", default="auto", choices=["auto", "fast", "fit"],
                    help="trial engine: compiled fast path, model.fit, or auto (fast with fallback)")
+    f.add_argument("--workers", type=int, default=1,
+                   help="worker processes on this machine (default 1); >1 needs a shared storage: the default "
+                        "becomes the journal file studies/<study>.log")
+    f.add_argument("--artifacts", help="artifact folder for trial plots (default studies/<study>/artifacts)")
     f.add_argument("--quiet", action="store_true", help="print only the final summary")
     f.add_argument("--json", action="store_true", help="print the summary as JSON (implies --quiet)")
+
+    w = sub.add_parser("worker", help="join an existing study and run its trials until its budget is reached",
+                       description="Run trials of a study made by lrsearch find (its settings are on the study) "
+                                   "until the study has its budget of finished trials. Start as many as you like, "
+                                   "on any machine that reaches the storage.")
+    w.add_argument("--study", required=True, help="study name")
+    w.add_argument("--storage", required=True, help="the study's storage URL (postgresql+psycopg://..., a .log "
+                                                    "journal file, or sqlite:///... for a single worker)")
+    w.add_argument("--data", help="the data file, if its path here differs from the study's (checked by hash)")
+    w.add_argument("--labels", help="labels .npy file, if its path here differs")
+    w.add_argument("--artifacts", help="artifact folder (default: the study's)")
+    w.add_argument("--engine", default="auto", choices=["auto", "fast", "fit"], help="trial engine")
+    w.add_argument("--timeout", type=float, help="stop starting new trials after this many seconds")
+    w.add_argument("--quiet", action="store_true", help="print only the final line")
+
+    d = sub.add_parser("dashboard", help="optuna-dashboard on a study, with its trial plots",
+                       description="Serve optuna-dashboard for a study with its artifact store (trial LR curves, "
+                                   "range test, best_schedule.json). SQLite studies are opened read-only.")
+    d.add_argument("--study", help="study name (default: the only study under studies/)")
+    d.add_argument("--storage", help="storage URL (default sqlite:///studies/<study>.db)")
+    d.add_argument("--artifacts", help="artifact folder (default: the one the search used)")
+    d.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    d.add_argument("--port", type=int, default=8080, help="port (default 8080)")
+
+    rp = sub.add_parser("report", help="self-contained report.html with the search's plots",
+                        description="Write report.html (images embedded) and its PNGs for a study.")
+    rp.add_argument("--study", help="study name (default: the only study under studies/)")
+    rp.add_argument("--storage", help="storage URL (default sqlite:///studies/<study>.db)")
+    rp.add_argument("--out", help="output folder (default studies/<study>/report/)")
 
     r = sub.add_parser("range-test", help="LR range test only: suggestion, interval, plot and CSV",
                        description="Sweep the learning rate exponentially over mini-batches of DATA and suggest an "
@@ -164,11 +197,48 @@ def _find(args: argparse.Namespace) -> int:
     result = find(args.data, target=target, labels=args.labels, model=args.model, trials=args.trials,
                   timeout=args.timeout, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
                   study=args.study, storage=args.storage, out=args.out, schedules=args.schedules,
-                  optimizer=args.optimizer, engine=args.engine, quiet=quiet)
+                  optimizer=args.optimizer, engine=args.engine, workers=args.workers,
+                  artifacts=args.artifacts, quiet=quiet)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
     else:
         _print_summary(result)
+    return 0
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from lrsearch.pipeline import worker
+
+    r = worker(args.study, args.storage, data=args.data, labels=args.labels, artifacts=args.artifacts,
+               engine=args.engine, timeout=args.timeout, quiet=args.quiet)
+    t = r["trials"]
+    print(f"worker ran {r['ran']} trials; study {r['study']!r}: {t['complete']} complete, {t['pruned']} pruned, "
+          f"{t['failed']} failed, {t['running']} running")
+    return 0
+
+
+def _dashboard(args: argparse.Namespace) -> int:
+    from lrsearch.dashboard import prepare, serve
+
+    board = prepare(args.study, args.storage, args.artifacts)
+    print(f"dashboard for study {board.study!r}: {board.address(args.host, args.port)}", flush=True)
+    if board.artifacts is None:
+        print("note: no artifact folder found; trial plots are not shown (give --artifacts DIR)", flush=True)
+    print("press Ctrl-C to stop", flush=True)
+    try:
+        serve(board, args.host, args.port)
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from lrsearch.report import write_report
+
+    result = write_report(args.study, args.storage, args.out)
+    print(f"wrote {result.html}")
+    for path in result.files.values():
+        print(f"  {path}")
     return 0
 
 
@@ -181,10 +251,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     _quiet_frameworks()
     try:
-        return {"find": _find, "range-test": _range_test, "plot-schedule": _plot_schedule}[args.command](args)
+        commands = {"find": _find, "worker": _worker, "dashboard": _dashboard, "report": _report,
+                    "range-test": _range_test, "plot-schedule": _plot_schedule}
+        return commands[args.command](args)
     except LrSearchError as exc:
         print(f"lrsearch: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except KeyboardInterrupt:  # before or after the trials (those are handled by the search: study kept)
+        print("lrsearch: interrupted", file=sys.stderr)
+        return 130
     except BrokenPipeError:  # output piped into e.g. `head`: stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0

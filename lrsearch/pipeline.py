@@ -51,17 +51,99 @@ def device_description() -> str:
     return f"{keras.backend.backend()} on {', '.join(map(str, shown)).lower()}"
 
 
+@dataclass
+class _Run:
+    """Everything one process needs to run trials of a study and to export its result."""
+
+    ds: Any
+    factory: Any
+    opt_spec: dict[str, Any]
+    settings: dict[str, Any]
+    study: Any
+    url: str
+    out_dir: Path
+    lr_range: tuple[float, float]
+    engine: str
+    artifacts: Any = None
+    files: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.study.study_name
+
+    @property
+    def metric(self) -> str:
+        from lrsearch.models import task_metric
+
+        return "val_" + task_metric(self.ds.task)
+
+    @property
+    def epochs(self) -> int:
+        return int(self.settings["epochs"])
+
+    @property
+    def batch_size(self) -> int:
+        return int(self.settings["batch_size"])
+
+    @property
+    def seed(self) -> int:
+        return int(self.settings["seed"])
+
+    def document(self, schedule: Any, scores: dict[str, float], number: int) -> dict[str, Any]:
+        """The export document of ``schedule`` as trained in this study (trial ``number``)."""
+        from lrsearch.document import build_document
+        from lrsearch.engine._common import BatchPlan
+
+        spe = BatchPlan(len(self.ds.x_train), self.batch_size).steps_per_epoch
+        provenance = {"study": self.name, "data": self.ds.name, "data_sha256": self.ds.sha256,
+                      "lrsearch_version": self.settings["lrsearch_version"], "keras_backend": _backend(),
+                      "trial": number}
+        return build_document(schedule, self.opt_spec, epochs=self.epochs, batch_size=self.batch_size,
+                              steps_per_epoch=spe, metrics=scores, provenance=provenance)
+
+    def train(self, schedule: Any, report: Any = None) -> Any:
+        from lrsearch.engine import train
+
+        return train(self.factory, self.ds, schedule, optimizer=self.opt_spec, epochs=self.epochs,
+                     batch_size=self.batch_size, seed=self.seed, report=report, engine=self.engine)
+
+    def trial_artifacts(self, trial: Any, lr_per_epoch: list[float], history: dict[str, list[Any]]) -> None:
+        """A PNG of the trial's LR and loss curves, uploaded as its artifact (what the dashboard shows)."""
+        if self.artifacts is None:
+            return
+        import tempfile
+
+        from lrsearch.plots import plot_trial
+
+        with tempfile.TemporaryDirectory() as tmp:
+            png = Path(tmp) / f"trial-{trial.number}-curves.png"
+            plot_trial(lr_per_epoch, history, png,
+                       title=f"trial {trial.number}: {trial.user_attrs.get('family', '?')}")
+            _upload(self, str(png), trial)
+
+    def objective(self) -> Any:
+        from lrsearch import search, space
+
+        choices = list(self.settings["families"])
+        return search.make_objective(
+            train_fn=self.train, document_fn=self.document, metric=self.metric,
+            prune_at=search.prune_epochs(self.epochs), on_trained=self.trial_artifacts,
+            schedule_fn=lambda trial: space.suggest_schedule(trial, choices=choices, epochs=self.epochs,
+                                                             lr_range=self.lr_range))
+
+
 def find(data: str, *, target: str | int | None = None, labels: str | None = None, model: str | None = None,
          trials: int = 50, timeout: float | None = None, epochs: int = 50, batch_size: int = 32, seed: int = 0,
          study: str | None = None, storage: str | None = None, out: str | Path | None = None,
          schedules: str | None = None, optimizer: str = "adam", engine: str = "auto", repeats: int = 3,
-         quiet: bool = False,
+         workers: int = 1, artifacts: str | Path | None = None, quiet: bool = False,
          stream: TextIO | None = None, live: bool | None = None) -> FindResult:
     """Search a learning-rate schedule for ``data`` and export the best one.
 
     Runs the range test, an Optuna search over schedule families (stored in ``storage``, resumable: ``trials`` is
     the study's total budget of finished trials), retrains the best trial to score it once on the test split, and
-    writes ``<out>/best_schedule.json``, ``range_test.csv`` and ``range_test.png``.
+    writes ``<out>/best_schedule.json``, ``range_test.csv`` and ``range_test.png``. With ``workers > 1`` it starts
+    that many worker processes in all (``lrsearch worker``) on a storage they can share.
 
     Example:
         >>> import tempfile, os, lrsearch
@@ -73,19 +155,16 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
     import optuna
 
     from lrsearch import __version__
+    from lrsearch import search, space
     from lrsearch.data import describe, load_dataset
-    from lrsearch.document import build_document, write_document
-    from lrsearch.engine import evaluate, train
-    from lrsearch.engine._common import BatchPlan
-    from lrsearch.models import make_factory, parse_model_spec, task_metric
+    from lrsearch.models import make_factory, parse_model_spec
     from lrsearch.optimizers import optimizer_spec
     from lrsearch.progress import Progress
-    from lrsearch import search, space
-    from lrsearch.schedules import schedule_from_config
 
     _check_positive("trials", trials)
     _check_positive("epochs", epochs)
     _check_positive("batch_size", batch_size)
+    _check_positive("workers", workers)
     if timeout is not None and not (timeout > 0):
         raise ConfigError(f"timeout must be a positive number of seconds, but got timeout={timeout!r}")
     choices = space.parse_families(schedules)
@@ -96,19 +175,27 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
     study_name = study or ds.name
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}", study_name):
         raise ConfigError(f"study name must be letters, digits, '.', '_' or '-', but got study={study_name!r}")
+    if storage is None and workers > 1:
+        Path("studies").mkdir(exist_ok=True)
+        storage = f"studies/{study_name}.log"  # a journal file: several local processes can share it
+    url = storage or search.default_storage(study_name)
+    if workers > 1 and url.startswith("sqlite:"):
+        raise ConfigError(f"--workers {workers} cannot share a SQLite study (it locks); use --storage "
+                          f"studies/{study_name}.log (a journal file, one machine) or postgresql+psycopg://... "
+                          "(several machines)")
     factory = make_factory(model_spec, ds.input_shape, ds.n_outputs, ds.task)
     out_dir = Path(out) if out is not None else Path("studies") / study_name
-    url = storage or search.default_storage(study_name)
+    art_dir = Path(artifacts) if artifacts is not None else out_dir / "artifacts"
     progress = Progress(trials, stream=stream, live=live, quiet=quiet)
-    metric = "val_" + task_metric(ds.task)
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    st = search.make_storage(url)
-    the_study = search.open_study(st, study_name, seed=seed, epochs=epochs)
-    expected = {"data": ds.name, "data_source": ds.source, "data_sha256": ds.sha256, "task": ds.task,
-                "model": model_spec.describe(), "epochs": epochs, "batch_size": batch_size,
-                "optimizer": opt_spec, "space_version": space.SPACE_VERSION, "families": choices, "seed": seed,
-                "target": ds.target, "trials": trials, "lrsearch_version": __version__}
+    the_study = search.open_study(search.make_storage(url), study_name, seed=seed, epochs=epochs)
+    expected = {"data": ds.name, "data_source": ds.source, "data_arg": _data_arg(data),
+                "labels": _abs(labels), "data_sha256": ds.sha256, "task": ds.task,
+                "model": model_spec.describe(), "model_arg": _abs_model(model), "epochs": epochs,
+                "batch_size": batch_size, "optimizer": opt_spec, "space_version": space.SPACE_VERSION,
+                "families": choices, "seed": seed, "target": ds.target, "trials": trials,
+                "artifacts": str(art_dir.resolve()), "lrsearch_version": __version__}
     search.check_compatible(the_study, expected)
     the_study.set_user_attr(search.STUDY_ATTR, expected)
     progress.message(f"data: {describe(ds)}; study {study_name!r} in {search.redact(url)}")
@@ -122,45 +209,112 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
         for name in ("range_test.csv", "range_test.png"):
             if (out_dir / name).exists():
                 files[name.replace(".", "_")] = str(out_dir / name)
-    interval = tuple(rt["interval"]) if rt.get("interval") else None
-    lr_range = space.lr_bounds(rt["suggestion"], interval)
+    lr_range = space.lr_bounds(rt["suggestion"], tuple(rt["interval"]) if rt.get("interval") else None)
     progress.message(f"range test: suggested initial LR {rt['suggestion']:.3g} ({rt.get('stop_reason')}); "
                      f"searching initial LR in [{lr_range[0]:.3g}, {lr_range[1]:.3g}]")
+    run = _Run(ds=ds, factory=factory, opt_spec=opt_spec, settings=expected, study=the_study, url=url,
+               out_dir=out_dir, lr_range=lr_range, engine=engine, artifacts=_artifact_store(art_dir), files=files)
+    if "range_test_png" in files:
+        _upload(run, files["range_test_png"], the_study)
 
-    spe = BatchPlan(len(ds.x_train), batch_size).steps_per_epoch
-    provenance = {"study": study_name, "data": ds.name, "data_sha256": ds.sha256, "lrsearch_version": __version__,
-                  "keras_backend": _backend()}
-
-    def document(schedule: Any, scores: dict[str, float], number: int) -> dict[str, Any]:
-        return build_document(schedule, opt_spec, epochs=epochs, batch_size=batch_size, steps_per_epoch=spe,
-                              metrics=scores, provenance={**provenance, "trial": number})
-
-    def train_fn(schedule: Any, report: Any) -> Any:
-        return train(factory, ds, schedule, optimizer=opt_spec, epochs=epochs, batch_size=batch_size, seed=seed,
-                     report=report, engine=engine)
-
-    objective = search.make_objective(
-        train_fn=train_fn, document_fn=document, metric=metric,
-        schedule_fn=lambda trial: space.suggest_schedule(trial, choices=choices, epochs=epochs, lr_range=lr_range))
-    remaining = trials - len(search.finished_trials(the_study))
-    progress.done = trials - max(remaining, 0)
-    notes = []
-    if remaining > 0:
-        progress.restart()
-        try:
-            the_study.optimize(objective, n_trials=remaining, timeout=timeout, callbacks=[progress],
-                               gc_after_trial=False, catch=())
-        except KeyboardInterrupt:
-            progress.finish()
-            raise Interrupted(f"interrupted; study {study_name!r} keeps its finished trials: run the same command "
-                              "again to resume") from None
-        progress.finish()
-    else:
+    notes: list[str] = []
+    if len(search.finished_trials(the_study)) >= trials:
         notes.append(f"study already has {trials} finished trials; nothing to run (raise --trials to search more)")
+    else:
+        helpers = _start_workers(run, workers - 1, data)
+        try:
+            _search(run, trials, timeout, progress)
+        finally:
+            notes += _join_workers(helpers)
+    return _export(run, notes)
 
+
+def worker(study: str, storage: str, *, data: str | None = None, labels: str | None = None,
+           artifacts: str | Path | None = None, engine: str = "auto", timeout: float | None = None,
+           quiet: bool = False, stream: TextIO | None = None, live: bool | None = None) -> dict[str, Any]:
+    """Join an existing study and run its trials until the study's budget is reached.
+
+    The study records what a worker needs (data file and sha256, model, epochs, search space, budget), so a worker
+    on another machine needs only the storage, the study name and the same data file (``data`` when its path there
+    differs; checked by hash).
+
+    Returns:
+        ``{"study", "ran", "trials"}``: this worker's trial count and the study's counts.
+
+    Example:
+        >>> import tempfile, os, lrsearch
+        >>> os.chdir(tempfile.mkdtemp())
+        >>> _ = lrsearch.find("ionosphere", trials=2, epochs=2, quiet=True)
+        >>> # raise the budget by resuming elsewhere; here the budget is already reached:
+        >>> worker("ionosphere", "sqlite:///studies/ionosphere.db", quiet=True)["ran"]
+        0
+    """
+    import optuna
+
+    from lrsearch import search, space
+    from lrsearch.data import load_dataset
+    from lrsearch.errors import DataError, StorageError
+    from lrsearch.models import make_factory, parse_model_spec
+    from lrsearch.progress import Progress
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    the_study = search.open_study(search.make_storage(storage), study, seed=0, epochs=1, create=False)
+    settings = the_study.user_attrs.get(search.STUDY_ATTR)
+    rt = the_study.user_attrs.get("range_test")
+    if settings is None or rt is None:
+        raise StorageError(f"study {study!r} was not set up by lrsearch find (no settings or range test yet); "
+                           "start it with lrsearch find, then add workers")
+    the_study = search.open_study(search.make_storage(storage), study, seed=int(settings["seed"]),
+                                  epochs=int(settings["epochs"]), create=False)
+    source = data or settings.get("data_arg") or settings["data_source"]
+    ds = load_dataset(source, target=settings.get("target"), labels=labels or settings.get("labels"),
+                      seed=int(settings["seed"]))
+    if ds.sha256 != settings["data_sha256"]:
+        raise DataError(f"data {source!r} differs from the study's (sha256 {ds.sha256[:12]}… vs "
+                        f"{settings['data_sha256'][:12]}…); give the study's data file with --data")
+    model_spec = parse_model_spec(settings.get("model_arg") or settings["model"])
+    factory = make_factory(model_spec, ds.input_shape, ds.n_outputs, ds.task)
+    art_dir = Path(artifacts) if artifacts is not None else Path(settings.get("artifacts") or
+                                                                 Path("studies") / study / "artifacts")
+    lr_range = space.lr_bounds(rt["suggestion"], tuple(rt["interval"]) if rt.get("interval") else None)
+    run = _Run(ds=ds, factory=factory, opt_spec=settings["optimizer"], settings=settings, study=the_study,
+               url=storage, out_dir=Path("studies") / study, lr_range=lr_range, engine=engine,
+               artifacts=_artifact_store(art_dir))
+    budget = int(settings["trials"])
+    progress = Progress(budget, stream=stream, live=live, quiet=quiet)
+    ran = _search(run, budget, timeout, progress)
+    return {"study": study, "ran": ran, "trials": _counts(the_study)}
+
+
+def _search(run: _Run, budget: int, timeout: float | None, progress: Any) -> int:
+    """Run trials here until the study's budget is reached; Ctrl-C fails the running trial and stops cleanly."""
+    from lrsearch import search
+
+    search.reap_dead_workers(run.study)
+    progress.done = len(search.finished_trials(run.study))
+    progress.restart()
+    try:
+        return search.run_trials(run.study, run.objective(), budget, timeout=timeout,
+                                 callbacks=[progress])
+    except KeyboardInterrupt:
+        raise Interrupted(f"interrupted; study {run.name!r} keeps its finished trials (the running one is marked "
+                          "failed): run the same command again to resume") from None
+    finally:
+        progress.finish()
+
+
+def _export(run: _Run, notes: list[str]) -> FindResult:
+    """Pick the best complete trial, retrain it once to score it on the test split, write best_schedule.json."""
+    from lrsearch import search
+    from lrsearch.document import write_document
+    from lrsearch.engine import evaluate
+    from lrsearch.models import task_metric
+    from lrsearch.schedules import schedule_from_config
+
+    the_study, ds = run.study, run.ds
     counts = _counts(the_study)
-    completed = [t for t in the_study.trials if t.state.name == "COMPLETE" and t.value is not None
-                 and math.isfinite(t.value)]
+    completed = [t for t in the_study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"
+                 and t.value is not None and math.isfinite(t.value)]
     if not completed:
         raise LrSearchError(f"no trial completed ({counts['pruned']} pruned, {counts['failed']} failed); try more "
                             "--trials, more --epochs, or another --optimizer")
@@ -168,22 +322,83 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
     schedule = schedule_from_config(best.user_attrs["schedule"]["schedule"])
 
     # Score the winner once on the test split: retrain it (same seed, so the same run) and evaluate.
-    rerun = train(factory, ds, schedule, optimizer=opt_spec, epochs=epochs, batch_size=batch_size, seed=seed,
-                  engine=engine)
-    test = evaluate(factory, rerun.weights, ds.x_test, ds.y_test, ds.task)
-    val = evaluate(factory, rerun.weights, ds.x_val, ds.y_val, ds.task)
-    metrics = {"val_loss": val["loss"], metric: val[task_metric(ds.task)],
-               "test_loss": test["loss"], "test_" + task_metric(ds.task): test[task_metric(ds.task)]}
-    doc = build_document(schedule, opt_spec, epochs=epochs, batch_size=batch_size, steps_per_epoch=spe,
-                         metrics=metrics, provenance={**provenance, "trial": best.number})
-    files["schedule"] = str(write_document(doc, out_dir / "best_schedule.json"))
+    rerun = run.train(schedule)
+    name = task_metric(ds.task)
+    test = evaluate(run.factory, rerun.weights, ds.x_test, ds.y_test, ds.task)
+    val = evaluate(run.factory, rerun.weights, ds.x_val, ds.y_val, ds.task)
+    metrics = {"val_loss": val["loss"], "val_" + name: val[name], "test_loss": test["loss"],
+               "test_" + name: test[name]}
+    doc = run.document(schedule, metrics, best.number)
+    path = write_document(doc, run.out_dir / "best_schedule.json")
+    files = {**run.files, "schedule": str(path)}
     the_study.set_user_attr("best_schedule", doc)
-
+    _upload(run, str(path), the_study)
+    rt = the_study.user_attrs.get("range_test", {})
     return FindResult(
-        study=study_name, storage=search.redact(url), best_trial=best.number, schedule=doc["schedule"],
-        optimizer=opt_spec, metrics=metrics, trials=counts,
+        study=run.name, storage=search.redact(run.url), best_trial=best.number, schedule=doc["schedule"],
+        optimizer=run.opt_spec, metrics=metrics, trials=counts,
         range_test={k: rt.get(k) for k in ("suggestion", "interval", "stop_reason", "unstable")},
-        files=files, device=device_description(), dashboard_command=f"optuna-dashboard {url}", notes=notes)
+        files=files, device=device_description(),
+        dashboard_command=f"lrsearch dashboard --study {run.name}" + (
+            "" if run.url == search.default_storage(run.name) else f" --storage {search.redact(run.url)}"),
+        notes=notes)
+
+
+def _data_arg(data: str) -> str:
+    """``data`` as a worker elsewhere can reopen it: bundled names as they are, files as absolute paths."""
+    return str(Path(data).resolve()) if Path(data).exists() else data
+
+
+def _abs(path: str | None) -> str | None:
+    return str(Path(path).resolve()) if path else None
+
+
+def _abs_model(model: str | None) -> str | None:
+    if not model or model == "default":
+        return model
+    file, sep, fn = model.partition(":") if ".py:" in model else (model, "", "")
+    return str(Path(file).resolve()) + sep + fn if Path(file).exists() else model
+
+
+def _artifact_store(folder: Path) -> Any:
+    """Optuna's file-system artifact store under ``folder`` (where the dashboard finds trial plots)."""
+    from optuna.artifacts import FileSystemArtifactStore
+
+    folder.mkdir(parents=True, exist_ok=True)
+    return FileSystemArtifactStore(str(folder))
+
+
+def _upload(run: _Run, path: str, target: Any) -> None:
+    import optuna
+
+    optuna.artifacts.upload_artifact(artifact_store=run.artifacts, file_path=path, study_or_trial=target,
+                                     storage=run.study._storage)
+
+
+def _start_workers(run: _Run, n: int, data: str) -> list[Any]:
+    """Start ``n`` ``lrsearch worker`` processes on this study (they share its storage)."""
+    import subprocess
+    import sys
+
+    procs = []
+    for _ in range(n):
+        cmd = [sys.executable, "-m", "lrsearch", "worker", "--study", run.name, "--storage", run.url,
+               "--data", _data_arg(data), "--engine", run.engine, "--quiet"]
+        procs.append(subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL))
+    return procs
+
+
+def _join_workers(procs: list[Any]) -> list[str]:
+    notes = []
+    for p in procs:
+        try:
+            code = p.wait()
+        except KeyboardInterrupt:  # a second Ctrl-C: stop them now
+            p.kill()
+            code = p.wait()
+        if code not in (0, 130, -2):
+            notes.append(f"worker process {p.pid} exited with code {code} (its trials were retried)")
+    return notes
 
 
 def _backend() -> str:

@@ -26,10 +26,11 @@ class Progress:
         self.done = self.pruned = self.failed = 0
         self.best: float | None = None
         self.start = time.monotonic()
+        self.mine = 0  # trials this process finished since restart (its pace, for the ETA)
 
     def restart(self) -> None:
         """Start the clock now (elapsed and ETA count trials, not the stages before them)."""
-        self.start = time.monotonic()
+        self.start, self.mine = time.monotonic(), 0
 
     def message(self, text: str) -> None:
         """A plain line (stage messages)."""
@@ -37,16 +38,20 @@ class Progress:
             print(text, file=self.stream, flush=True)
 
     def __call__(self, study: Any, trial: Any) -> None:
+        # Count from the study, not from this process: other workers finish trials of the same budget.
+        trials = study.get_trials(deepcopy=False)
+        states = [t.state.name for t in trials]
+        self.done = states.count("COMPLETE") + states.count("PRUNED")
+        self.pruned, self.failed = states.count("PRUNED"), states.count("FAIL")
+        self.mine += 1
+        values = [t.value for t in trials if t.state.name == "COMPLETE" and t.value is not None
+                  and math.isfinite(t.value)]
+        self.best = min(values) if values else None
         state = trial.state.name
-        self.done += 1
-        self.pruned += state == "PRUNED"
-        self.failed += state == "FAIL"
-        if state == "COMPLETE" and trial.value is not None and math.isfinite(trial.value):
-            self.best = trial.value if self.best is None else min(self.best, trial.value)
         if self.quiet:
             return
         elapsed = time.monotonic() - self.start
-        eta = elapsed / self.done * max(self.total - self.done, 0)
+        eta = elapsed / self.mine * max(self.total - self.done, 0)
         best = "-" if self.best is None else f"{self.best:.4f}"
         if self.live:
             width = 24

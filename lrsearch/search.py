@@ -9,9 +9,10 @@ trial), ``lr_per_epoch`` and, when pruned, ``prune_reason``.
 from __future__ import annotations
 
 import math
+import os
 import warnings
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from lrsearch.errors import StorageError
 
@@ -27,34 +28,105 @@ def default_storage(study_name: str) -> str:
     return f"sqlite:///studies/{study_name}.db"
 
 
-def make_storage(url: str) -> Any:
-    """An Optuna storage for ``url``; a :class:`StorageError` that says what to do when it cannot be opened."""
+#: Seconds between a running trial's heartbeats, and silence after which other workers fail and retry it.
+HEARTBEAT_INTERVAL, HEARTBEAT_GRACE = 5, 20
+
+
+def is_journal(url: str) -> bool:
+    """Whether ``url`` names an Optuna journal file (``*.log`` path or ``journal:///path``), not a database."""
+    return url.startswith("journal:") or ("://" not in url and url.endswith(".log"))
+
+
+def make_storage(url: str, *, read_only: bool = False) -> Any:
+    """An Optuna storage for ``url``; a :class:`StorageError` that says what to do when it cannot be opened.
+
+    Database URLs (``sqlite:///…``, ``postgresql+psycopg://…``) give an RDB storage with heartbeats: a trial whose
+    worker stops beating for :data:`HEARTBEAT_GRACE` seconds is failed and retried once by the other workers. SQLite
+    files are opened in WAL mode so that readers (the dashboard, ``lrsearch report``) never block the search's writes;
+    ``read_only=True`` opens an existing file without write access. A ``*.log`` path (or ``journal:///path``) gives
+    Optuna's journal file storage, which several processes on one machine can share.
+    """
     import optuna
     import sqlalchemy.exc
 
+    if is_journal(url):
+        return _journal_storage(url, read_only=read_only)
     kwargs: dict[str, Any] = {}
     if url.startswith("sqlite:"):
-        # Wait for a lock instead of failing at once when the dashboard or another reader holds the file.
+        # Wait for a lock instead of failing at once when another process holds the file.
         kwargs = {"connect_args": {"timeout": 60}}
         db = url.split(":///", 1)[-1]
         if db and db != ":memory:":
+            if read_only and not Path(db).is_file():
+                raise StorageError(f"study database {db!r} does not exist; check --study/--storage, or run "
+                                   "lrsearch find first")
             parent = Path(db).parent
             if not parent.exists():
                 raise StorageError(f"folder {str(parent)!r} of the study database does not exist; create it "
                                    "or change --storage")
+            if read_only:
+                url = f"sqlite:///file:{Path(db).resolve()}?mode=ro&uri=true"
     else:
         kwargs = {"pool_pre_ping": True}
+    beats: dict[str, Any] = {}
+    if not read_only:
+        beats = {"heartbeat_interval": HEARTBEAT_INTERVAL, "grace_period": HEARTBEAT_GRACE,
+                 "heartbeat_stale_trial_callback": _retry_callback()}
     try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=None)
+        with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna but stable since 2.x
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            storage = optuna.storages.RDBStorage(url, engine_kwargs=kwargs, skip_table_creation=read_only, **beats)
+        if url.startswith("sqlite:") and not read_only:
+            _sqlite_wal(storage)
+        return storage
     except (sqlalchemy.exc.ArgumentError, ValueError) as exc:
         raise StorageError(f"--storage {url!r} is not a valid database URL ({_first_line(exc)}); "
                            "use e.g. sqlite:///studies/x.db or postgresql+psycopg://user:pw@host/db") from None
     except ImportError:
         raise StorageError(f"the database driver for {url.split(':', 1)[0]!r} is not installed; install it "
                            "(e.g. pip install 'psycopg[binary]' for postgresql+psycopg://)") from None
-    except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.DatabaseError) as exc:
+    except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.DatabaseError,
+            optuna.exceptions.StorageInternalError) as exc:
         raise StorageError(f"cannot open study storage {redact(url)}: {_first_line(exc)}; check that the "
                            "database is reachable and writable") from None
+
+
+def _retry_callback() -> Any:
+    import optuna
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1)
+
+
+def _journal_storage(url: str, *, read_only: bool) -> Any:
+    import optuna
+    from optuna.storages.journal import JournalFileBackend
+
+    path = Path(url.split("://", 1)[-1] if url.startswith("journal:") else url)
+    if read_only and not path.is_file():
+        raise StorageError(f"journal file {str(path)!r} does not exist; check --storage, or run lrsearch find first")
+    if not path.parent.exists():
+        raise StorageError(f"folder {str(path.parent)!r} of the journal file does not exist; create it or change "
+                           "--storage")
+    try:
+        return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+    except (OSError, ValueError) as exc:
+        raise StorageError(f"cannot open journal file {str(path)!r}: {_first_line(exc)}") from None
+
+
+def _sqlite_wal(storage: Any) -> None:
+    """WAL journal: readers and the writer no longer block each other; synchronous=NORMAL is still crash-safe."""
+    import sqlalchemy
+
+    @sqlalchemy.event.listens_for(storage.engine, "connect")
+    def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+    storage.engine.dispose()  # connections opened before the listener get the pragmas on reconnect
 
 
 def _first_line(exc: BaseException) -> str:
@@ -62,12 +134,52 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0][:200] if text else type(exc).__name__
 
 
+def resolve_study(study: str | None, storage: str | None) -> tuple[str, str]:
+    """Name and storage URL of an existing study, for commands that read one (dashboard, report, worker).
+
+    With no ``storage``, the study's default SQLite file is used; with no ``study`` either, the one study under
+    ``studies/``. With a ``storage`` and no ``study``, the storage's only study.
+    """
+    import optuna
+
+    if storage is None:
+        if study is None:
+            found = sorted(Path("studies").glob("*.db"))
+            if len(found) != 1:
+                names = ", ".join(p.stem for p in found) or "none"
+                raise StorageError(f"give --study NAME (studies here: {names})")
+            study = found[0].stem
+        return study, f"sqlite:///studies/{study}.db"
+    if study is None:
+        names = optuna.get_all_study_names(make_storage(storage, read_only=True))
+        if len(names) != 1:
+            raise StorageError(f"give --study NAME (studies in {redact(storage)}: {', '.join(names) or 'none'})")
+        study = names[0]
+    return study, storage
+
+
+def load_existing(study: str | None, storage: str | None, *, read_only: bool = True) -> Any:
+    """The existing study named by ``study``/``storage`` (see :func:`resolve_study`), loaded without creating it.
+
+    Raises:
+        StorageError: the storage cannot be opened or holds no such study.
+    """
+    import optuna
+
+    name, url = resolve_study(study, storage)
+    try:
+        return optuna.load_study(study_name=name, storage=make_storage(url, read_only=read_only))
+    except KeyError:
+        raise StorageError(f"study {name!r} does not exist in {redact(url)}; check --study and --storage") from None
+
+
 def redact(url: str) -> str:
     """The URL without its password, for messages."""
     if "@" in url and "://" in url:
         scheme, rest = url.split("://", 1)
         creds, host = rest.rsplit("@", 1)
-        return f"{scheme}://{creds.split(':', 1)[0]}:***@{host}"
+        user, has_password, _ = creds.partition(":")
+        return f"{scheme}://{user}{':***' if has_password else ''}@{host}"
     return url
 
 
@@ -112,6 +224,18 @@ def check_compatible(study: Any, expected: dict[str, Any]) -> None:
         )
 
 
+def prune_epochs(epochs: int) -> Callable[[int], bool]:
+    """Epochs after which the pruner is asked: past its warm-up (half the epochs), once per ~tenth of training.
+
+    Example:
+        >>> at = prune_epochs(50)
+        >>> [e for e in range(50) if at(e)]
+        [29, 34, 39, 44, 49]
+    """
+    warm, every = max(1, epochs // 2), max(1, math.ceil(epochs / 10))
+    return lambda epoch: epoch >= warm and (epoch + 1) % every == 0
+
+
 def finished_trials(study: Any) -> list[Any]:
     """Trials that count towards the budget (complete or pruned)."""
     import optuna
@@ -121,7 +245,10 @@ def finished_trials(study: Any) -> list[Any]:
 
 
 def make_objective(*, train_fn: Callable[..., Any], schedule_fn: Callable[[Any], Any],
-                   document_fn: Callable[..., dict[str, Any]], metric: str) -> Callable[[Any], float]:
+                   document_fn: Callable[..., dict[str, Any]], metric: str,
+                   prune_at: Callable[[int], bool] = lambda epoch: True,
+                   on_trained: Callable[[Any, list[float], dict[str, list[Any]]], None] | None = None
+                   ) -> Callable[[Any], float]:
     """The Optuna objective: suggest a schedule, train, report each epoch, prune, record user attrs.
 
     Args:
@@ -129,6 +256,10 @@ def make_objective(*, train_fn: Callable[..., Any], schedule_fn: Callable[[Any],
         schedule_fn: ``trial -> Schedule`` (the search space).
         document_fn: ``(schedule, metrics, trial_number) -> document``.
         metric: name of the validation score in the history (e.g. ``val_accuracy``).
+        prune_at: ``epoch -> bool``, the epochs after which to ask the pruner. Every epoch is reported; asking the
+            pruner reads every trial of the study, so it is skipped where it cannot prune (see :func:`prune_epochs`).
+        on_trained: ``(trial, lr_per_epoch, history)``, called when training ends (complete, pruned or diverged)
+            while the trial is still running, e.g. to upload its plots as artifacts.
     """
     import optuna
 
@@ -137,11 +268,13 @@ def make_objective(*, train_fn: Callable[..., Any], schedule_fn: Callable[[Any],
         inner = getattr(schedule, "schedule", None) if schedule.type == "warmup" else None
         trial.set_user_attr("family", f"{inner.type}+warmup" if inner is not None else schedule.type)
         used: list[float] = []
+        seen: list[float] = []
 
         def report(epoch: int, values: dict[str, float]) -> None:
             used.append(float(values["lr"]))
+            seen.append(float(values["val_loss"]))
             trial.report(values["val_loss"], epoch)
-            if trial.should_prune():
+            if prune_at(epoch) and trial.should_prune():
                 trial.set_user_attr("prune_reason", f"median pruner at epoch {epoch + 1}: val_loss "
                                     f"{values['val_loss']:.4g} worse than the median of earlier trials")
                 raise optuna.TrialPruned()
@@ -151,6 +284,8 @@ def make_objective(*, train_fn: Callable[..., Any], schedule_fn: Callable[[Any],
         except optuna.TrialPruned:
             trial.set_user_attr("lr_per_epoch", used)
             trial.set_user_attr("schedule", document_fn(schedule, {}, trial.number))
+            if on_trained is not None:
+                on_trained(trial, used, {"val_loss": seen})
             raise
         history = result.history
         trial.set_user_attr("lr_per_epoch", [float(v) for v in result.lr_per_epoch])
@@ -158,6 +293,8 @@ def make_objective(*, train_fn: Callable[..., Any], schedule_fn: Callable[[Any],
         final = {k: vs[-1] for k, vs in history.items() if vs}
         scores = {k: final[k] for k in ("val_loss", metric) if k in final}
         trial.set_user_attr("schedule", document_fn(schedule, scores, trial.number))
+        if on_trained is not None:
+            on_trained(trial, [float(v) for v in result.lr_per_epoch], history)
         if result.diverged:
             trial.set_user_attr("prune_reason", f"loss became NaN or infinite at epoch {result.epochs_run}")
             raise optuna.TrialPruned(f"diverged at epoch {result.epochs_run}")
@@ -168,3 +305,122 @@ def make_objective(*, train_fn: Callable[..., Any], schedule_fn: Callable[[Any],
 
 def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None
+
+
+class Surplus(Exception):
+    """A trial started after the study's budget was already taken by other workers; it is failed, not run."""
+
+    def __init__(self) -> None:
+        super().__init__("budget already taken by other workers; this trial was not run")
+
+
+def worker_id() -> str:
+    """``host:pid`` of this process, stored on each trial it runs (user attr ``worker``).
+
+    ``LRSEARCH_WORKER_HOST`` overrides the host part (e.g. to tell containers on one host apart).
+    """
+    import socket
+
+    return f"{os.environ.get('LRSEARCH_WORKER_HOST') or socket.gethostname()}:{os.getpid()}"
+
+
+def reap_dead_workers(study: Any) -> list[int]:
+    """Fail (and retry once) RUNNING trials whose worker process on this host is gone.
+
+    Heartbeats catch dead workers on any machine after :data:`HEARTBEAT_GRACE` seconds, but only on database
+    storages; this catches local ones at once, on every storage (journal files too).
+
+    Returns:
+        The numbers of the trials failed.
+    """
+    import optuna
+
+    host = worker_id().rsplit(":", 1)[0]
+    reaped = []
+    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        owner = str(t.user_attrs.get("worker", ""))
+        who, _, pid = owner.rpartition(":")
+        if who != host or not pid.isdigit() or _alive(int(pid)):
+            continue
+        try:
+            study.tell(t.number, state=optuna.trial.TrialState.FAIL)
+        except (RuntimeError, ValueError):  # finished meanwhile (another worker reaped it first)
+            continue
+        _retry_callback()(study, _frozen(study, t.number))  # a WAITING copy with the same params
+        reaped.append(t.number)
+    return reaped
+
+
+def _frozen(study: Any, number: int) -> Any:
+    return next(t for t in study.get_trials(deepcopy=False) if t.number == number)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    try:  # a killed child that its parent has not waited for yet is a zombie: dead all the same
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def run_trials(study: Any, objective: Callable[[Any], float], budget: int, *, timeout: float | None = None,
+               callbacks: Sequence[Callable[[Any, Any], None]] = (), poll: float = 1.0) -> int:
+    """Run trials in this process until the study has ``budget`` finished (complete + pruned) trials.
+
+    Safe with any number of workers on one study: before each trial a worker counts finished, running and waiting
+    (retry) trials, and waits instead of starting one the budget does not need; a trial that still started past the
+    budget (two workers asking at once) is failed as surplus without training. Trials of dead workers are failed and
+    retried (see :func:`reap_dead_workers` and the storage's heartbeats), so ``budget`` trials finish even when a
+    worker is killed.
+
+    Returns:
+        The number of trials this process ran.
+    """
+    import time
+
+    import optuna
+
+    ts = optuna.trial.TrialState
+    start, ran = time.monotonic(), 0
+
+    def guarded(trial: Any) -> float:
+        trial.set_user_attr("worker", worker_id())
+        ahead = [t for t in study.get_trials(deepcopy=False) if t.number < trial.number and t.state != ts.FAIL]
+        if len(ahead) >= budget:
+            trial.set_user_attr("fail_reason", "surplus: the budget was taken by other workers")
+            raise Surplus
+        return objective(trial)
+
+    while timeout is None or time.monotonic() - start < timeout:
+        trials = study.get_trials(deepcopy=False)
+        states = [t.state for t in trials]
+        finished = states.count(ts.COMPLETE) + states.count(ts.PRUNED)
+        if finished >= budget:
+            break
+        waiting, running = states.count(ts.WAITING), states.count(ts.RUNNING)
+        if finished + running + waiting >= budget and not waiting:
+            # Others run the last trials. Wait: if one of them dies, its trial is retried and we take it.
+            reap_dead_workers(study)
+            _fail_stale(study)
+            time.sleep(poll)
+            continue
+        remaining = None if timeout is None else max(timeout - (time.monotonic() - start), 0.001)
+        study.optimize(guarded, n_trials=1, timeout=remaining, callbacks=list(callbacks), catch=(Surplus,),
+                       gc_after_trial=False)
+        ran += 1
+    return ran
+
+
+def _fail_stale(study: Any) -> None:
+    import optuna
+
+    if isinstance(study._storage, optuna.storages.JournalStorage):
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
