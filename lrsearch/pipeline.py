@@ -188,7 +188,7 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
     art_dir = Path(artifacts) if artifacts is not None else out_dir / "artifacts"
     progress = Progress(trials, stream=stream, live=live, quiet=quiet)
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # failed trials are reported by lrsearch itself
     the_study = search.open_study(search.make_storage(url), study_name, seed=seed, epochs=epochs)
     expected = {"data": ds.name, "data_source": ds.source, "data_arg": _data_arg(data),
                 "labels": _abs(labels), "data_sha256": ds.sha256, "task": ds.task,
@@ -257,7 +257,7 @@ def worker(study: str, storage: str, *, data: str | None = None, labels: str | N
     from lrsearch.models import make_factory, parse_model_spec
     from lrsearch.progress import Progress
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # failed trials are reported by lrsearch itself
     the_study = search.open_study(search.make_storage(storage), study, seed=0, epochs=1, create=False)
     settings = the_study.user_attrs.get(search.STUDY_ATTR)
     rt = the_study.user_attrs.get("range_test")

@@ -1,9 +1,15 @@
-"""Plots of schedules. Drawing only: every value comes from the schedule's own formula."""
+"""Plots of schedules, trials and range tests. Drawing only: every value drawn is given or comes from a formula.
+
+All plots share the style of :mod:`lrsearch.plotstyle` and are drawn on an Agg canvas of their own (no pyplot), so
+they are safe in a headless process and from several threads. Keras is never imported here.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping, Sequence
+
+from lrsearch import plotstyle
 
 
 def plot_schedule(src: Any, epochs: int, path: str | Path, steps_per_epoch: int | None = None) -> Path:
@@ -15,6 +21,9 @@ def plot_schedule(src: Any, epochs: int, path: str | Path, steps_per_epoch: int 
         path: the PNG to write.
         steps_per_epoch: steps per epoch (default: the document's, else 20 so in-epoch changes show).
 
+    Returns:
+        The path written.
+
     Example:
         >>> import tempfile, os
         >>> p = plot_schedule({"type": "cosine", "initial_lr": 0.1, "decay_epochs": 10}, 10,
@@ -23,8 +32,6 @@ def plot_schedule(src: Any, epochs: int, path: str | Path, steps_per_epoch: int 
         True
     """
     import numpy as np
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
 
     from lrsearch.document import read_document, validate_document
     from lrsearch.errors import ConfigError
@@ -43,22 +50,189 @@ def plot_schedule(src: Any, epochs: int, path: str | Path, steps_per_epoch: int 
         raise ConfigError(f"schedule type {schedule.type!r} depends on the monitored metric; it has no curve to "
                           "plot before training")
     lrs = schedule.lr_per_step(epochs, spe)
+    # Continuous time in epochs: step i of epoch k sits at k + i/spe, so epoch k starts at x = k (from 0 here,
+    # because this axis is elapsed training time, not an epoch index).
     t = np.arange(epochs * spe) / spe
-    fig = Figure(figsize=(7, 4), dpi=110)
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    ax.plot(t, lrs, color="C0", lw=1.5, label="per step")
-    ax.plot(np.arange(epochs), schedule.lr_per_epoch(epochs), "o", ms=3, color="C1", label="first step of epoch")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("learning rate")
-    if lrs.min() > 0 and lrs.max() / lrs.min() > 20:
-        ax.set_yscale("log")
-        ax.set_ylabel("learning rate (log scale)")
-    ax.set_title(f"{schedule.type} schedule ({spe} steps per epoch)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=9)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    return path
+    with plotstyle.style():
+        fig, ax = plotstyle.new_figure(7, 4)
+        ax.plot(t, lrs, color=plotstyle.COLORS[0], label="per step")
+        ax.plot(np.arange(epochs), schedule.lr_per_epoch(epochs), "o", ms=3.5, color=plotstyle.COLORS[1],
+                label="first step of each epoch")
+        ax.set_xlabel("training time (epochs)")
+        plotstyle.lr_axis(ax, lrs)
+        ax.set_title(f"{schedule.type} schedule ({spe} steps per epoch)")
+        ax.legend()
+        return plotstyle.save(fig, path)
+
+
+def _series(values: Any) -> list[float]:
+    """A per-epoch list as floats, ``None`` (a non-finite value stored as JSON null) as NaN."""
+    if values is None:
+        return []
+    if isinstance(values, Mapping):  # Optuna intermediate values: {step: value}
+        values = [values[k] for k in sorted(values)]
+    return [float("nan") if v is None else float(v) for v in values]
+
+
+def _val_metric(history: Mapping[str, Any]) -> str | None:
+    """The validation score in a history besides ``val_loss`` (``val_accuracy``, ``val_mae``, ...), if any."""
+    for key in history:
+        if key.startswith("val_") and key != "val_loss" and _series(history[key]):
+            return key
+    return None
+
+
+def plot_trial(lr_per_epoch: Sequence[float] | None, history: Mapping[str, Any] | None, path: str | Path, *,
+               title: str = "") -> Path:
+    """Write one trial's PNG: LR per epoch (left) and its training/validation curves (right).
+
+    Cheap by design (it runs after every trial): a small figure at 80 dpi, no tight bounding box. Epochs are
+    numbered from 1. Everything drawn is given: nothing is recomputed.
+
+    Args:
+        lr_per_epoch: the LR used in each epoch (the trial's ``lr_per_epoch`` user attr); may be empty.
+        history: per-epoch lists: ``loss``, ``val_loss`` and optionally one validation score (``val_accuracy``,
+            ``val_mae``), drawn on a second y axis. For a pruned trial pass what exists, e.g.
+            ``{"val_loss": [...]}`` from its intermediate values (a ``{epoch: value}`` dict works too); ``None``
+            draws the LR panel only. ``None`` entries (non-finite values) leave gaps.
+        path: the PNG to write (folders are created).
+        title: figure title, e.g. ``"trial 7: cosine (pruned)"``.
+
+    Returns:
+        The path written.
+
+    Example:
+        >>> import os, tempfile
+        >>> d = tempfile.mkdtemp()
+        >>> p = plot_trial([0.01, 0.005, 0.001], {"loss": [0.7, 0.5, 0.4], "val_loss": [0.6, 0.5, 0.45],
+        ...                "val_accuracy": [0.6, 0.7, 0.8]}, os.path.join(d, "t0.png"), title="trial 0")
+        >>> p.read_bytes()[:8] == b"\\x89PNG\\r\\n\\x1a\\n"
+        True
+        >>> plot_trial([0.01, 0.01], {"val_loss": {0: 0.9, 1: 0.8}}, os.path.join(d, "t1.png")).exists()
+        True
+    """
+    from matplotlib.ticker import MaxNLocator
+
+    lrs = _series(lr_per_epoch)
+    hist = dict(history or {})
+    colors = plotstyle.COLORS
+    with plotstyle.style():
+        fig, (ax_lr, ax_loss) = plotstyle.new_figure(7, 2.6, ncols=2, dpi=80)
+        # Fixed margins instead of a tight bbox / layout engine: an extra draw pass would double the cost.
+        fig.subplots_adjust(left=0.12, right=0.9, bottom=0.2, top=0.78 if title else 0.86, wspace=0.42)
+        if title:
+            fig.suptitle(title, fontsize=11)
+
+        if lrs:
+            x = range(1, len(lrs) + 1)
+            ax_lr.plot(x, lrs, "o-", ms=3, color=colors[0])
+        else:
+            ax_lr.text(0.5, 0.5, "no LR recorded", ha="center", va="center", transform=ax_lr.transAxes)
+        plotstyle.lr_axis(ax_lr, lrs)
+        plotstyle.epoch_axis(ax_lr, n=len(lrs) or None)
+        ax_lr.set_title("LR per epoch", fontsize=10, y=1.0)  # fixed y: no costly auto-placement pass
+
+        drawn: list[float] = []
+        handles = []
+        n = len(lrs)
+        for key, color, label in (("loss", colors[0], "training loss"), ("val_loss", colors[1], "validation loss")):
+            ys = _series(hist.get(key))
+            if ys:
+                handles += ax_loss.plot(range(1, len(ys) + 1), ys, "o-", ms=3, color=color, label=label)
+                drawn += ys
+                n = max(n, len(ys))
+        plotstyle.loss_axis(ax_loss, drawn)
+        if not ax_loss.get_yscale() == "log":
+            ax_loss.yaxis.set_major_locator(MaxNLocator(nbins=4))  # fewer ticks: each one is an artist to draw
+        plotstyle.epoch_axis(ax_loss, n=n or None)
+        metric = _val_metric(hist)
+        if metric is not None:
+            ys = _series(hist[metric])
+            twin = ax_loss.twinx()
+            twin.grid(False)
+            handles += twin.plot(range(1, len(ys) + 1), ys, "s--", ms=3, lw=1.2, color=colors[2],
+                                 label=metric.replace("_", " "))
+            twin.set_ylabel(metric.replace("_", " "), fontsize=9, color=colors[2])
+            twin.tick_params(axis="y", labelsize=8, colors=colors[2])
+            twin.yaxis.set_major_locator(MaxNLocator(nbins=4))
+        if handles:
+            # The legend sits above the panel, as its title: it never hides a curve, and a fixed place avoids
+            # loc="best", which scans every line for overlaps (slower than the whole plot).
+            ax_loss.legend(handles=handles, fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.0),
+                           ncol=len(handles), frameon=False, borderaxespad=0.2, handlelength=1.5,
+                           columnspacing=1.0)
+        else:
+            ax_loss.text(0.5, 0.5, "no loss recorded", ha="center", va="center", transform=ax_loss.transAxes)
+        return plotstyle.save(fig, path, tight=False)
+
+
+def plot_range_test(lrs: Sequence[float], losses: Sequence[float], path: str | Path, *,
+                    smoothed: Sequence[float] | None = None, suggestion: float | None = None,
+                    method: str = "", interval: Sequence[float] | None = None, unstable: bool = False,
+                    stop_reason: str = "", other_runs: Sequence[tuple[Sequence[float], Sequence[float]]] = (),
+                    repeats: int | None = None, loss_kind: str = "batch") -> Path:
+    """Draw a range test: loss against LR (log x), the suggestion and the interval over repeats.
+
+    Raw losses as faint points (other runs in grey), the smoothed curve as a line, the suggestion as a dashed
+    vertical line, the interval of the per-run suggestions as a shaded band. Used by
+    :meth:`lrsearch.rangetest.RangeTestResult.plot` and by the report (from the study's ``range_test`` attr).
+
+    Args:
+        lrs, losses: the first run's curve (``None``/NaN entries are skipped).
+        path: the PNG (or any extension matplotlib writes) to write.
+        smoothed: the smoothed curve at the same LRs (NaN past a cut).
+        suggestion: the suggested LR; method: how it was chosen.
+        interval: ``(low, high)`` of the per-run suggestions; unstable: they differ by more than a decade.
+        stop_reason: why the run stopped; other_runs: ``(lrs, losses)`` of further runs.
+        repeats: number of runs (default ``1 + len(other_runs)``); loss_kind: ``"batch"`` or ``"validation"``.
+
+    Returns:
+        The path written.
+
+    Example:
+        >>> import os, tempfile
+        >>> lrs = [1e-5 * 10 ** (i / 10) for i in range(50)]
+        >>> losses = [1.0 - 0.01 * i if i < 40 else 2.0 for i in range(50)]
+        >>> p = plot_range_test(lrs, losses, os.path.join(tempfile.mkdtemp(), "rt.png"), suggestion=1e-3,
+        ...                     method="valley", interval=(5e-4, 2e-3), stop_reason="diverged", repeats=3)
+        >>> p.stat().st_size > 1000
+        True
+    """
+    import numpy as np
+
+    def arr(v: Any) -> np.ndarray:
+        return np.array([np.nan if x is None else float(x) for x in v], dtype=float)
+
+    x, y = arr(lrs), arr(losses)
+    sm = arr(smoothed) if smoothed is not None else np.full_like(x, np.nan)
+    n_runs = repeats or 1 + len(other_runs)
+    colors = plotstyle.COLORS
+    with plotstyle.style():
+        fig, ax = plotstyle.new_figure(7, 4.5)
+        for r, (lr_r, loss_r) in enumerate(other_runs):
+            ax.scatter(arr(lr_r), arr(loss_r), s=6, alpha=0.25, color=plotstyle.GREY, linewidths=0,
+                       label="other runs" if r == 0 else None)
+        ax.scatter(x, y, s=7, alpha=0.35, color=colors[0], linewidths=0,
+                   label="batch loss" if loss_kind == "batch" else "validation loss")
+        ok = np.isfinite(sm) & np.isfinite(x)
+        if ok.any():
+            ax.plot(x[ok], sm[ok], color=colors[1], lw=2, label="smoothed")
+        if interval is not None and len(interval) == 2 and None not in interval:
+            ax.axvspan(float(interval[0]), float(interval[1]), color=colors[2], alpha=0.15,
+                       label=f"runs' suggestions {float(interval[0]):.2g} – {float(interval[1]):.2g}"
+                             + (" (unstable)" if unstable else ""))
+        if suggestion is not None:
+            ax.axvline(float(suggestion), color=colors[3], ls="--", lw=1.8,
+                       label=f"suggestion {float(suggestion):.2g}" + (f" ({method})" if method else ""))
+        finite_sm = sm[ok]
+        if finite_sm.size:  # keep the descent readable: at most twice the descent above the starting level
+            lo, hi = float(np.min(finite_sm)), float(np.max(finite_sm[: max(1, finite_sm.size // 10)]))
+            span = max(hi - lo, 1e-12)
+            ax.set_ylim(lo - 0.25 * span, hi + 1.0 * span)
+        plotstyle.lr_axis(ax, x, axis="x", force_log=True)
+        ax.grid(True, which="minor", axis="x", alpha=0.12)
+        ax.set_ylabel("training-batch loss" if loss_kind == "batch" else "validation loss")
+        stop = f"stopped: {stop_reason}, " if stop_reason else ""
+        ax.set_title(f"LR range test ({stop}{n_runs} run{'s' if n_runs != 1 else ''})")
+        ax.legend(loc="best")
+        return plotstyle.save(fig, path)

@@ -123,40 +123,26 @@ class RangeTestResult:
         """Draw loss vs LR (log x) to an image file (PNG by extension); returns the path.
 
         Raw losses as faint points (every run), the smoothed curve of the first run as a line, the suggestion as a
-        vertical line, the repeat interval as a shaded band. Uses matplotlib's Agg canvas directly (no pyplot, no
-        global backend change).
-        """
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
+        vertical line, the repeat interval as a shaded band, in the style of :mod:`lrsearch.plotstyle` (drawn by
+        :func:`lrsearch.plots.plot_range_test`: matplotlib's Agg canvas directly, no pyplot, no global backend
+        change).
 
-        path = Path(path)
-        fig = Figure(figsize=(7, 4.5), dpi=110)
-        FigureCanvasAgg(fig)
-        ax = fig.add_subplot(1, 1, 1)
+        Example:
+            >>> import os, tempfile
+            >>> lrs = np.geomspace(1e-5, 1.0, 60)
+            >>> losses = np.r_[np.linspace(1.0, 0.3, 50), np.linspace(0.4, 3.0, 10)]
+            >>> r = RangeTestResult(lrs=lrs, losses=losses, smoothed=losses, suggestion=1e-3, suggestions={},
+            ...                     interval=None, unstable=False, stop_reason="diverged", method="valley")
+            >>> r.plot(os.path.join(tempfile.mkdtemp(), "rt.png")).read_bytes()[:4] == b"\\x89PNG"
+            True
+        """
+        from lrsearch.plots import plot_range_test
+
         runs = self.runs or [(self.lrs, self.losses)]
-        for r, (lrs, losses) in enumerate(runs):
-            ax.scatter(lrs, losses, s=6, alpha=0.25, color="C0" if r == 0 else "C7",
-                       label="batch loss" if r == 0 else ("other runs" if r == 1 else None))
-        ok = np.isfinite(self.smoothed)
-        ax.plot(np.asarray(self.lrs)[ok], np.asarray(self.smoothed)[ok], color="C1", lw=2, label="smoothed")
-        if self.interval is not None:
-            ax.axvspan(self.interval[0], self.interval[1], color="C2", alpha=0.15,
-                       label=f"runs: {self.interval[0]:.2g} – {self.interval[1]:.2g}")
-        ax.axvline(self.suggestion, color="C3", ls="--", label=f"suggestion {self.suggestion:.2g} ({self.method})")
-        sm = np.asarray(self.smoothed)[ok]
-        if sm.size:  # keep the descent readable: at most twice the descent above the starting level
-            lo, hi = float(np.min(sm)), float(np.max(sm[: max(1, sm.size // 10)]))
-            span = max(hi - lo, 1e-12)
-            ax.set_ylim(lo - 0.25 * span, hi + 1.0 * span)
-        ax.set_xscale("log")
-        ax.set_xlabel("learning rate (log scale)")
-        ax.set_ylabel("loss" if self.loss_kind == "batch" else "loss (validation)")
-        ax.set_title(f"LR range test: stopped at {self.stop_reason}, {len(runs)} run(s)")
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(loc="best", fontsize=8)
-        fig.tight_layout()
-        fig.savefig(path)
-        return path
+        return plot_range_test(self.lrs, self.losses, path, smoothed=self.smoothed, suggestion=self.suggestion,
+                               method=self.method, interval=self.interval, unstable=self.unstable,
+                               stop_reason=self.stop_reason, other_runs=runs[1:], repeats=len(runs),
+                               loss_kind=self.loss_kind)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable summary (for Optuna study user attributes); the curve at most 300 points, 6 digits."""

@@ -11,7 +11,8 @@ import pytest
 MODULES = ["lrsearch", "lrsearch.schedules.base", "lrsearch.schedules.families", "lrsearch.schedules.plateau",
            "lrsearch.schedules.warmup", "lrsearch.document", "lrsearch.optimizers", "lrsearch.space",
            "lrsearch.loading", "lrsearch.models", "lrsearch.progress", "lrsearch.data", "lrsearch.suggest",
-           "lrsearch.engine", "lrsearch.pipeline"]
+           "lrsearch.engine", "lrsearch.pipeline", "lrsearch.plotstyle", "lrsearch.plots", "lrsearch.report",
+           "lrsearch.rangetest", "lrsearch.search", "lrsearch.dashboard"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -1,0 +1,145 @@
+"""`lrsearch dashboard` in a real headless Chromium: the study, its trials and their artifact images render, while
+a search keeps writing the same SQLite study."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from lrsearch.cli import main
+
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+CHROMIUM, DRIVER = shutil.which("chromium") or "/usr/bin/chromium", shutil.which("chromedriver") or "/usr/bin/chromedriver"
+HAVE_BROWSER = os.path.exists(CHROMIUM) and os.path.exists(DRIVER)
+# CI installs Chromium and sets LRSEARCH_REQUIRE_BROWSER=1: there a missing browser fails instead of skipping.
+if not HAVE_BROWSER and os.environ.get("LRSEARCH_REQUIRE_BROWSER") == "1":
+    raise RuntimeError(f"LRSEARCH_REQUIRE_BROWSER=1 but {CHROMIUM} or {DRIVER} is missing")
+needs_browser = pytest.mark.skipif(not HAVE_BROWSER, reason="needs chromium and chromedriver (apt-get install "
+                                                            "chromium chromium-driver)")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def searched(tmp_path_factory):
+    from lrsearch.pipeline import find
+
+    where = tmp_path_factory.mktemp("dash")
+    old = os.getcwd()
+    os.chdir(where)
+    try:
+        find("ionosphere", trials=8, epochs=8, quiet=True)
+    finally:
+        os.chdir(old)
+    return where
+
+
+@pytest.fixture(scope="module")
+def server(searched):
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "lrsearch", "dashboard", "--port", str(port)], cwd=searched,
+                            env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(120):
+        try:
+            urllib.request.urlopen(url + "/api/studies", timeout=1).read()
+            break
+        except OSError:
+            if proc.poll() is not None:
+                pytest.fail("dashboard exited: " + proc.stdout.read())
+            time.sleep(0.5)
+    yield url
+    proc.terminate()
+    proc.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    # No background networking: this machine has no network and Chromium would keep trying.
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--disable-dev-shm-usage", "--window-size=1400,1000"):
+        opts.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(DRIVER), options=opts)
+    yield driver
+    driver.quit()
+
+
+def _wait_text(driver, *needles, timeout=30.0):
+    from selenium.webdriver.common.by import By
+
+    deadline = time.monotonic() + timeout
+    while True:
+        text = driver.find_element(By.TAG_NAME, "body").text
+        if all(n in text for n in needles) or time.monotonic() > deadline:
+            return text
+        time.sleep(0.3)
+
+
+def _loaded_images(driver, part: str) -> list[str]:
+    from selenium.webdriver.common.by import By
+
+    return [img.get_attribute("src") for img in driver.find_elements(By.TAG_NAME, "img")
+            if part in (img.get_attribute("src") or "")
+            and driver.execute_script("return arguments[0].complete && arguments[0].naturalWidth", img) > 100]
+
+
+@needs_browser
+@pytest.mark.browser
+def test_dashboard_renders_study_trials_and_artifact_images(server, browser, searched, tmp_path):
+    browser.get(server + "/dashboard/studies/1")
+    text = _wait_text(browser, "ionosphere", "Best Trial")
+    assert "ionosphere" in text and "Hyperparameter Importance" in text
+    browser.get(server + "/dashboard/studies/1/trials")
+    text = _wait_text(browser, "Trial 7")
+    assert all(f"Trial {i}" in text for i in range(8)), text[:500]
+    deadline, images = time.monotonic() + 30, []
+    while not images and time.monotonic() < deadline:
+        time.sleep(0.5)
+        images = _loaded_images(browser, "/artifacts/")
+    assert images, "no artifact image rendered on the trial page"
+    shots = Path(os.environ.get("LRSEARCH_SCREENSHOTS") or tmp_path)
+    shots.mkdir(parents=True, exist_ok=True)
+    assert browser.save_screenshot(str(shots / "dashboard-trial.png"))
+    assert (shots / "dashboard-trial.png").stat().st_size > 10_000
+
+
+@needs_browser
+@pytest.mark.browser
+def test_a_search_writes_the_study_while_the_dashboard_reads_it(server, browser, searched):
+    from lrsearch.pipeline import find
+
+    browser.get(server + "/dashboard/studies/1/trials")
+    _wait_text(browser, "Trial 7")
+    old = os.getcwd()
+    os.chdir(searched)
+    try:  # raise the budget: the search resumes on the file the dashboard has open
+        result = find("ionosphere", trials=10, epochs=8, quiet=True)
+    finally:
+        os.chdir(old)
+    assert result.trials["complete"] + result.trials["pruned"] == 10
+    browser.get(server + "/dashboard/studies/1/trials")
+    assert "Trial 9" in _wait_text(browser, "Trial 9")
+
+
+def test_dashboard_on_a_missing_study_is_one_clear_error(workdir, capsys):
+    assert main(["dashboard", "--study", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "does not exist" in err

@@ -1,0 +1,159 @@
+"""Many workers on one study: exact budget, dead workers' trials retried, Ctrl-C, refusals. Real processes, real
+storages (journal file; PostgreSQL when LRSEARCH_TEST_POSTGRES names a server, as in CI)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import optuna
+import pytest
+
+from lrsearch import search
+
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+PG = os.environ.get("LRSEARCH_TEST_POSTGRES")
+needs_pg = pytest.mark.skipif(not PG, reason="set LRSEARCH_TEST_POSTGRES (scripts/pg_test_server.sh) to run")
+
+
+def _cli(cwd, *args, env=None, timeout=600):
+    return subprocess.run([sys.executable, "-m", "lrsearch", *args], capture_output=True, text=True, cwd=cwd,
+                          env=env or ENV, timeout=timeout)
+
+
+def _trials(url, name):
+    return optuna.load_study(study_name=name, storage=search.make_storage(url, read_only=True)).get_trials()
+
+
+def _check_budget(trials, budget):
+    states = [t.state.name for t in trials]
+    assert states.count("COMPLETE") + states.count("PRUNED") == budget, states
+    assert "RUNNING" not in states and "WAITING" not in states, states
+    numbers = [t.number for t in trials]
+    assert len(numbers) == len(set(numbers))
+
+
+def _fresh_pg_study(name):
+    storage = search.make_storage(PG)
+    try:
+        optuna.delete_study(study_name=name, storage=storage)
+    except KeyError:
+        pass
+
+
+def test_two_local_workers_share_a_journal_file_and_finish_exactly_the_budget(tmp_path):
+    p = _cli(tmp_path, "find", "--data", "ionosphere", "--trials", "7", "--epochs", "4", "--workers", "2",
+             "--quiet")
+    assert p.returncode == 0, p.stderr
+    assert (tmp_path / "studies" / "ionosphere.log").is_file()  # the shared default for --workers
+    trials = _trials(str(tmp_path / "studies" / "ionosphere.log"), "ionosphere")
+    _check_budget(trials, 7)
+    workers = {t.user_attrs["worker"] for t in trials}
+    assert len(workers) >= 1 and all(":" in w for w in workers)
+    assert (tmp_path / "studies" / "ionosphere" / "best_schedule.json").is_file()
+
+
+def test_worker_checks_the_data_by_hash_and_the_study_by_name(tmp_path):
+    p = _cli(tmp_path, "find", "--data", "ionosphere", "--trials", "2", "--epochs", "2", "--quiet")
+    assert p.returncode == 0, p.stderr
+    url = f"sqlite:///{tmp_path}/studies/ionosphere.db"
+    import lrsearch
+
+    other = tmp_path / "ionosphere-v2.csv"  # same columns, one value changed: another version of the file
+    lines = open(lrsearch.__path__[0] + "/datasets/ionosphere.csv").read().splitlines()
+    lines[0] = "0" + lines[0][1:]
+    other.write_text("\n".join(lines) + "\n")
+    p = _cli(tmp_path, "worker", "--study", "ionosphere", "--storage", url, "--data", str(other))
+    assert p.returncode == 2 and p.stderr.count("\n") == 1 and "sha256" in p.stderr and "--data" in p.stderr
+    p = _cli(tmp_path, "worker", "--study", "nope", "--storage", url)
+    assert p.returncode == 2 and "does not exist" in p.stderr and "Traceback" not in p.stderr
+    # Budget already reached: a worker joins, runs nothing and says so.
+    p = _cli(tmp_path, "worker", "--study", "ionosphere", "--storage", url)
+    assert p.returncode == 0 and "ran 0 trials" in p.stdout
+
+
+def test_workers_refuse_a_sqlite_study(workdir):
+    from lrsearch.cli import main
+
+    assert main(["find", "--data", "ionosphere", "--workers", "2", "--storage", "sqlite:///studies/x.db"]) == 2
+
+
+def test_ctrl_c_fails_the_running_trial_and_the_study_resumes(tmp_path):
+    # model.fit trials take seconds: time enough to interrupt one mid-trial.
+    args = ["find", "--data", "ionosphere", "--trials", "40", "--epochs", "40", "--engine", "fit", "--quiet"]
+    proc = subprocess.Popen([sys.executable, "-m", "lrsearch", *args], cwd=tmp_path, env=ENV, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    url, deadline = f"sqlite:///{tmp_path}/studies/ionosphere.db", time.monotonic() + 300
+    while time.monotonic() < deadline:
+        time.sleep(0.3)
+        try:
+            if any(t.state.name == "RUNNING" for t in _trials(url, "ionosphere")):
+                break
+        except Exception:  # database or study not created yet
+            continue
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert err.strip().count("\n") == 0 and "interrupted" in err and "Traceback" not in err
+    states = [t.state.name for t in _trials(url, "ionosphere")]
+    assert "RUNNING" not in states and states.count("FAIL") == 1, states
+    # Same command, smaller budget: it resumes and finishes.
+    p = _cli(tmp_path, "find", "--data", "ionosphere", "--trials", str(len(states)), "--epochs", "40", "--quiet")
+    assert p.returncode == 0, p.stderr
+    _check_budget([t for t in _trials(url, "ionosphere")], len(states))
+
+
+@needs_pg
+@pytest.mark.postgres
+def test_three_workers_on_postgresql(tmp_path):
+    _fresh_pg_study("pg3")
+    p = _cli(tmp_path, "find", "--data", "ionosphere", "--trials", "9", "--epochs", "4", "--workers", "3",
+             "--storage", PG, "--study", "pg3", "--quiet")
+    assert p.returncode == 0, p.stderr
+    trials = _trials(PG, "pg3")
+    _check_budget(trials, 9)
+    assert "postgres:***" not in p.stdout and "@127.0.0.1" in p.stdout  # no password to hide in this URL
+
+
+@needs_pg
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_chaos_a_killed_worker_costs_at_most_its_trial(tmp_path):
+    """3 workers on PostgreSQL; SIGKILL one mid-trial and start another; every requested trial still finishes."""
+    _fresh_pg_study("chaos")
+    budget = 18
+    find = subprocess.Popen([sys.executable, "-m", "lrsearch", "find", "--data", "ionosphere", "--trials",
+                             str(budget), "--epochs", "40", "--engine", "fit", "--workers", "3", "--storage", PG,
+                             "--study", "chaos", "--quiet"], cwd=tmp_path, env=ENV, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    victim, deadline = None, time.monotonic() + 400
+    while victim is None and time.monotonic() < deadline:
+        time.sleep(0.5)
+        try:
+            running = [t for t in _trials(PG, "chaos") if t.state.name == "RUNNING"]
+        except Exception:
+            continue
+        owners = [int(t.user_attrs["worker"].rsplit(":", 1)[1]) for t in running if "worker" in t.user_attrs]
+        victim = next((pid for pid in owners if pid != find.pid), None)
+    assert victim is not None, "no worker process was seen running a trial"
+    killed = [t.number for t in _trials(PG, "chaos") if t.state.name == "RUNNING"
+              and t.user_attrs.get("worker", "").endswith(f":{victim}")]
+    os.kill(victim, signal.SIGKILL)
+    # A replacement worker that looks like another machine: only heartbeats can tell it of the dead trial.
+    other = {**ENV, "LRSEARCH_WORKER_HOST": "elsewhere"}
+    extra = subprocess.Popen([sys.executable, "-m", "lrsearch", "worker", "--study", "chaos", "--storage", PG,
+                              "--quiet"], cwd=tmp_path, env=other, text=True, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)
+    out, err = find.communicate(timeout=900)
+    assert find.returncode == 0, err
+    assert extra.wait(timeout=300) == 0, extra.stderr.read()
+    trials = _trials(PG, "chaos")
+    _check_budget(trials, budget)
+    by_number = {t.number: t for t in trials}
+    for n in killed:
+        assert by_number[n].state.name == "FAIL"
+    assert any(t.system_attrs.get("failed_trial") in killed for t in trials), "the killed trial was not retried"
+    assert (tmp_path / "studies" / "chaos" / "best_schedule.json").is_file()
