@@ -143,3 +143,26 @@ def test_dashboard_on_a_missing_study_is_one_clear_error(workdir, capsys):
     assert main(["dashboard", "--study", "nope"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "does not exist" in err
+
+
+def test_every_trial_and_the_study_carry_artifacts(searched):
+    import json
+
+    import optuna
+
+    study = optuna.load_study(study_name="ionosphere", storage=f"sqlite:///{searched}/studies/ionosphere.db")
+    arts = lambda attrs: [json.loads(v) for k, v in attrs.items() if k.startswith("artifacts:")]  # noqa: E731
+    for t in study.trials:
+        found = arts(t.system_attrs)
+        assert found and found[0]["mimetype"] == "image/png", t.number
+        assert (searched / "studies" / "ionosphere" / "artifacts" / found[0]["artifact_id"]).is_file()
+    names = {a["filename"] for a in arts(study._storage.get_study_system_attrs(study._study_id))}
+    assert {"range_test.png", "best_schedule.json"} <= names
+
+
+def test_report_command_writes_a_self_contained_page(searched, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(searched)
+    assert main(["report", "--out", str(tmp_path / "rep")]) == 0
+    html = (tmp_path / "rep" / "report.html").read_text()
+    assert html.count("data:image/png;base64,") >= 4 and "https://" not in html
+    assert "report.html" in capsys.readouterr().out
