@@ -258,7 +258,7 @@ def worker(study: str, storage: str, *, data: str | None = None, labels: str | N
     from lrsearch.progress import Progress
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # failed trials are reported by lrsearch itself
-    the_study = search.open_study(search.make_storage(storage), study, seed=0, epochs=1, create=False)
+    the_study = search.open_study(search.make_storage(storage, create=False), study, seed=0, epochs=1, create=False)
     settings = the_study.user_attrs.get(search.STUDY_ATTR)
     rt = the_study.user_attrs.get("range_test")
     if settings is None or rt is None:
@@ -299,8 +299,38 @@ def _search(run: _Run, budget: int, timeout: float | None, progress: Any) -> int
     except KeyboardInterrupt:
         raise Interrupted(f"interrupted; study {run.name!r} keeps its finished trials (the running one is marked "
                           "failed): run the same command again to resume") from None
+    except Exception as exc:
+        failure = _storage_failure(exc)
+        if failure is None:
+            raise
+        from lrsearch.errors import StorageError
+
+        reason = str(getattr(failure, "orig", None) or failure).strip().splitlines()[0][:160]
+        raise StorageError(f"writing study {run.name!r} failed ({reason}); its finished trials are kept: free disk "
+                           "space or fix the database, then run the same command again to resume") from None
     finally:
         progress.finish()
+
+
+def _storage_failure(exc: BaseException) -> BaseException | None:
+    """The storage failure (disk full, database gone) behind ``exc``, if any.
+
+    Optuna, failing to record a trial's end, raises an AssertionError of its own; the real cause is in the chain.
+    """
+    import errno
+
+    import optuna
+    import sqlalchemy.exc
+
+    kinds = (optuna.exceptions.StorageInternalError, sqlalchemy.exc.OperationalError, sqlalchemy.exc.DatabaseError)
+    disk = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EROFS, errno.EIO}
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, kinds) or (isinstance(exc, OSError) and exc.errno in disk):
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 def _export(run: _Run, notes: list[str]) -> FindResult:

@@ -37,27 +37,28 @@ def is_journal(url: str) -> bool:
     return url.startswith("journal:") or ("://" not in url and url.endswith(".log"))
 
 
-def make_storage(url: str, *, read_only: bool = False) -> Any:
+def make_storage(url: str, *, read_only: bool = False, create: bool = True) -> Any:
     """An Optuna storage for ``url``; a :class:`StorageError` that says what to do when it cannot be opened.
 
     Database URLs (``sqlite:///…``, ``postgresql+psycopg://…``) give an RDB storage with heartbeats: a trial whose
     worker stops beating for :data:`HEARTBEAT_GRACE` seconds is failed and retried once by the other workers. SQLite
     files are opened in WAL mode so that readers (the dashboard, ``lrsearch report``) never block the search's writes;
-    ``read_only=True`` opens an existing file without write access. A ``*.log`` path (or ``journal:///path``) gives
+    ``read_only=True`` opens an existing file without write access; ``create=False`` refuses to create a new SQLite
+    or journal file (for commands that join a study). A ``*.log`` path (or ``journal:///path``) gives
     Optuna's journal file storage, which several processes on one machine can share.
     """
     import optuna
     import sqlalchemy.exc
 
     if is_journal(url):
-        return _journal_storage(url, read_only=read_only)
+        return _journal_storage(url, read_only=read_only or not create)
     kwargs: dict[str, Any] = {}
     if url.startswith("sqlite:"):
         # Wait for a lock instead of failing at once when another process holds the file.
         kwargs = {"connect_args": {"timeout": 60}}
         db = url.split(":///", 1)[-1]
         if db and db != ":memory:":
-            if read_only and not Path(db).is_file():
+            if (read_only or not create) and not Path(db).is_file():
                 raise StorageError(f"study database {db!r} does not exist; check --study/--storage, or run "
                                    "lrsearch find first")
             parent = Path(db).parent
