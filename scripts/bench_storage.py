@@ -34,7 +34,7 @@ def _worker(url: str, name: str, budget: int, epochs: int, start: float) -> None
 
     def objective(trial: optuna.Trial) -> float:
         schedule = space.suggest_schedule(trial, choices=choices, epochs=epochs, lr_range=(1e-4, 1e-1))
-        lrs = schedule.lr_per_epoch(epochs)
+        lrs = [schedule.first_lr()] * epochs if schedule.metric_driven else schedule.lr_per_epoch(epochs)
         loss = 1.0
         for epoch in range(epochs):  # what a real trial writes: one intermediate value per epoch
             loss *= 0.97

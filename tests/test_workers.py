@@ -54,6 +54,10 @@ def test_two_local_workers_share_a_journal_file_and_finish_exactly_the_budget(tm
     workers = {t.user_attrs["worker"] for t in trials}
     assert len(workers) >= 1 and all(":" in w for w in workers)
     assert (tmp_path / "studies" / "ionosphere" / "best_schedule.json").is_file()
+    # The report reads the journal file like any storage.
+    p = _cli(tmp_path, "report", "--storage", "studies/ionosphere.log", "--out", "rep")
+    assert p.returncode == 0, p.stderr
+    assert (tmp_path / "rep" / "report.html").stat().st_size > 10_000
 
 
 def test_worker_checks_the_data_by_hash_and_the_study_by_name(tmp_path):
@@ -116,6 +120,9 @@ def test_three_workers_on_postgresql(tmp_path):
     trials = _trials(PG, "pg3")
     _check_budget(trials, 9)
     assert "postgres:***" not in p.stdout and "@127.0.0.1" in p.stdout  # no password to hide in this URL
+    p = _cli(tmp_path, "report", "--study", "pg3", "--storage", PG, "--out", "rep")
+    assert p.returncode == 0, p.stderr
+    assert "pg3" in (tmp_path / "rep" / "report.html").read_text()
 
 
 @needs_pg
