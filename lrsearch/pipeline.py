@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -27,6 +28,7 @@ class FindResult:
     device: str
     dashboard_command: str
     notes: list[str] = field(default_factory=list)
+    timing: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -66,6 +68,7 @@ class _Run:
     engine: str
     artifacts: Any = None
     files: dict[str, str] = field(default_factory=dict)
+    timing: dict[str, float] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -202,6 +205,7 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
 
     files: dict[str, str] = {}
     rt = the_study.user_attrs.get("range_test")
+    rt_began = time.monotonic()
     if rt is None:
         rt = _range_test(factory, ds, opt_spec, batch_size, seed, out_dir, files, repeats)
         the_study.set_user_attr("range_test", rt)
@@ -209,11 +213,13 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
         for name in ("range_test.csv", "range_test.png"):
             if (out_dir / name).exists():
                 files[name.replace(".", "_")] = str(out_dir / name)
+    rt_took = time.monotonic() - rt_began
     lr_range = space.lr_bounds(rt["suggestion"], tuple(rt["interval"]) if rt.get("interval") else None)
     progress.message(f"range test: suggested initial LR {rt['suggestion']:.3g} ({rt.get('stop_reason')}); "
                      f"searching initial LR in [{lr_range[0]:.3g}, {lr_range[1]:.3g}]")
     run = _Run(ds=ds, factory=factory, opt_spec=opt_spec, settings=expected, study=the_study, url=url,
-               out_dir=out_dir, lr_range=lr_range, engine=engine, artifacts=_artifact_store(art_dir), files=files)
+               out_dir=out_dir, lr_range=lr_range, engine=engine, artifacts=_artifact_store(art_dir), files=files,
+               timing={"range_test_s": round(rt_took, 3)})
     if "range_test_png" in files:
         _upload(run, files["range_test_png"], the_study)
 
@@ -222,10 +228,14 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
         notes.append(f"study already has {trials} finished trials; nothing to run (raise --trials to search more)")
     else:
         helpers = _start_workers(run, workers - 1, data)
+        began = time.monotonic()
         try:
-            _search(run, trials, timeout, progress)
+            ran = _search(run, trials, timeout, progress)
         finally:
             notes += _join_workers(helpers)
+        took = time.monotonic() - began
+        run.timing.update(search_s=round(took, 3), trials_run_here=ran,
+                          trials_per_second=round(ran / took, 3) if took > 0 else 0.0)
     return _export(run, notes)
 
 
@@ -371,7 +381,7 @@ def _export(run: _Run, notes: list[str]) -> FindResult:
         files=files, device=device_description(),
         dashboard_command=f"lrsearch dashboard --study {run.name}" + (
             "" if run.url == search.default_storage(run.name) else f" --storage {search.redact(run.url)}"),
-        notes=notes)
+        notes=notes, timing=run.timing)
 
 
 def _data_arg(data: str) -> str:
