@@ -42,6 +42,11 @@ def _parser() -> argparse.ArgumentParser:
                    help="worker processes on this machine (default 1); >1 needs a shared storage: the default "
                         "becomes the journal file studies/<study>.log")
     f.add_argument("--artifacts", help="artifact folder for trial plots (default studies/<study>/artifacts)")
+    f.add_argument("--top-k", type=int, default=5, help="retrain the K best trials over --seeds seeds and export "
+                                                       "the best mean (default 5)")
+    f.add_argument("--seeds", type=int, default=3, help="seeds per retrained trial (default 3; 1 = no reselection)")
+    f.add_argument("--no-warm-start", action="store_true",
+                   help="don't start a new study with the classic schedules and a constant LR at the suggestion")
     f.add_argument("--quiet", action="store_true", help="print only the final summary")
     f.add_argument("--json", action="store_true", help="print the summary as JSON (implies --quiet)")
 
@@ -167,7 +172,12 @@ def _print_summary(r: Any) -> None:
     params = ", ".join(f"{k}={_fmt(v)}" for k, v in r.schedule.items() if k != "type")
     print(f"\nbest schedule: {r.schedule['type']} ({params})")
     print(f"optimizer:     {r.optimizer['class_name']} {r.optimizer['config'] or ''}".rstrip())
-    print("scores:        " + ", ".join(f"{k} {v:.4f}" for k, v in r.metrics.items()))
+    m = r.metrics
+    print("scores:        " + ", ".join(f"{k} {v:.4f}" for k, v in m.items() if not k.endswith(("_mean", "_sd"))
+                                          and k != "seeds"))
+    if m.get("seeds"):
+        print(f"over {int(m['seeds'])} seeds:  " + ", ".join(
+            f"{k} {m[k + '_mean']:.4f} ± {m[k + '_sd']:.4f}" for k in m if k + "_mean" in m))
     t = r.trials
     print(f"trials:        {t['complete']} complete, {t['pruned']} pruned, {t['failed']} failed "
           f"(best: trial {r.best_trial}) on {r.device}")
@@ -198,7 +208,8 @@ def _find(args: argparse.Namespace) -> int:
                   timeout=args.timeout, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
                   study=args.study, storage=args.storage, out=args.out, schedules=args.schedules,
                   optimizer=args.optimizer, engine=args.engine, workers=args.workers,
-                  artifacts=args.artifacts, quiet=quiet)
+                  artifacts=args.artifacts, top_k=args.top_k, seeds=args.seeds,
+                  warm_start=not args.no_warm_start, quiet=quiet)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
     else:

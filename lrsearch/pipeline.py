@@ -104,11 +104,12 @@ class _Run:
         return build_document(schedule, self.opt_spec, epochs=self.epochs, batch_size=self.batch_size,
                               steps_per_epoch=spe, metrics=scores, provenance=provenance)
 
-    def train(self, schedule: Any, report: Any = None) -> Any:
+    def train(self, schedule: Any, report: Any = None, seed: int | None = None) -> Any:
         from lrsearch.engine import train
 
         return train(self.factory, self.ds, schedule, optimizer=self.opt_spec, epochs=self.epochs,
-                     batch_size=self.batch_size, seed=self.seed, report=report, engine=self.engine)
+                     batch_size=self.batch_size, seed=self.seed if seed is None else seed, report=report,
+                     engine=self.engine)
 
     def trial_artifacts(self, trial: Any, lr_per_epoch: list[float], history: dict[str, list[Any]]) -> None:
         """A PNG of the trial's LR and loss curves, uploaded as its artifact (what the dashboard shows)."""
@@ -139,14 +140,17 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
          trials: int = 50, timeout: float | None = None, epochs: int = 50, batch_size: int = 32, seed: int = 0,
          study: str | None = None, storage: str | None = None, out: str | Path | None = None,
          schedules: str | None = None, optimizer: str = "adam", engine: str = "auto", repeats: int = 3,
-         workers: int = 1, artifacts: str | Path | None = None, quiet: bool = False,
+         workers: int = 1, artifacts: str | Path | None = None, top_k: int = 5, seeds: int = 3,
+         warm_start: bool = True, quiet: bool = False,
          stream: TextIO | None = None, live: bool | None = None) -> FindResult:
     """Search a learning-rate schedule for ``data`` and export the best one.
 
     Runs the range test, an Optuna search over schedule families (stored in ``storage``, resumable: ``trials`` is
     the study's total budget of finished trials), retrains the best trial to score it once on the test split, and
     writes ``<out>/best_schedule.json``, ``range_test.csv`` and ``range_test.png``. With ``workers > 1`` it starts
-    that many worker processes in all (``lrsearch worker``) on a storage they can share.
+    that many worker processes in all (``lrsearch worker``) on a storage they can share. The first trials of a new
+    study are the classic hand schedules and a constant LR at the range test's suggestion (``warm_start``); the
+    ``top_k`` best trials are retrained with ``seeds`` seeds and the best mean wins.
 
     Example:
         >>> import tempfile, os, lrsearch
@@ -168,6 +172,8 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
     _check_positive("epochs", epochs)
     _check_positive("batch_size", batch_size)
     _check_positive("workers", workers)
+    _check_positive("top_k", top_k)
+    _check_positive("seeds", seeds)
     if timeout is not None and not (timeout > 0):
         raise ConfigError(f"timeout must be a positive number of seconds, but got timeout={timeout!r}")
     choices = space.parse_families(schedules)
@@ -222,6 +228,9 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
                timing={"range_test_s": round(rt_took, 3)})
     if "range_test_png" in files:
         _upload(run, files["range_test_png"], the_study)
+    if warm_start and not the_study.trials:
+        for params in space.warm_start(choices, opt_spec, epochs=epochs, suggestion=rt["suggestion"]):
+            the_study.enqueue_trial(params, user_attrs={"warm_start": True})
 
     notes: list[str] = []
     if len(search.finished_trials(the_study)) >= trials:
@@ -236,7 +245,7 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
         took = time.monotonic() - began
         run.timing.update(search_s=round(took, 3), trials_run_here=ran,
                           trials_per_second=round(ran / took, 3) if took > 0 else 0.0)
-    return _export(run, notes)
+    return _export(run, notes, top_k=top_k, seeds=seeds)
 
 
 def worker(study: str, storage: str, *, data: str | None = None, labels: str | None = None,
@@ -343,8 +352,43 @@ def _storage_failure(exc: BaseException) -> BaseException | None:
     return None
 
 
-def _export(run: _Run, notes: list[str]) -> FindResult:
-    """Pick the best complete trial, retrain it once to score it on the test split, write best_schedule.json."""
+def _reselect(run: _Run, completed: list[Any], top_k: int, seeds: int) -> tuple[Any, list[dict[str, Any]]]:
+    """Retrain the ``top_k`` trials with ``seeds`` seeds each; the winner has the best mean final val_loss.
+
+    One lucky initialisation should not pick the export. The first seed is the trial's own run (common random
+    numbers), so each of the top trials costs ``seeds - 1`` more trainings.
+
+    Returns:
+        The winning trial and the ranking (stored as the study's ``reselection`` user attr).
+    """
+    from lrsearch.schedules import schedule_from_config
+
+    top = sorted(completed, key=lambda t: t.value)[:max(1, top_k)]
+    ranking = []
+    for t in top:
+        losses = [float(t.value)]
+        if len(top) > 1:
+            schedule = schedule_from_config(t.user_attrs["schedule"]["schedule"])
+            for i in range(1, seeds):
+                final = run.train(schedule, seed=run.seed + i).history["val_loss"][-1]
+                losses.append(float(final) if math.isfinite(final) else math.inf)
+        mean, sd = _mean_sd(losses)
+        ranking.append({"trial": t.number, "family": t.user_attrs.get("family"), "val_loss": losses,
+                        "mean": mean if math.isfinite(mean) else None, "sd": sd if math.isfinite(sd) else None})
+    ranking.sort(key=lambda r: math.inf if r["mean"] is None else r["mean"])
+    winner = next(t for t in top if t.number == ranking[0]["trial"])
+    return winner, ranking
+
+
+def _mean_sd(values: list[float]) -> tuple[float, float]:
+    n = len(values)
+    mean = sum(values) / n
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else 0.0
+    return mean, sd
+
+
+def _export(run: _Run, notes: list[str], top_k: int = 5, seeds: int = 3) -> FindResult:
+    """Pick the best trial (top-k retrained over seeds), score it on the test split, write best_schedule.json."""
     from lrsearch import search
     from lrsearch.document import write_document
     from lrsearch.engine import evaluate
@@ -358,16 +402,26 @@ def _export(run: _Run, notes: list[str]) -> FindResult:
     if not completed:
         raise LrSearchError(f"no trial completed ({counts['pruned']} pruned, {counts['failed']} failed); try more "
                             "--trials, more --epochs, or another --optimizer")
-    best = min(completed, key=lambda t: t.value)
+    best, ranking = _reselect(run, completed, top_k, seeds)
     schedule = schedule_from_config(best.user_attrs["schedule"]["schedule"])
 
-    # Score the winner once on the test split: retrain it (same seed, so the same run) and evaluate.
-    rerun = run.train(schedule)
+    # Score the winner on the test split, once per seed: the first seed's run is the trial itself (same seed, same
+    # run); the mean and spread over seeds are what a user retraining with the export should expect.
     name = task_metric(ds.task)
-    test = evaluate(run.factory, rerun.weights, ds.x_test, ds.y_test, ds.task)
-    val = evaluate(run.factory, rerun.weights, ds.x_val, ds.y_val, ds.task)
-    metrics = {"val_loss": val["loss"], "val_" + name: val[name], "test_loss": test["loss"],
-               "test_" + name: test[name]}
+    per_seed: dict[str, list[float]] = {}
+    for i in range(seeds):
+        rerun = run.train(schedule, seed=run.seed + i)
+        test = evaluate(run.factory, rerun.weights, ds.x_test, ds.y_test, ds.task)
+        val = evaluate(run.factory, rerun.weights, ds.x_val, ds.y_val, ds.task)
+        for key, value in (("val_loss", val["loss"]), ("val_" + name, val[name]), ("test_loss", test["loss"]),
+                           ("test_" + name, test[name])):
+            per_seed.setdefault(key, []).append(float(value))
+    metrics: dict[str, Any] = {k: v[0] for k, v in per_seed.items()}
+    if seeds > 1:
+        for key, values in per_seed.items():
+            metrics[f"{key}_mean"], metrics[f"{key}_sd"] = _mean_sd(values)
+        metrics["seeds"] = seeds
+    the_study.set_user_attr("reselection", ranking)
     doc = run.document(schedule, metrics, best.number)
     path = write_document(doc, run.out_dir / "best_schedule.json")
     files = {**run.files, "schedule": str(path)}

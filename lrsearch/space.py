@@ -111,3 +111,32 @@ def suggest_schedule(trial: Any, *, choices: list[str], epochs: int, lr_range: t
             schedule = schedule_from_config({"type": "warmup", "schedule": schedule.to_config(),
                                              "warmup_epochs": max(1.0, round(0.05 * E)), "start_factor": 0.1})
     return schedule
+
+
+def warm_start(choices: list[str], optimizer: dict[str, Any], *, epochs: int,
+               suggestion: float) -> list[dict[str, Any]]:
+    """Params of the first trials of a new study: the classic hand schedules, then a constant LR at the suggestion.
+
+    The classics are the ones tutorials copy: for SGD, step decay from 0.1 halving every 10 epochs, time decay
+    0.1/(1 + 0.002·epoch) and constant 0.01; for Adam, its default 0.001. Each is enqueued only when its family is
+    searched; values outside this run's ranges are kept (Optuna warns and uses them), so the classics are exactly
+    the tutorials'.
+
+    Example:
+        >>> [p["family"] for p in warm_start(["constant", "step_decay"], {"class_name": "SGD", "config": {}},
+        ...                                  epochs=50, suggestion=0.02)]
+        ['step_decay', 'constant', 'constant']
+    """
+    name = optimizer.get("class_name", "").lower()
+    classic: list[dict[str, Any]] = []
+    if name == "sgd":
+        classic = [{"family": "step_decay", "initial_lr": 0.1, "step_decay.drop": 0.5, "step_decay.epochs_drop": 10,
+                    "warmup": False},
+                   {"family": "time_decay", "initial_lr": 0.1, "time_decay.decay": 0.002, "warmup": False},
+                   {"family": "constant", "initial_lr": 0.01}]
+    elif name in ("adam", "adamw"):
+        classic = [{"family": "constant", "initial_lr": 0.001}]
+    out = [p for p in classic if p["family"] in choices]
+    if "constant" in choices:
+        out.append({"family": "constant", "initial_lr": float(suggestion)})
+    return out

@@ -48,7 +48,19 @@ def test_files_and_study_attrs(searched):
         assert len(t.user_attrs["lr_per_epoch"]) == len(t.intermediate_values) or t.state.name == "PRUNED"
     doc = json.loads((where / "studies" / "ionosphere" / "best_schedule.json").read_text())
     assert doc["provenance"]["trial"] == r.best_trial
-    assert set(doc["metrics"]) == {"val_loss", "val_accuracy", "test_loss", "test_accuracy"}
+    base = {"val_loss", "val_accuracy", "test_loss", "test_accuracy"}
+    assert set(doc["metrics"]) == base | {f"{k}_{s}" for k in base for s in ("mean", "sd")} | {"seeds"}
+    assert doc["metrics"]["seeds"] == 3 and doc["metrics"]["test_accuracy_sd"] >= 0
+    # Top-k reselection: the winner has the best mean over seeds, and its first seed is the trial's own run.
+    ranking = study.user_attrs["reselection"]
+    assert ranking[0]["trial"] == r.best_trial and len(ranking[0]["val_loss"]) == 3
+    assert ranking[0]["mean"] == min(row["mean"] for row in ranking)
+    trial = study.trials[r.best_trial]
+    assert ranking[0]["val_loss"][0] == trial.value
+    assert abs(doc["metrics"]["val_loss"] - trial.value) < 1e-4  # the retrain of seed 0 is the same run
+    # Warm start: the new study began with the classic Adam default and a constant LR at the suggestion.
+    assert study.trials[0].params == {"family": "constant", "initial_lr": 0.001}
+    assert study.trials[1].params["initial_lr"] == pytest.approx(attrs["range_test"]["suggestion"])
     assert 0.5 <= doc["metrics"]["test_accuracy"] <= 1.0
 
 
