@@ -4,6 +4,10 @@ Specs:
 - ``None`` / ``"default"``: an MLP with one hidden Dense layer of ``n_features`` units (relu) for tables, the classic
   small CNN (Conv2D 16/32/64, 3×3, relu, 2×2 max pooling, flatten) for images, plus the task's head.
 - ``FILE.py:FUNCTION``: the user's ``FUNCTION(input_shape, n_outputs) -> keras.Model``.
+- ``FILE.py:NAME`` *tunable*: a KerasTuner-style ``build(hp)`` function or a ``keras_tuner.HyperModel`` (class or
+  instance) named ``NAME``; see :mod:`lrsearch.tuner`. ``make_trial_factory(spec, ...)(OptunaHP(trial))`` builds
+  with the trial's hyperparameters (recorded as ``hp.<name>`` params); ``make_factory`` builds with every
+  hyperparameter at its default (what the range test, run before any trial, uses).
 - ``FILE.keras``: a saved model, whose architecture is reused with fresh weights for every trial.
 """
 
@@ -18,6 +22,7 @@ from typing import Any, Callable
 from lrsearch.errors import ModelError
 
 ModelFactory = Callable[[int], Any]
+TrialFactory = Callable[[Any], ModelFactory]  # OptunaHP -> (seed -> model)
 
 
 @dataclass(frozen=True)
@@ -106,7 +111,8 @@ def default_model(input_shape: tuple[int, ...], n_outputs: int, task: str) -> An
                             name="lrsearch_default")
 
 
-def _load_user_function(spec: ModelSpec) -> Callable[..., Any]:
+def _load_user_function(spec: ModelSpec) -> Any:
+    """The object named ``spec.function`` in ``spec.path``: a function, or a KerasTuner HyperModel class/instance."""
     name = "lrsearch_user_model_" + hashlib.sha1(str(Path(spec.path).resolve()).encode()).hexdigest()[:8]
     module_spec = importlib.util.spec_from_file_location(name, spec.path)
     if module_spec is None or module_spec.loader is None:
@@ -117,15 +123,66 @@ def _load_user_function(spec: ModelSpec) -> Callable[..., Any]:
     except Exception as exc:  # the user's file: any error is theirs to fix
         raise ModelError(f"importing {spec.path!r} failed: {type(exc).__name__}: {exc}") from None
     fn = getattr(module, spec.function, None)
-    if not callable(fn):
-        raise ModelError(f"{spec.path!r} has no function {spec.function!r}")
+    if fn is None or not (callable(fn) or callable(getattr(fn, "build", None))):
+        raise ModelError(f"{spec.path!r} has no function or KerasTuner HyperModel named {spec.function!r}")
     return fn
+
+
+def _hp_builder(spec: ModelSpec) -> tuple[Any, Callable[[Any], Any] | None]:
+    from lrsearch.tuner import hp_builder
+
+    obj = _load_user_function(spec)
+    return obj, hp_builder(obj)
+
+
+def is_tunable(spec: ModelSpec) -> bool:
+    """True when ``spec`` names a KerasTuner-style ``build(hp)`` function or ``HyperModel`` (imports the file).
+
+    Example:
+        >>> import os, tempfile
+        >>> path = os.path.join(tempfile.mkdtemp(), "m.py")
+        >>> with open(path, "w") as f:
+        ...     _ = f.write("def build(hp):\\n    pass\\ndef classic(input_shape, n_outputs):\\n    pass\\n")
+        >>> is_tunable(parse_model_spec(path + ":build")), is_tunable(parse_model_spec(path + ":classic"))
+        (True, False)
+    """
+    if spec.kind != "python":
+        return False
+    return _hp_builder(spec)[1] is not None
+
+
+def _build_with(builder: Callable[[Any], Any], hp: Any, spec: ModelSpec) -> Any:
+    import keras
+
+    from lrsearch.errors import LrSearchError
+
+    try:
+        model = builder(hp)
+    except LrSearchError:
+        raise  # e.g. a bad hp.Int(...) call: its message already says what to fix
+    except Exception as exc:
+        raise ModelError(f"{spec.describe()} raised {type(exc).__name__}: {exc}") from None
+    if not isinstance(model, keras.Model):
+        raise ModelError(f"{spec.describe()} must return a keras.Model, but returned {type(model).__name__}")
+    return model
+
+
+def _seeded(build: Callable[[], Any]) -> ModelFactory:
+    import keras
+
+    def factory(seed: int) -> Any:
+        keras.utils.set_random_seed(int(seed))
+        return build()
+
+    return factory
 
 
 def make_factory(spec: ModelSpec, input_shape: tuple[int, ...], n_outputs: int, task: str) -> ModelFactory:
     """A function ``seed -> uncompiled keras.Model`` whose initial weights depend only on ``seed``.
 
-    The factory is checked once here (a bad model fails before any search starts).
+    The factory is checked once here (a bad model fails before any search starts). For a tunable spec (see
+    :func:`is_tunable`) the model is built with every hyperparameter at its default (``OptunaHP.defaults()``); use
+    :func:`make_trial_factory` to build with a trial's hyperparameters.
     """
     import keras
 
@@ -133,16 +190,22 @@ def make_factory(spec: ModelSpec, input_shape: tuple[int, ...], n_outputs: int, 
         def build() -> Any:
             return default_model(input_shape, n_outputs, task)
     elif spec.kind == "python":
-        fn = _load_user_function(spec)
+        fn, builder = _hp_builder(spec)
+        if builder is not None:
+            from lrsearch.tuner import OptunaHP
 
-        def build() -> Any:
-            try:
-                model = fn(input_shape, n_outputs)
-            except Exception as exc:
-                raise ModelError(f"{spec.describe()} raised {type(exc).__name__}: {exc}") from None
-            if not isinstance(model, keras.Model):
-                raise ModelError(f"{spec.describe()} must return a keras.Model, but returned {type(model).__name__}")
-            return model
+            def build() -> Any:
+                return _build_with(builder, OptunaHP.defaults(), spec)
+        else:
+            def build() -> Any:
+                try:
+                    model = fn(input_shape, n_outputs)
+                except Exception as exc:
+                    raise ModelError(f"{spec.describe()} raised {type(exc).__name__}: {exc}") from None
+                if not isinstance(model, keras.Model):
+                    raise ModelError(
+                        f"{spec.describe()} must return a keras.Model, but returned {type(model).__name__}")
+                return model
     else:
         try:
             template = keras.models.load_model(spec.path, compile=False, safe_mode=True)
@@ -152,27 +215,76 @@ def make_factory(spec: ModelSpec, input_shape: tuple[int, ...], n_outputs: int, 
         def build() -> Any:
             return keras.models.clone_model(template)  # same architecture, freshly initialised weights
 
-    def factory(seed: int) -> Any:
-        keras.utils.set_random_seed(int(seed))
-        return build()
-
+    factory = _seeded(build)
     model = factory(0)
     _check_shapes(model, spec, input_shape, n_outputs)
     return factory
 
 
-def _check_shapes(model: Any, spec: ModelSpec, input_shape: tuple[int, ...], n_outputs: int) -> None:
+def make_trial_factory(spec: ModelSpec, input_shape: tuple[int, ...], n_outputs: int,
+                       task: str) -> TrialFactory:
+    """A function ``hp -> factory``: the model factory (``seed -> uncompiled keras.Model``) for hyperparameters ``hp``.
+
+    ``hp`` is an :class:`lrsearch.tuner.OptunaHP`: ``OptunaHP(trial)`` during a search (the build asks the trial,
+    which records ``hp.<name>`` params), ``OptunaHP.fixed(best.params)`` to rebuild the best trial. Calling
+    ``make_trial_factory(...)(hp)`` builds once (seed 0) to draw the hyperparameters and checks the model's input
+    and output shapes against the data as :func:`make_factory` does, raising :class:`ModelError` naming the values
+    on a mismatch; the returned factory rebuilds with the same values for any seed. For a spec that is not tunable,
+    ``hp`` is ignored and every call returns the one :func:`make_factory` factory, so callers need no branch.
+
+    Example:
+        >>> import os, tempfile, optuna
+        >>> optuna.logging.set_verbosity(optuna.logging.WARNING)
+        >>> path = os.path.join(tempfile.mkdtemp(), "m.py")
+        >>> with open(path, "w") as f:
+        ...     _ = f.write(
+        ...         "import keras\\n"
+        ...         "def build(hp):\\n"
+        ...         "    units = hp.Int('units', 8, 32, step=8)\\n"
+        ...         "    return keras.Sequential([keras.Input((4,)), keras.layers.Dense(units),\\n"
+        ...         "                             keras.layers.Dense(1, activation='sigmoid')])\\n")
+        >>> from lrsearch.tuner import OptunaHP
+        >>> for_hp = make_trial_factory(parse_model_spec(path + ":build"), (4,), 1, "binary")
+        >>> trial = optuna.create_study().ask()
+        >>> model = for_hp(OptunaHP(trial))(seed=1)
+        >>> model.layers[0].units == trial.params["hp.units"]
+        True
+        >>> for_hp(OptunaHP.fixed({"hp.units": 24}))(0).layers[0].units
+        24
+    """
+    if spec.kind != "python":
+        factory = make_factory(spec, input_shape, n_outputs, task)
+        return lambda hp: factory
+    fn, builder = _hp_builder(spec)
+    if builder is None:
+        factory = make_factory(spec, input_shape, n_outputs, task)
+        return lambda hp: factory
+
+    def for_hp(hp: Any) -> ModelFactory:
+        factory = _seeded(lambda: _build_with(builder, hp, spec))
+        model = factory(0)  # draws the values; later builds get the same ones (repeated names keep their value)
+        values = ", ".join(f"{k}={v!r}" for k, v in hp.values.items())
+        _check_shapes(model, spec, input_shape, n_outputs, label=f"{spec.describe()} (hp {values or 'none'})")
+        return factory
+
+    return for_hp
+
+
+def _check_shapes(model: Any, spec: ModelSpec, input_shape: tuple[int, ...], n_outputs: int,
+                  label: str | None = None) -> None:
     import numpy as np
+
+    label = label or spec.describe()
 
     try:
         out = model(np.zeros((2, *input_shape), dtype="float32"))
     except Exception as exc:
         raise ModelError(
-            f"model {spec.describe()} does not accept inputs of shape (batch, {', '.join(map(str, input_shape))}): "
+            f"model {label} does not accept inputs of shape (batch, {', '.join(map(str, input_shape))}): "
             f"{type(exc).__name__}: {exc}"
         ) from None
     if tuple(out.shape[1:]) != (n_outputs,):
         raise ModelError(
-            f"model {spec.describe()} outputs shape {tuple(out.shape[1:])} per example, but the task needs "
+            f"model {label} outputs shape {tuple(out.shape[1:])} per example, but the task needs "
             f"({n_outputs},); change its last layer"
         )

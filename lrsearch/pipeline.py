@@ -69,6 +69,18 @@ class _Run:
     artifacts: Any = None
     files: dict[str, str] = field(default_factory=dict)
     timing: dict[str, float] = field(default_factory=dict)
+    #: For a KerasTuner-style ``build(hp)`` model: ``hp -> factory``; each trial builds its own architecture.
+    trial_factory: Any = None
+
+    def use_params(self, params: dict[str, Any] | None) -> dict[str, Any]:
+        """Point ``factory`` at the architecture of a trial's ``hp.*`` params (tunable models); return them."""
+        if self.trial_factory is None or params is None:
+            return {}
+        from lrsearch.tuner import OptunaHP
+
+        hp = OptunaHP.fixed(params)
+        self.factory = self.trial_factory(hp)
+        return hp.values
 
     @property
     def name(self) -> str:
@@ -129,11 +141,17 @@ class _Run:
         from lrsearch import search, space
 
         choices = list(self.settings["families"])
+
+        def schedule_fn(trial: Any) -> Any:
+            if self.trial_factory is not None:  # architecture first: its hp.* params are part of the trial
+                from lrsearch.tuner import OptunaHP
+
+                self.factory = self.trial_factory(OptunaHP(trial))
+            return space.suggest_schedule(trial, choices=choices, epochs=self.epochs, lr_range=self.lr_range)
+
         return search.make_objective(
             train_fn=self.train, document_fn=self.document, metric=self.metric,
-            prune_at=search.prune_epochs(self.epochs), on_trained=self.trial_artifacts,
-            schedule_fn=lambda trial: space.suggest_schedule(trial, choices=choices, epochs=self.epochs,
-                                                             lr_range=self.lr_range))
+            prune_at=search.prune_epochs(self.epochs), on_trained=self.trial_artifacts, schedule_fn=schedule_fn)
 
 
 def find(data: str, *, target: str | int | None = None, labels: str | None = None, model: str | None = None,
@@ -164,7 +182,7 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
     from lrsearch import __version__
     from lrsearch import search, space
     from lrsearch.data import describe, load_dataset
-    from lrsearch.models import make_factory, parse_model_spec
+    from lrsearch.models import is_tunable, make_factory, make_trial_factory, parse_model_spec
     from lrsearch.optimizers import optimizer_spec
     from lrsearch.progress import Progress
 
@@ -192,7 +210,9 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
         raise ConfigError(f"--workers {workers} cannot share a SQLite study (it locks); use --storage "
                           f"studies/{study_name}.log (a journal file, one machine) or postgresql+psycopg://... "
                           "(several machines)")
-    factory = make_factory(model_spec, ds.input_shape, ds.n_outputs, ds.task)
+    factory = make_factory(model_spec, ds.input_shape, ds.n_outputs, ds.task)  # build(hp): hp at its defaults
+    trial_factory = (make_trial_factory(model_spec, ds.input_shape, ds.n_outputs, ds.task)
+                     if is_tunable(model_spec) else None)
     out_dir = Path(out) if out is not None else Path("studies") / study_name
     art_dir = Path(artifacts) if artifacts is not None else out_dir / "artifacts"
     progress = Progress(trials, stream=stream, live=live, quiet=quiet)
@@ -225,7 +245,7 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
                      f"searching initial LR in [{lr_range[0]:.3g}, {lr_range[1]:.3g}]")
     run = _Run(ds=ds, factory=factory, opt_spec=opt_spec, settings=expected, study=the_study, url=url,
                out_dir=out_dir, lr_range=lr_range, engine=engine, artifacts=_artifact_store(art_dir), files=files,
-               timing={"range_test_s": round(rt_took, 3)})
+               timing={"range_test_s": round(rt_took, 3)}, trial_factory=trial_factory)
     if "range_test_png" in files:
         _upload(run, files["range_test_png"], the_study)
     if warm_start and not the_study.trials:
@@ -273,7 +293,7 @@ def worker(study: str, storage: str, *, data: str | None = None, labels: str | N
     from lrsearch import search, space
     from lrsearch.data import load_dataset
     from lrsearch.errors import DataError, StorageError
-    from lrsearch.models import make_factory, parse_model_spec
+    from lrsearch.models import is_tunable, make_factory, make_trial_factory, parse_model_spec
     from lrsearch.progress import Progress
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # failed trials are reported by lrsearch itself
@@ -298,7 +318,9 @@ def worker(study: str, storage: str, *, data: str | None = None, labels: str | N
     lr_range = space.lr_bounds(rt["suggestion"], tuple(rt["interval"]) if rt.get("interval") else None)
     run = _Run(ds=ds, factory=factory, opt_spec=settings["optimizer"], settings=settings, study=the_study,
                url=storage, out_dir=Path("studies") / study, lr_range=lr_range, engine=engine,
-               artifacts=_artifact_store(art_dir))
+               artifacts=_artifact_store(art_dir),
+               trial_factory=(make_trial_factory(model_spec, ds.input_shape, ds.n_outputs, ds.task)
+                              if is_tunable(model_spec) else None))
     budget = int(settings["trials"])
     progress = Progress(budget, stream=stream, live=live, quiet=quiet)
     ran = _search(run, budget, timeout, progress)
@@ -309,6 +331,10 @@ def _search(run: _Run, budget: int, timeout: float | None, progress: Any) -> int
     """Run trials here until the study's budget is reached; Ctrl-C fails the running trial and stops cleanly."""
     from lrsearch import search
 
+    import warnings
+
+    # Warm-start trials replay the classics exactly, outside this run's ranges on purpose.
+    warnings.filterwarnings("ignore", message="Fixed parameter .* is out of range")
     search.reap_dead_workers(run.study)
     progress.done = len(search.finished_trials(run.study))
     progress.restart()
@@ -368,6 +394,7 @@ def _reselect(run: _Run, completed: list[Any], top_k: int, seeds: int) -> tuple[
     for t in top:
         losses = [float(t.value)]
         if len(top) > 1:
+            run.use_params(t.params)
             schedule = schedule_from_config(t.user_attrs["schedule"]["schedule"])
             for i in range(1, seeds):
                 final = run.train(schedule, seed=run.seed + i).history["val_loss"][-1]
@@ -408,6 +435,7 @@ def _export(run: _Run, notes: list[str], top_k: int = 5, seeds: int = 3) -> Find
     # Score the winner on the test split, once per seed: the first seed's run is the trial itself (same seed, same
     # run); the mean and spread over seeds are what a user retraining with the export should expect.
     name = task_metric(ds.task)
+    model_hp = run.use_params(best.params)
     per_seed: dict[str, list[float]] = {}
     for i in range(seeds):
         rerun = run.train(schedule, seed=run.seed + i)
@@ -423,6 +451,8 @@ def _export(run: _Run, notes: list[str], top_k: int = 5, seeds: int = 3) -> Find
         metrics["seeds"] = seeds
     the_study.set_user_attr("reselection", ranking)
     doc = run.document(schedule, metrics, best.number)
+    if model_hp:  # the architecture the schedule was found for (KerasTuner-style build(hp))
+        doc["provenance"]["model_hp"] = model_hp
     path = write_document(doc, run.out_dir / "best_schedule.json")
     files = {**run.files, "schedule": str(path)}
     the_study.set_user_attr("best_schedule", doc)
