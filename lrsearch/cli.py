@@ -36,6 +36,8 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--out", help="output folder (default studies/<study>/)")
     f.add_argument("--schedules", help="comma-separated families to search (default: all)")
     f.add_argument("--optimizer", default="adam", help="sgd, adam, adamw, rmsprop, ... (default adam)")
+    f.add_argument("--optimizers", help="search the optimizer too, among e.g. sgd,adam,rmsprop,adamw (with "
+                                        "momentum/nesterov, beta_1, weight decay, rho where they apply)")
     f.add_argument("--engine", default="auto", choices=["auto", "fast", "fit"],
                    help="trial engine: compiled fast path, model.fit, or auto (fast with fallback)")
     f.add_argument("--workers", type=int, default=1,
@@ -207,7 +209,7 @@ def _find(args: argparse.Namespace) -> int:
     result = find(args.data, target=target, labels=args.labels, model=args.model, trials=args.trials,
                   timeout=args.timeout, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
                   study=args.study, storage=args.storage, out=args.out, schedules=args.schedules,
-                  optimizer=args.optimizer, engine=args.engine, workers=args.workers,
+                  optimizer=args.optimizer, optimizers=args.optimizers, engine=args.engine, workers=args.workers,
                   artifacts=args.artifacts, top_k=args.top_k, seeds=args.seeds,
                   warm_start=not args.no_warm_start, quiet=quiet)
     if args.json:

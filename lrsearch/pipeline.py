@@ -71,9 +71,17 @@ class _Run:
     timing: dict[str, float] = field(default_factory=dict)
     #: For a KerasTuner-style ``build(hp)`` model: ``hp -> factory``; each trial builds its own architecture.
     trial_factory: Any = None
+    #: Optimizers searched (``--optimizers``); empty: every trial uses ``opt_spec``.
+    opt_names: list[str] = field(default_factory=list)
 
     def use_params(self, params: dict[str, Any] | None) -> dict[str, Any]:
         """Point ``factory`` at the architecture of a trial's ``hp.*`` params (tunable models); return them."""
+        if params is not None and self.opt_names:
+            import optuna
+
+            from lrsearch.space import suggest_optimizer
+
+            self.opt_spec = suggest_optimizer(optuna.trial.FixedTrial(params), self.opt_names)
         if self.trial_factory is None or params is None:
             return {}
         from lrsearch.tuner import OptunaHP
@@ -147,6 +155,8 @@ class _Run:
                 from lrsearch.tuner import OptunaHP
 
                 self.factory = self.trial_factory(OptunaHP(trial))
+            if self.opt_names:
+                self.opt_spec = space.suggest_optimizer(trial, self.opt_names)
             return space.suggest_schedule(trial, choices=choices, epochs=self.epochs, lr_range=self.lr_range)
 
         return search.make_objective(
@@ -157,7 +167,8 @@ class _Run:
 def find(data: str, *, target: str | int | None = None, labels: str | None = None, model: str | None = None,
          trials: int = 50, timeout: float | None = None, epochs: int = 50, batch_size: int = 32, seed: int = 0,
          study: str | None = None, storage: str | None = None, out: str | Path | None = None,
-         schedules: str | None = None, optimizer: str = "adam", engine: str = "auto", repeats: int = 3,
+         schedules: str | None = None, optimizer: str = "adam", optimizers: str | None = None,
+         engine: str = "auto", repeats: int = 3,
          workers: int = 1, artifacts: str | Path | None = None, top_k: int = 5, seeds: int = 3,
          warm_start: bool = True, quiet: bool = False,
          stream: TextIO | None = None, live: bool | None = None) -> FindResult:
@@ -195,7 +206,8 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
     if timeout is not None and not (timeout > 0):
         raise ConfigError(f"timeout must be a positive number of seconds, but got timeout={timeout!r}")
     choices = space.parse_families(schedules)
-    opt_spec = optimizer_spec(optimizer)
+    opt_names = space.parse_optimizers(optimizers)
+    opt_spec = optimizer_spec(opt_names[0] if opt_names else optimizer)
     model_spec = parse_model_spec(model)
 
     ds = load_dataset(data, target=target, labels=labels, seed=seed)
@@ -222,7 +234,8 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
     expected = {"data": ds.name, "data_source": ds.source, "data_arg": _data_arg(data),
                 "labels": _abs(labels), "data_sha256": ds.sha256, "task": ds.task,
                 "model": model_spec.describe(), "model_arg": _abs_model(model), "epochs": epochs,
-                "batch_size": batch_size, "optimizer": opt_spec, "space_version": space.SPACE_VERSION,
+                "batch_size": batch_size, "optimizer": {"search": opt_names} if opt_names else opt_spec,
+                "optimizers": opt_names, "space_version": space.SPACE_VERSION,
                 "families": choices, "seed": seed, "target": ds.target, "trials": trials,
                 "artifacts": str(art_dir.resolve()), "lrsearch_version": __version__}
     search.check_compatible(the_study, expected)
@@ -239,17 +252,29 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
         for name in ("range_test.csv", "range_test.png"):
             if (out_dir / name).exists():
                 files[name.replace(".", "_")] = str(out_dir / name)
-    rt_took = time.monotonic() - rt_began
     lr_range = space.lr_bounds(rt["suggestion"], tuple(rt["interval"]) if rt.get("interval") else None)
+    if len(opt_names) > 1:  # one range test per optimizer: the LR range covers each one's usable rates
+        others = the_study.user_attrs.get("range_tests")
+        if others is None:
+            others = {}
+            for name in opt_names[1:]:
+                r = _run_range_test(factory, ds, optimizer_spec(name), batch_size, seed, repeats).to_dict()
+                others[name] = {k: r.get(k) for k in ("suggestion", "interval", "stop_reason")}
+            the_study.set_user_attr("range_tests", others)
+        for name, r in others.items():
+            lo, hi = space.lr_bounds(r["suggestion"], tuple(r["interval"]) if r.get("interval") else None)
+            lr_range = (min(lr_range[0], lo), max(lr_range[1], hi))
+    rt_took = time.monotonic() - rt_began
     progress.message(f"range test: suggested initial LR {rt['suggestion']:.3g} ({rt.get('stop_reason')}); "
                      f"searching initial LR in [{lr_range[0]:.3g}, {lr_range[1]:.3g}]")
     run = _Run(ds=ds, factory=factory, opt_spec=opt_spec, settings=expected, study=the_study, url=url,
                out_dir=out_dir, lr_range=lr_range, engine=engine, artifacts=_artifact_store(art_dir), files=files,
-               timing={"range_test_s": round(rt_took, 3)}, trial_factory=trial_factory)
+               timing={"range_test_s": round(rt_took, 3)}, trial_factory=trial_factory, opt_names=opt_names)
     if "range_test_png" in files:
         _upload(run, files["range_test_png"], the_study)
     if warm_start and not the_study.trials:
-        for params in space.warm_start(choices, opt_spec, epochs=epochs, suggestion=rt["suggestion"]):
+        for params in space.warm_start(choices, opt_spec, epochs=epochs, suggestion=rt["suggestion"],
+                                       optimizers=opt_names):
             the_study.enqueue_trial(params, user_attrs={"warm_start": True})
 
     notes: list[str] = []
@@ -294,6 +319,7 @@ def worker(study: str, storage: str, *, data: str | None = None, labels: str | N
     from lrsearch.data import load_dataset
     from lrsearch.errors import DataError, StorageError
     from lrsearch.models import is_tunable, make_factory, make_trial_factory, parse_model_spec
+    from lrsearch.optimizers import optimizer_spec
     from lrsearch.progress import Progress
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # failed trials are reported by lrsearch itself
@@ -316,7 +342,12 @@ def worker(study: str, storage: str, *, data: str | None = None, labels: str | N
     art_dir = Path(artifacts) if artifacts is not None else Path(settings.get("artifacts") or
                                                                  Path("studies") / study / "artifacts")
     lr_range = space.lr_bounds(rt["suggestion"], tuple(rt["interval"]) if rt.get("interval") else None)
-    run = _Run(ds=ds, factory=factory, opt_spec=settings["optimizer"], settings=settings, study=the_study,
+    for r in (the_study.user_attrs.get("range_tests") or {}).values():
+        lo, hi = space.lr_bounds(r["suggestion"], tuple(r["interval"]) if r.get("interval") else None)
+        lr_range = (min(lr_range[0], lo), max(lr_range[1], hi))
+    opt_names = list(settings.get("optimizers") or [])
+    opt_spec = optimizer_spec(opt_names[0]) if opt_names else settings["optimizer"]
+    run = _Run(ds=ds, factory=factory, opt_spec=opt_spec, settings=settings, study=the_study, opt_names=opt_names,
                url=storage, out_dir=Path("studies") / study, lr_range=lr_range, engine=engine,
                artifacts=_artifact_store(art_dir),
                trial_factory=(make_trial_factory(model_spec, ds.input_shape, ds.n_outputs, ds.task)

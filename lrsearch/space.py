@@ -113,8 +113,57 @@ def suggest_schedule(trial: Any, *, choices: list[str], epochs: int, lr_range: t
     return schedule
 
 
+def parse_optimizers(spec: str | None) -> list[str]:
+    """Parse ``--optimizers a,b,...`` into canonical lower-case names (empty: no optimizer search).
+
+    Example:
+        >>> parse_optimizers("SGD, adam")
+        ['sgd', 'adam']
+    """
+    from lrsearch.optimizers import optimizer_spec
+
+    if not spec:
+        return []
+    names = [optimizer_spec(n.strip())["class_name"].lower() for n in spec.split(",") if n.strip()]
+    if not names:
+        raise ConfigError(f"--optimizers must be a comma-separated list such as sgd,adam, but got {spec!r}")
+    return list(dict.fromkeys(names))
+
+
+def suggest_optimizer(trial: Any, names: list[str]) -> dict[str, Any]:
+    """Ask ``trial`` for an optimizer among ``names`` and its settings; returns an optimizer spec.
+
+    Parameters are ``optimizer`` and ``<name>.<setting>``: SGD momentum and nesterov, Adam/AdamW beta_1 (and AdamW
+    weight decay), RMSprop rho and momentum; other optimizers keep their defaults.
+
+    Example:
+        >>> import optuna
+        >>> suggest_optimizer(optuna.trial.FixedTrial({"optimizer": "sgd", "sgd.momentum": 0.8,
+        ...                                            "sgd.nesterov": True}), ["sgd", "adam"])
+        {'class_name': 'SGD', 'config': {'momentum': 0.8, 'nesterov': True}}
+    """
+    from lrsearch.optimizers import optimizer_spec
+
+    name = trial.suggest_categorical("optimizer", names) if len(names) > 1 else names[0]
+    spec = optimizer_spec(name)
+    p, cls = f"{name}.", spec["class_name"]
+    if cls == "SGD":
+        cfg = {"momentum": trial.suggest_float(p + "momentum", 0.0, 0.99),
+               "nesterov": trial.suggest_categorical(p + "nesterov", [False, True])}
+    elif cls in ("Adam", "AdamW"):
+        cfg = {"beta_1": trial.suggest_float(p + "beta_1", 0.8, 0.95)}
+        if cls == "AdamW":
+            cfg["weight_decay"] = trial.suggest_float(p + "weight_decay", 1e-5, 0.1, log=True)
+    elif cls == "RMSprop":
+        cfg = {"rho": trial.suggest_float(p + "rho", 0.8, 0.99),
+               "momentum": trial.suggest_float(p + "momentum", 0.0, 0.9)}
+    else:
+        return spec
+    return optimizer_spec(name, cfg)
+
+
 def warm_start(choices: list[str], optimizer: dict[str, Any], *, epochs: int,
-               suggestion: float) -> list[dict[str, Any]]:
+               suggestion: float, optimizers: list[str] | None = None) -> list[dict[str, Any]]:
     """Params of the first trials of a new study: the classic hand schedules, then a constant LR at the suggestion.
 
     The classics are the ones tutorials copy: for SGD, step decay from 0.1 halving every 10 epochs, time decay
@@ -127,16 +176,32 @@ def warm_start(choices: list[str], optimizer: dict[str, Any], *, epochs: int,
         ...                                  epochs=50, suggestion=0.02)]
         ['step_decay', 'constant', 'constant']
     """
-    name = optimizer.get("class_name", "").lower()
+    searched = optimizers or []
+    names = searched or [optimizer.get("class_name", "").lower()]
+    # With an optimizer search, each classic comes with its tutorial's optimizer settings.
+    sgd = (lambda m: {"optimizer": "sgd", "sgd.momentum": m, "sgd.nesterov": False}) if searched else (lambda m: {})
+    adam = {"optimizer": "adam", "adam.beta_1": 0.9} if searched else {}
     classic: list[dict[str, Any]] = []
-    if name == "sgd":
-        classic = [{"family": "step_decay", "initial_lr": 0.1, "step_decay.drop": 0.5, "step_decay.epochs_drop": 10,
-                    "warmup": False},
-                   {"family": "time_decay", "initial_lr": 0.1, "time_decay.decay": 0.002, "warmup": False},
-                   {"family": "constant", "initial_lr": 0.01}]
-    elif name in ("adam", "adamw"):
-        classic = [{"family": "constant", "initial_lr": 0.001}]
+    if "sgd" in names:
+        classic += [{**sgd(0.9), "family": "step_decay", "initial_lr": 0.1, "step_decay.drop": 0.5,
+                     "step_decay.epochs_drop": 10, "warmup": False},
+                    {**sgd(0.8), "family": "time_decay", "initial_lr": 0.1, "time_decay.decay": 0.002, "warmup": False},
+                    {**sgd(0.9), "family": "constant", "initial_lr": 0.01}]
+    if "adam" in names or (not searched and names[0] == "adamw"):
+        classic.append({**adam, "family": "constant", "initial_lr": 0.001})
     out = [p for p in classic if p["family"] in choices]
     if "constant" in choices:
-        out.append({"family": "constant", "initial_lr": float(suggestion)})
+        first = {"optimizer": searched[0], **_defaults_of(searched[0])} if searched else {}
+        out.append({**first, "family": "constant", "initial_lr": float(suggestion)})
     return out
+
+
+def _defaults_of(name: str) -> dict[str, Any]:
+    """``<name>.<setting>`` params of the optimizer's lrsearch defaults (for enqueued trials)."""
+    from lrsearch.optimizers import DEFAULT_CONFIGS, optimizer_spec
+
+    cls = optimizer_spec(name)["class_name"]
+    base = {"SGD": {"momentum": 0.9, "nesterov": False}, "Adam": {"beta_1": 0.9},
+            "AdamW": {"beta_1": 0.9, "weight_decay": DEFAULT_CONFIGS["AdamW"]["weight_decay"]},
+            "RMSprop": {"rho": 0.9, "momentum": 0.0}}.get(cls, {})
+    return {f"{name}.{k}": v for k, v in base.items()}

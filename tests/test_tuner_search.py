@@ -30,3 +30,20 @@ def test_find_tunes_build_hp_and_schedule_together(workdir, capsys):
     doc = json.loads((workdir / "studies" / "ionosphere" / "best_schedule.json").read_text())
     best = study.trials[doc["provenance"]["trial"]]
     assert doc["provenance"]["model_hp"] == {"units": best.params["hp.units"], "act": best.params["hp.act"]}
+
+
+def test_optimizer_search_starts_with_the_classics_and_exports_the_winners_optimizer(workdir, capsys):
+    code = main(["find", "--data", "ionosphere", "--optimizers", "sgd,adam", "--trials", "7", "--epochs", "12",
+                 "--top-k", "2", "--seeds", "2", "--quiet"])
+    assert code == 0, capsys.readouterr().err
+    study = optuna.load_study(study_name="ionosphere", storage="sqlite:///studies/ionosphere.db")
+    first = study.trials[0].params
+    assert first["optimizer"] == "sgd" and first["sgd.momentum"] == 0.9 and first["family"] == "step_decay"
+    assert first["initial_lr"] == 0.1 and first["step_decay.epochs_drop"] == 10
+    assert study.trials[1].params["sgd.momentum"] == 0.8 and study.trials[1].params["time_decay.decay"] == 0.002
+    assert {t.params["optimizer"] for t in study.trials} == {"sgd", "adam"}
+    assert set(study.user_attrs["range_tests"]) == {"adam"}
+    doc = json.loads((workdir / "studies" / "ionosphere" / "best_schedule.json").read_text())
+    best = study.trials[doc["provenance"]["trial"]]
+    assert doc["optimizer"]["class_name"].lower() == best.params["optimizer"]
+    assert best.user_attrs["schedule"]["optimizer"] == doc["optimizer"]
