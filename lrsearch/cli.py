@@ -135,12 +135,18 @@ def _plot_schedule(args: argparse.Namespace) -> int:
 
     text = pathlib.Path(args.file)
     try:
-        raw = json.loads(text.read_text(encoding="utf-8"))
+        raw = json.loads(text.read_text(encoding="utf-8-sig"))  # -sig: editors that write a byte-order mark
     except FileNotFoundError:
         raise ConfigError(f"{args.file!r} not found; give an exported best_schedule.json") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"{args.file!r} is not a JSON schedule document ({exc})") from None
-    src = raw if isinstance(raw, dict) and "format" not in raw else read_document(args.file)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError, ValueError) as exc:
+        reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        raise ConfigError(f"{args.file!r} is not a JSON schedule document ({reason}); give an exported "
+                          "best_schedule.json") from None
+    # A bare schedule object has a "type" and none of a document's sections; anything else is read (and
+    # validated) as a document, so a document missing "format" is told so.
+    sections = {"format", "schedule", "optimizer", "training", "metrics", "provenance"}
+    bare = isinstance(raw, dict) and "type" in raw and not sections & set(raw)
+    src = raw if bare else read_document(args.file)
     epochs = args.epochs or (src.get("training", {}).get("epochs") if "format" in src else None)
     if epochs is None:
         raise ConfigError("--epochs is required for a bare schedule object")

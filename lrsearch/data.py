@@ -3,8 +3,9 @@
 Formats (chosen by suffix):
 
 * CSV / TSV / text tables (``.csv``, ``.tsv``, ``.txt``, ..., optionally ``.gz``): delimiter sniffed from the first
-  64 KB, header detected (see :func:`_has_header`), UTF-8 with a latin-1 fallback; with a non-comma delimiter,
-  decimal commas (``0,5``) are read as numbers when they outnumber decimal points.
+  64 KB (read further, up to 16 MB, until it holds 3 whole lines), header detected (see :func:`_has_header`), UTF-8
+  with a latin-1 fallback; with a non-comma delimiter, decimal commas (``0,5``) are read as numbers when they
+  outnumber decimal points.
 * parquet (``.parquet``, ``.pq``).
 * ``.npz`` with ``x``/``y`` or ``x_train``/``y_train`` (and optionally ``x_test``/``y_test``).
 * a ``.npy`` pair: features file plus ``labels=`` targets file.
@@ -23,7 +24,15 @@ Task inference (tables and arrays alike):
 
 ``task=`` overrides the inference when it is ambiguous.
 
-Every problem a user can cause raises :class:`~lrsearch.errors.DataError` with a one-line message.
+Limits: a text table's lines must have line breaks within 16 MB and at most 100,000 fields; values must fit in
+float32 (|x| <= 3.4e38); not every feature may be constant. Data whose arrays (as stored plus the float32 copy the
+model gets) would not fit in the available memory is refused from file sizes and array headers, before it is read.
+
+Memory: the splits are the one float32 copy of the data (built chunk by chunk, with no whole-size float64 or indexed
+intermediates); a ``.npy`` features file is memory-mapped, so only that copy is resident.
+
+Every problem a user can cause raises :class:`~lrsearch.errors.DataError` with a one-line message that says what is
+wrong and what to do.
 """
 
 from __future__ import annotations
@@ -90,6 +99,12 @@ _WHAT_TO_GIVE = "give a path to a CSV/TSV/parquet/npz file or a bundled name (io
 
 _SNIFF_BYTES = 64 * 1024  # enough lines to sniff the delimiter and header, cheap to read
 _SNIFF_LINES = 50
+# The head is read further (doubling) until it holds a few whole lines, so wide tables still sniff right; a line
+# longer than this is not a table row (no line breaks at all, or one gigantic line).
+_MAX_LINE_BYTES = 16 * 2**20
+_MAX_COLUMNS = 100_000  # past this pandas alone takes minutes; such a line is a wrong delimiter or not a table
+_F32_MAX = float(np.finfo(np.float32).max)  # the model computes in float32: larger values become inf
+_CHUNK_BYTES = 2**20  # float64 temporaries of the chunked conversions stay this small
 _MAX_CLASSES = 50
 _MIN_TRAIN_PER_CLASS = 2  # a class with fewer training rows cannot be learnt or stratified
 
@@ -109,6 +124,7 @@ _NUMBER_RE = re.compile(r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$|^[+-]?inf(
 _IDX_RE = re.compile(r"^(?P<prefix>.+?)-(?P<kind>images|labels)[.-]idx[13]-ubyte(?:\.gz)?$", re.IGNORECASE)
 _IDX_TYPES = {0x08: "u1", 0x09: "i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 _RAGGED_RE = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
+_OPEN_QUOTE_RE = re.compile(r"EOF inside string starting at row (\d+)")  # pandas' row: 0-based line
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -140,13 +156,14 @@ def resolve_data_path(spec: str) -> tuple[str, bool]:
         path = Path(spec).expanduser()
         exists = path.exists()
     except (OSError, ValueError) as e:  # e.g. a parent folder without search permission, or a NUL in the path
-        raise DataError(f"cannot access data path '{spec}' ({_one_line(e)}); check the path and its permissions") from e
+        raise DataError(f"cannot access data path '{_printable(spec)}' ({_one_line(e)}); check the path and its "
+                        "permissions") from e
     if exists:
         return str(path), False
     bundled = _BUNDLED.get(spec.strip().lower())
     if bundled is not None:
         return str(_DATASETS_DIR / bundled), True
-    raise DataError(f"data file '{spec}' not found; {_WHAT_TO_GIVE}")
+    raise DataError(f"data file '{_printable(spec)}' not found; {_WHAT_TO_GIVE}")
 
 
 def max_classes(n_rows: int) -> int:
@@ -184,7 +201,7 @@ def load_dataset(
             set (``x_test`` in an npz, ``t10k-*`` idx files), the rest is split into train and validation in the
             proportion ``train : val``.
         max_bytes: Refuse files (in all) larger than this. Independently, data whose arrays would not fit in the
-            machine's physical memory is refused.
+            memory available now (Linux: MemAvailable, capped by the container's limit) is refused before reading.
         task: Force the task instead of inferring it (see the module docstring for the rule).
 
     Returns:
@@ -200,6 +217,18 @@ def load_dataset(
         >>> ds.task, ds.x_train.shape, ds.y_train.shape, ds.class_names
         ('binary', (245, 34), (245, 1), ['b', 'g'])
     """
+    try:
+        return _load_dataset(spec, target=target, labels=labels, seed=seed, split=split, max_bytes=max_bytes,
+                             task=task)
+    except DataError as e:
+        message = str(e)
+        if _printable(message) != message:  # a file or column name with a line break: still one line
+            raise DataError(_printable(message)) from e
+        raise
+
+
+def _load_dataset(spec: str, *, target: str | int | None, labels: str | None, seed: int,
+                  split: tuple[float, float, float], max_bytes: int | None, task: Task | None) -> Dataset:
     fractions = _check_split(split)
     if task is not None and task not in ("binary", "multiclass", "regression"):
         raise DataError(f"unknown task {task!r}; use binary, multiclass or regression (or leave it out to infer it)")
@@ -299,6 +328,11 @@ def _quote_list(items: list[str], limit: int = 5) -> str:
     return shown if len(items) <= limit else f"{shown} and {len(items) - limit} more"
 
 
+def _printable(text: str) -> str:
+    """``text`` with every character that is not printable (line breaks, other controls) escaped: one line."""
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
+
+
 def _short(value: Any, limit: int = 30) -> str:
     s = str(value).replace("\n", " ").replace("\r", " ")
     return s if len(s) <= limit else s[: limit - 3] + "..."
@@ -375,35 +409,84 @@ def _combined_sha(digests: dict[str, str]) -> str:
     return hashlib.sha256("".join(digests[k] for k in sorted(digests)).encode()).hexdigest()
 
 
-def _physical_memory() -> int | None:
+def _read_int(path: str) -> int | None:
     try:
-        return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
-    except (AttributeError, ValueError, OSError):  # not available on this platform: skip the check
+        with open(path, "rb") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):  # absent, "max" (no limit) or unreadable
         return None
 
 
+def _available_memory() -> int | None:
+    """Bytes the data may still take: Linux's MemAvailable (free plus reclaimable cache), capped by the cgroup's
+    limit in containers; elsewhere the free pages; None when unknown (the check is then skipped)."""
+    avail = None
+    try:
+        with open("/proc/meminfo", "rb") as f:
+            for line in f:
+                if line.startswith(b"MemAvailable:"):
+                    avail = int(line.split()[1]) * 1024
+                    break
+    except (OSError, ValueError, IndexError):
+        pass
+    if avail is None:
+        try:
+            avail = int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+        except (AttributeError, ValueError, OSError):
+            return None
+    for limit_file, usage_file in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+                                   ("/sys/fs/cgroup/memory/memory.limit_in_bytes",
+                                    "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
+        limit, usage = _read_int(limit_file), _read_int(usage_file)
+        if limit is not None and usage is not None and limit < 2**60:  # v1 writes "no limit" as a huge number
+            avail = min(avail, max(limit - usage, 0))
+            break
+    return avail
+
+
 def _check_budget(label: str, size: int, max_bytes: int | None, est_memory: float) -> None:
-    """Refuse data over ``max_bytes`` or whose arrays (roughly ``est_memory`` bytes) would not fit in memory."""
+    """Refuse data over ``max_bytes`` or whose arrays (roughly ``est_memory`` bytes) would not fit in memory.
+
+    Called before the data is read, from file sizes and array headers, so a data set too large fails at once
+    instead of swapping or being killed.
+    """
     if max_bytes is not None and size > max_bytes:
         raise DataError(f"{label} is too large ({_human(size)}, limit {_human(max_bytes)}); subsample it "
                         "(e.g. a random subset of rows) or raise the limit")
-    phys = _physical_memory()
-    if phys and est_memory > phys:
-        raise DataError(f"{label} is too large to load (about {_human(est_memory)} of arrays, {_human(phys)} of "
-                        "memory); subsample it")
+    if est_memory <= 0:
+        return
+    avail = _available_memory()
+    if avail is not None and est_memory > avail:
+        raise DataError(f"{label} is too large to load: it needs about {_human(est_memory)} of memory but only "
+                        f"{_human(avail)} is available; subsample it (e.g. a random subset of rows) or use a "
+                        "machine with more memory")
 
 
 # ----------------------------------------------------------------------------------------------------------------
 # Delimited text
 
 
-def _read_head(path: Path, label: str, gz: bool) -> bytes:
+def _line_breaks(raw: bytes) -> int:
+    return max(raw.count(b"\n"), raw.count(b"\r"))  # \r alone: old Mac line endings
+
+
+def _read_head(path: Path, label: str, gz: bool) -> tuple[bytes, bool]:
+    """The first 64 KB, read further (doubling, up to 16 MB) until it holds 3 line breaks, so that a wide table
+    whose lines are longer than 64 KB still gives the sniffer whole lines.
+
+    Returns:
+        ``(head, complete)``: complete when the head is the whole file.
+    """
     try:
-        if gz:
-            with gzip.open(path, "rb") as f:
-                return f.read(_SNIFF_BYTES)
-        with open(path, "rb") as f:
-            return f.read(_SNIFF_BYTES)
+        with (gzip.open(path, "rb") if gz else open(path, "rb")) as f:
+            raw = f.read(_SNIFF_BYTES)
+            complete = len(raw) < _SNIFF_BYTES
+            while not complete and len(raw) < _MAX_LINE_BYTES and _line_breaks(raw) < 3:
+                want = min(len(raw), _MAX_LINE_BYTES - len(raw))
+                more = f.read(want)
+                raw += more
+                complete = len(more) < want
+            return raw, complete
     except OSError as e:
         if isinstance(e, gzip.BadGzipFile):
             raise DataError(f"{label}: not a valid gzip file ({_one_line(e)}); decompress it or fix the name") from e
@@ -427,12 +510,50 @@ def _decode_head(raw: bytes, complete: bool) -> tuple[str, str]:
         return raw.decode("latin-1"), "latin-1"
 
 
+_CONTROL_RE = re.compile("[\x00-\x08\x0e-\x1f\x7f]")  # control characters other than whitespace
+
+
 def _looks_binary(text: str) -> bool:
     """Text tables have no control characters besides whitespace; more than 1% of them means binary data."""
     if not text:
         return False
-    controls = sum(1 for ch in text if (ord(ch) < 32 and ch not in "\t\n\r\f\v") or ord(ch) == 0x7F)
-    return controls > 0.01 * len(text)
+    return len(_CONTROL_RE.findall(text)) > 0.01 * len(text)
+
+
+_IMAGE_ADVICE = "images go in an npz (x of shape (n, h, w[, c]) and y) or a folder of idx files"
+# Binary formats a user may hand over by mistake (or under the wrong suffix), by their first bytes.
+_MAGIC: tuple[tuple[bytes, str, str], ...] = (
+    (b"\x89PNG", "a PNG image", _IMAGE_ADVICE),
+    (b"\xff\xd8\xff", "a JPEG image", _IMAGE_ADVICE),
+    (b"GIF8", "a GIF image", _IMAGE_ADVICE),
+    (b"\x1f\x8b", "gzip-compressed data", "name it with a .gz ending (e.g. data.csv.gz) to read it compressed"),
+    (b"PK\x03\x04", "a zip archive", "an npz must end in .npz; otherwise unzip it and give the table inside"),
+    (b"PAR1", "a parquet file", "name it with a .parquet ending"),
+    (b"\x93NUMPY", "a NumPy .npy array", "name it with a .npy ending and give the targets with --labels"),
+    (b"SQLite format 3\x00", "an SQLite database (a study database?)", "give the data set, not a study database"),
+    (b"%PDF", "a PDF document", "give a CSV/TSV (UTF-8) or a parquet/npz file"),
+)
+
+
+def _binary_error(label: str, raw: bytes) -> DataError:
+    """The error for a binary head: what the bytes look like, and what to give instead."""
+    for magic, what, advice in _MAGIC:
+        if raw.startswith(magic):
+            return DataError(f"{label}: this is binary data ({what}), not a text table; {advice}")
+    even, odd = raw[:512:2], raw[1:512:2]
+
+    def text_and_nuls(text: bytes, nuls: bytes) -> bool:  # ASCII text in UTF-16: every other byte is NUL
+        printable = sum(1 for b in text if b in (9, 10, 13) or 32 <= b < 127 or b >= 160)
+        return len(nuls) >= 2 and nuls.count(0) >= 0.9 * len(nuls) and printable >= 0.9 * len(text)
+
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")) or text_and_nuls(even, odd) or text_and_nuls(odd, even):
+        return DataError(f"{label}: this is UTF-16 text, which lrsearch does not read (it reads UTF-8 and latin-1); "
+                         "save the file as UTF-8")
+    if b"\x00" in raw:
+        return DataError(f"{label}: this is binary data (it contains NUL bytes), not a text table; give a "
+                         "CSV/TSV (UTF-8) or a parquet/npz file")
+    return DataError(f"{label}: this is binary data (many control characters), not a text table; give a "
+                     "CSV/TSV (UTF-8) or a parquet/npz file")
 
 
 def _count_fields(line: str, sep: str) -> int:
@@ -528,15 +649,15 @@ def _read_text_table(path: Path, label: str, max_bytes: int | None, *, tsv: bool
     sha = _hash_file(path, label)
     if size == 0:
         raise DataError(f"{label}: the file is empty; give a table with one row per line")
-    raw = _read_head(path, label, gz)
-    complete = len(raw) < _SNIFF_BYTES  # the sample is the whole file
+    raw, complete = _read_head(path, label, gz)
     if b"\x00" in raw:
-        raise DataError(f"{label}: this is binary data (it contains NUL bytes), not a text table; give a "
-                        "CSV/TSV (UTF-8) or a parquet/npz file")
+        raise _binary_error(label, raw)
     text, encoding = _decode_head(raw, complete)
     if _looks_binary(text):
-        raise DataError(f"{label}: this is binary data (many control characters), not a text table; give a "
-                        "CSV/TSV (UTF-8) or a parquet/npz file")
+        raise _binary_error(label, raw)
+    if not complete and _line_breaks(raw) == 0:
+        raise DataError(f"{label}: no line break in the first {_human(len(raw))}; a text table has one row per "
+                        "line: check that this is a CSV/TSV file with line breaks (or give a parquet/npz file)")
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     if not complete:
         lines = lines[:-1]  # the last sampled line may be cut short
@@ -548,6 +669,11 @@ def _read_text_table(path: Path, label: str, max_bytes: int | None, *, tsv: bool
     sample = lines[: _SNIFF_LINES + 1]
     sep = "\t" if tsv else _sniff_sep(sample)
     rows = [_split_line(line, sep) for line in sample]
+    widest = max(range(len(rows)), key=lambda i: len(rows[i]))
+    if len(rows[widest]) > _MAX_COLUMNS:
+        raise DataError(f"{label}: a line near the top has {len(rows[widest])} fields, more than the "
+                        f"{_MAX_COLUMNS} columns lrsearch reads; check the delimiter and the line breaks (or reduce "
+                        "the features, e.g. with PCA, and save them as npz)")
     decimal = _sniff_decimal(rows, sep)
     header = _has_header(rows, decimal)
     if complete and len(rows) == 1 and any(c.strip() for c in rows[0]):
@@ -590,6 +716,10 @@ def _parse_csv(path: Path, label: str, *, sep: str, header: bool, encoding: str,
                 expected, line, saw = m.groups()
                 raise DataError(f"{label}: line {line} has {saw} fields but earlier rows have {expected}; give every "
                                 "row the same number of fields (check quoting and the delimiter)") from e
+            m = _OPEN_QUOTE_RE.search(str(e))
+            if m:
+                raise DataError(f"{label}: the quote opened on line {int(m.group(1)) + 1} is never closed (is the file "
+                                "truncated?); close the quote, or re-export or re-download the file") from e
             raise DataError(f"{label}: cannot parse as a delimited table ({_one_line(e)}); check quoting and the "
                             "delimiter") from e
         except MemoryError as e:
@@ -605,24 +735,46 @@ def _parse_csv(path: Path, label: str, *, sep: str, header: bool, encoding: str,
 
 def _raise_if_short_rows(path: Path, label: str, *, sep: str, n_fields: int, encoding: str, gz: bool) -> None:
     """pandas pads rows with too few fields with NaN; find such a row so the error says "ragged", not "missing"."""
+    last = [""]  # the last raw line read: a file cut short ends without a line break
+
+    def tracked(f: Any) -> Any:
+        for line in f:
+            last[0] = line
+            yield line
+
+    short: tuple[int, int] | None = None
     try:
         opener = gzip.open if gz else open
         with opener(path, "rt", encoding=encoding, errors="replace", newline="") as f:
             if sep == r"\s+":
-                for line_no, line in enumerate(f, 1):
+                for line_no, line in enumerate(tracked(f), 1):
                     fields = line.split()
-                    if fields and len(fields) < n_fields:
-                        _raise_ragged(label, line_no, len(fields), n_fields)
+                    if not fields:
+                        continue
+                    if short is not None:
+                        break  # more rows follow: not the cut-off end of a file
+                    if len(fields) < n_fields:
+                        short = (line_no, len(fields))
             else:
-                reader = csv.reader(f, delimiter=sep, skipinitialspace=True)
+                reader = csv.reader(tracked(f), delimiter=sep, skipinitialspace=True)
                 for fields in reader:
-                    if fields and any(c.strip() for c in fields) and len(fields) < n_fields:
-                        _raise_ragged(label, reader.line_num, len(fields), n_fields)
+                    if not (fields and any(c.strip() for c in fields)):
+                        continue
+                    if short is not None:
+                        break
+                    if len(fields) < n_fields:
+                        short = (reader.line_num, len(fields))
     except (OSError, csv.Error, EOFError, zlib.error):
         return  # best effort: the missing-values error will still be raised
+    if short is not None:
+        cut = bool(last[0].strip()) and not last[0].endswith(("\n", "\r"))
+        _raise_ragged(label, *short, n_fields, truncated=cut)
 
 
-def _raise_ragged(label: str, line_no: int, saw: int, expected: int) -> None:
+def _raise_ragged(label: str, line_no: int, saw: int, expected: int, *, truncated: bool = False) -> None:
+    if truncated:
+        raise DataError(f"{label}: the last line ({line_no}) has {saw} fields but the table has {expected}, and it "
+                        "does not end with a line break: the file looks truncated; re-export or re-download it")
     raise DataError(f"{label}: line {line_no} has {saw} fields but the table has {expected}; give every row the same "
                     "number of fields (check quoting and the delimiter)")
 
@@ -712,7 +864,10 @@ def _missing_values(df: pd.DataFrame, columns: list[str], label: str) -> None:
     if len(bad) == 1:
         col = bad[0]
         k = int(counts[col])
-        where = "all values" if k == n else _rows_text(np.flatnonzero(na[col].to_numpy()))
+        if k == n:
+            raise DataError(f"{label}: column '{_short(col)}' is empty (all values missing, {n} rows); drop the "
+                            "column or fill it")
+        where = _rows_text(np.flatnonzero(na[col].to_numpy()))
         raise DataError(f"{label}: column '{_short(col)}' has {k} missing value{'s' if k > 1 else ''} ({where}); "
                         "fill or drop them")
     raise DataError(f"{label}: missing values in columns {', '.join(parts)}{more}; fill or drop them")
@@ -749,6 +904,17 @@ def _from_table(df: pd.DataFrame, opts: _Opts, *, name: str, source: str, sha: s
         cols = [features[j] for j in np.flatnonzero(~finite)]
         raise DataError(f"{label}: infinite values in column{'s' if len(cols) > 1 else ''} {_quote_list(cols)}; "
                         "replace them with finite numbers")
+    big = np.maximum(x.max(axis=0, initial=0.0), -x.min(axis=0, initial=0.0)) > _F32_MAX  # no copy of x
+    if big.any():
+        cols = [features[j] for j in np.flatnonzero(big)]
+        raise DataError(f"{label}: values too large for 32-bit floats (above 3.4e38) in column"
+                        f"{'s' if len(cols) > 1 else ''} {_quote_list(cols)}; rescale them (e.g. another unit or a "
+                        "log)")
+    if len(x) > 1 and (np.ptp(x, axis=0) == 0).all():
+        what = (f"the only feature column ({_quote_list(features)}) is" if len(features) == 1
+                else f"every feature column ({_quote_list(features)}) is")
+        raise DataError(f"{label}: {what} constant: there is nothing to learn from; check the file (is the target the "
+                        "right column? use --target) or add informative columns")
 
     s = df[tcol]
     integer_dtype = False
@@ -764,7 +930,7 @@ def _from_table(df: pd.DataFrame, opts: _Opts, *, name: str, source: str, sha: s
     enc = _encode_target(values, numeric=numeric, integer_dtype=integer_dtype, array=False, tname=tcol, opts=opts)
 
     parts = _split_indices(len(df), enc.codes, list(opts.fractions[1:]), opts, enc.class_names)
-    xs = _standardise([x[idx] for idx in parts])
+    xs = _standardised_splits(x, parts)
     ys = [enc.y[idx] for idx in parts]
     return Dataset(
         x_train=xs[0], y_train=ys[0], x_val=xs[1], y_val=ys[1], x_test=xs[2], y_test=ys[2],
@@ -824,6 +990,9 @@ def _encode_target(values: np.ndarray, *, numeric: bool, integer_dtype: bool, ar
         raise DataError(f"{label}: target '{tname}' has {k} distinct values; a binary target needs exactly 2")
 
     if task == "regression":
+        if np.abs(values).max() > _F32_MAX:
+            raise DataError(f"{label}: target '{tname}' has values too large for 32-bit floats (above 3.4e38); "
+                            "rescale it (e.g. another unit or a log)")
         return _Target(np.asarray(values, dtype=np.float32).reshape(-1, 1), "regression", 1, None, None)
     names = [_fmt_label(v) for v in uniq]
     if task == "binary":  # sorted labels: the second one is class 1
@@ -906,25 +1075,70 @@ def _split_indices(n: int, codes: np.ndarray | None, held: list[float], opts: _O
     return [rng.permutation(np.concatenate(p)) for p in parts]  # mix the classes within each split
 
 
-def _standardise(pieces: list[np.ndarray]) -> list[np.ndarray]:
-    """Standardise freshly indexed copies with the statistics of ``pieces[0]`` (train), returning float32.
+def _step(x: np.ndarray) -> int:
+    """Rows per chunk such that a chunk of ``x`` as float64 takes at most ``_CHUNK_BYTES``."""
+    return max(1, _CHUNK_BYTES // (8 * max(1, math.prod(x.shape[1:]))))
 
-    Statistics are float64. Columns constant on the training split are only centred (std taken as 1), using the
-    exact constant so that they become exact zeros.
+
+def _rows(x: np.ndarray, idx: np.ndarray | None, start: int, stop: int) -> np.ndarray:
+    """Rows ``start:stop`` of ``x`` (``idx`` None) or of ``x[idx]``, as float64: one chunk's temporary."""
+    rows = x[start:stop] if idx is None else x[idx[start:stop]]
+    return np.array(rows, dtype=np.float64)  # a copy: callers scale it in place
+
+
+def _gather(x: np.ndarray, idx: np.ndarray | None) -> np.ndarray:
+    """Rows ``idx`` of ``x`` (None: all) as a new float32 array, converted chunk by chunk.
+
+    This is the one copy on the way to the model: no whole-size intermediate (an indexed copy in the source dtype,
+    a float64 copy) is made, whatever the source dtype, and a memory-mapped source is read once.
     """
-    train = pieces[0]
-    mu = train.mean(axis=0, dtype=np.float64)
-    sd = train.std(axis=0, dtype=np.float64)
-    if len(train):
-        constant = np.ptp(train, axis=0) == 0
-        mu = np.where(constant, train[0], mu)  # the mean of a constant can round off it
+    n = len(x) if idx is None else len(idx)
+    out = np.empty((n, *x.shape[1:]), dtype=np.float32)
+    step = _step(x)
+    for start in range(0, n, step):
+        stop = min(start + step, n)
+        out[start:stop] = x[start:stop] if idx is None else x[idx[start:stop]]
+    return out
+
+
+def _standardised_splits(x: np.ndarray, parts: list[np.ndarray], extra: np.ndarray | None = None) -> list[np.ndarray]:
+    """Rows ``parts[i]`` of the 2-D ``x`` (then all of ``extra``, e.g. a given test set) as float32, standardised
+    with the statistics of ``x[parts[0]]`` (train).
+
+    Statistics and arithmetic are float64 (as numpy's ``mean``/``std`` compute them), chunk by chunk, so the
+    float32 outputs are the only full-size allocations. Columns constant on the training split are only centred
+    (std taken as 1), using the exact constant so that they become exact zeros.
+    """
+    train, d, step = parts[0], x.shape[1], _step(x)
+    n = len(train)
+    total, lo, hi = np.zeros(d), np.full(d, np.inf), np.full(d, -np.inf)
+    for start in range(0, n, step):
+        rows = _rows(x, train, start, start + step)
+        total += rows.sum(axis=0)
+        np.minimum(lo, rows.min(axis=0), out=lo)
+        np.maximum(hi, rows.max(axis=0), out=hi)
+    mu = total / max(n, 1)
+    squares = np.zeros(d)
+    for start in range(0, n, step):
+        rows = _rows(x, train, start, start + step)
+        rows -= mu
+        rows *= rows
+        squares += rows.sum(axis=0)
+    sd = np.sqrt(squares / max(n, 1))
+    if n:
+        constant = hi == lo
+        mu = np.where(constant, _rows(x, train, 0, 1)[0], mu)  # the mean of a constant can round off it
         sd = np.where(constant | (sd == 0), 1.0, sd)
     out = []
-    for piece in pieces:
-        piece = piece if piece.dtype == np.float64 else piece.astype(np.float64)
-        piece -= mu  # in place: the piece is our own copy
-        piece /= sd
-        out.append(piece.astype(np.float32))
+    for src, idx in [(x, idx) for idx in parts] + ([(extra, None)] if extra is not None else []):
+        m = len(src) if idx is None else len(idx)
+        piece = np.empty((m, d), dtype=np.float32)
+        for start in range(0, m, step):
+            rows = _rows(src, idx, start, start + step)
+            rows -= mu
+            rows /= sd
+            piece[start : start + len(rows)] = rows
+        out.append(piece)
     return out
 
 
@@ -937,23 +1151,34 @@ def _object_error(label: str, key: str) -> DataError:
                      "save it as a numeric array (e.g. x.astype('float32'))")
 
 
+def _npy_header(f: Any) -> tuple[tuple[int, ...], np.dtype]:
+    """Shape and dtype from the header of an open ``.npy`` stream, leaving it at the data."""
+    version = np.lib.format.read_magic(f)
+    if version == (1, 0):
+        shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+    elif version == (2, 0):
+        shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+    else:
+        raise ValueError(f"npy format version {version}")
+    return tuple(int(d) for d in shape), np.dtype(dtype)
+
+
 def _npz_headers(npz: Any) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
     """Shapes and dtypes of the arrays in an npz without loading them (best effort: {} when unreadable)."""
     out = {}
     try:
         for key in npz.files:
             with npz.zip.open(key + ".npy") as f:
-                version = np.lib.format.read_magic(f)
-                if version == (1, 0):
-                    shape, _, dtype = np.lib.format.read_array_header_1_0(f)
-                elif version == (2, 0):
-                    shape, _, dtype = np.lib.format.read_array_header_2_0(f)
-                else:
-                    continue
-                out[key] = (tuple(shape), np.dtype(dtype))
+                out[key] = _npy_header(f)
     except Exception:  # noqa: BLE001 - only an estimate; loading the arrays reports real problems
         return {}
     return out
+
+
+def _memory_needed(headers: dict[str, tuple[tuple[int, ...], np.dtype]], x_keys: list[str]) -> int:
+    """Bytes loading needs: the arrays as stored plus the float32 copy of the inputs the model gets."""
+    raw = sum(math.prod(shape) * dtype.itemsize for shape, dtype in headers.values())
+    return raw + sum(4 * math.prod(headers[k][0]) for k in x_keys if k in headers)
 
 
 def _npz_get(npz: Any, key: str, label: str) -> np.ndarray:
@@ -997,14 +1222,15 @@ def _load_npz(path: Path, label: str, max_bytes: int | None) -> tuple[Any, ...]:
                 wanted.update(x_test=keys["x_test"], y_test=keys["y_test"])
         else:
             raise DataError(f"{label}: expected arrays 'x' and 'y' (or 'x_train', 'y_train' and optionally 'x_test', "
-                            f"'y_test'); found {found}")
+                            f"'y_test'), but found {found}; save them with numpy.savez(path, x=..., y=...)")
         headers = _npz_headers(npz)
         for role, key in wanted.items():
             if key in headers and headers[key][1].hasobject:
                 raise _object_error(label, key)
-        if headers:  # x as float32, about twice (the whole and its splits)
-            est = sum(2 * 4 * math.prod(headers[k][0]) for r, k in wanted.items() if r.startswith("x") and k in headers)
-            _check_budget(label, size, max_bytes, est)
+        if headers:  # before reading any array: a data set too large fails at once
+            used = {k: headers[k] for k in wanted.values() if k in headers}
+            _check_budget(label, size, max_bytes,
+                          _memory_needed(used, [k for r, k in wanted.items() if r.startswith("x")]))
         arrays = {role: _npz_get(npz, key, label) for role, key in wanted.items()}
     return arrays["x"], arrays["y"], arrays.get("x_test"), arrays.get("y_test"), sha
 
@@ -1042,11 +1268,32 @@ def _load_npy_pair(path: Path, labels: str, label: str, max_bytes: int | None) -
         raise DataError(f"labels file '{labels}' is not a .npy file; save the targets with numpy.save")
     size = _file_size(path, label) + _file_size(ypath, ylabel)
     _check_budget(label, size, max_bytes, 0)
+    # From the headers, before any data is read: a data set too large fails at once, a truncated file clearly.
+    found = {name: (h, lab) for name, p, lab in (("x", path, label), ("y", ypath, ylabel))
+             if (h := _npy_header_of(p)) is not None}
+    _check_budget(label, size, max_bytes, _memory_needed({k: h[:2] for k, (h, _) in found.items()}, ["x"]))
+    for (shape, dtype, have), lab in found.values():
+        need = math.prod(shape) * dtype.itemsize
+        if not dtype.hasobject and have < need:
+            raise DataError(f"{lab}: the file is truncated: its header says shape {shape} ({dtype}), i.e. "
+                            f"{_human(need)} of data, but only {_human(have)} follow; re-save it with numpy.save")
     digests = {path.name: _hash_file(path, label), ypath.name + "\0labels": _hash_file(ypath, ylabel)}
     x = _load_npy(path, label, "features")
     y = _load_npy(ypath, ylabel, "targets")
-    _check_budget(label, size, max_bytes, 2 * 4 * x.size)
     return x, y, _combined_sha(digests)
+
+
+def _npy_header_of(path: Path) -> tuple[tuple[int, ...], np.dtype, int] | None:
+    """Shape, dtype and the bytes that follow the header of a .npy file; None when the header cannot be read
+    (loading the file then reports why)."""
+    try:
+        with open(path, "rb") as f:
+            shape, dtype = _npy_header(f)
+            offset = f.tell()
+            f.seek(0, os.SEEK_END)
+            return shape, dtype, f.tell() - offset
+    except Exception:  # noqa: BLE001 - not a readable npy header: _load_npy says what is wrong
+        return None
 
 
 def _read_idx(path: Path, ndim: int, label: str) -> tuple[np.ndarray, str]:
@@ -1081,6 +1328,22 @@ def _read_idx(path: Path, ndim: int, label: str) -> tuple[np.ndarray, str]:
     return arr, hashlib.sha256(raw).hexdigest()
 
 
+def _idx_elements(path: Path) -> tuple[int, int] | None:
+    """``(elements, itemsize)`` from an idx file's header alone (decompressing only its first bytes); None when the
+    header is unreadable (reading the file then reports why)."""
+    try:
+        with (gzip.open(path, "rb") if path.name.lower().endswith(".gz") else open(path, "rb")) as f:
+            head = f.read(4)
+            if len(head) < 4 or head[2] not in _IDX_TYPES:
+                return None
+            dims = np.frombuffer(f.read(4 * head[3]), dtype=">i4")
+    except (OSError, EOFError, zlib.error, ValueError):
+        return None
+    if len(dims) != head[3] or (dims < 0).any():
+        return None
+    return math.prod(int(d) for d in dims), np.dtype(_IDX_TYPES[head[2]]).itemsize
+
+
 def _load_idx_folder(path: Path, label: str, max_bytes: int | None) -> tuple[Any, ...]:
     try:
         files = sorted(p for p in path.iterdir() if p.is_file())
@@ -1110,12 +1373,18 @@ def _load_idx_folder(path: Path, label: str, max_bytes: int | None) -> tuple[Any
                             "train-* and t10k-*")
     used = [complete[train_key]] + ([complete[test_key]] if test_key else [])
     size = sum(_file_size(p, p.name) for d in used for p in d.values())
-    _check_budget(label, size, max_bytes, 0)
+    # From the headers, before any file is read: the files' bytes, their decompressed data and the float32 images.
+    need = size
+    for d in used:
+        for kind, p in d.items():
+            found = _idx_elements(p)
+            if found is not None:
+                need += found[0] * found[1] + (4 * found[0] if kind == "images" else 0)
+    _check_budget(label, size, max_bytes, need)
     digests: dict[str, str] = {}
     arrays = []
     for d in used:
         x, digests[d["images"].name] = _read_idx(d["images"], 3, label)
-        _check_budget(label, size, max_bytes, 2 * 4 * x.size)
         y, digests[d["labels"].name] = _read_idx(d["labels"], 1, label)
         if len(x) != len(y):
             raise DataError(f"{label}: '{d['images'].name}' has {len(x)} images but '{d['labels'].name}' has {len(y)} "
@@ -1136,10 +1405,17 @@ def _check_x(x: np.ndarray, label: str, role: str) -> np.ndarray:
     if x.ndim == 1:
         x = x.reshape(-1, 1)  # one feature
     if np.issubdtype(x.dtype, np.floating):
-        bad = ~np.isfinite(x.reshape(len(x), -1)).all(axis=1)
+        flat, step = x.reshape(len(x), -1), _step(x) * 2  # boolean temporaries: a chunk at a time
+        bad = np.concatenate([~np.isfinite(flat[i : i + step]).all(axis=1) for i in range(0, len(x), step)])
         if bad.any():
             rows = _rows_text(np.flatnonzero(bad))
             raise DataError(f"{label}: '{role}' has NaN or infinite values ({rows}); fill or drop those rows")
+        if x.dtype.itemsize > 4:
+            big = np.concatenate([(np.abs(flat[i : i + step]) > _F32_MAX).any(axis=1)
+                                  for i in range(0, len(x), step)])
+            if big.any():
+                raise DataError(f"{label}: '{role}' has values too large for 32-bit floats (above 3.4e38; "
+                                f"{_rows_text(np.flatnonzero(big))}); rescale them")
     return x
 
 
@@ -1180,6 +1456,10 @@ def _from_arrays(x: np.ndarray, y: np.ndarray, x_test: np.ndarray | None, y_test
     else:
         x_test = y_test = None
         y_all = y
+    flat = x.reshape(n, -1)
+    if n > 1 and flat.shape[1] and bool((flat.max(axis=0) == flat.min(axis=0)).all()):  # reductions: no copies
+        raise DataError(f"{label}: every value of 'x' is the same in all rows (all {flat.shape[1]} features are "
+                        "constant): there is nothing to learn from; check that the right array was saved as 'x'")
     numeric = y_all.dtype != object
     if numeric and y_all.dtype == np.bool_:
         y_all, numeric = y_all.astype(str).astype(object), False
@@ -1199,20 +1479,17 @@ def _from_arrays(x: np.ndarray, y: np.ndarray, x_test: np.ndarray | None, y_test
     if image:
         # Integer pixels (or any values above 1) are 0..255 intensities; floats already in [0, 1] are kept.
         scale = np.issubdtype(x.dtype, np.integer) or (x.size > 0 and float(np.max(x)) > 1)
-        pieces = [x[idx] for idx in parts] + ([x_test] if x_test is not None else [])
+        # Each split is gathered straight into a new float32 array (the one copy), then scaled in place; the
+        # caller's arrays (x_test included) are never modified.
+        pieces = [_gather(x, idx) for idx in parts] + ([_gather(x_test, None)] if x_test is not None else [])
         xs = []
-        for i, piece in enumerate(pieces):
-            # x[idx] is a fresh copy we may scale in place; x_test is the caller's array and must be copied.
-            piece = np.asarray(piece, dtype=np.float32) if i < len(parts) else np.array(piece, dtype=np.float32)
+        for piece in pieces:
             if scale:
                 piece /= 255.0
             xs.append(piece[..., np.newaxis] if piece.ndim == 3 else piece)
         feature_names: list[str] = []
     else:
-        pieces = [np.asarray(x[idx], dtype=np.float64) for idx in parts]  # asarray: no copy if already float64
-        if x_test is not None:
-            pieces.append(np.array(x_test, dtype=np.float64, copy=True))
-        xs = _standardise(pieces)
+        xs = _standardised_splits(x, parts, x_test)
         feature_names = [f"x_{j}" for j in range(x.shape[1])]
     ys = [y_enc[idx] for idx in parts]
     if x_test is not None:

@@ -48,8 +48,13 @@ def build_document(schedule: Schedule, optimizer: dict[str, Any], *, epochs: int
 
 
 def _json_number(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
+    """A metric as JSON allows it: numpy scalars as Python numbers, non-finite values as null, lists item by item."""
+    if isinstance(value, (list, tuple)):
+        return [_json_number(v) for v in value]
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return int(value)
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return float(value) if math.isfinite(value) else None
     return value
 
 
@@ -57,17 +62,29 @@ def read_document(src: str | Path | dict[str, Any]) -> dict[str, Any]:
     """Parse ``src`` (a path, a JSON string or a dict) into a validated document dict."""
     if isinstance(src, dict):
         doc = src
-    else:
+    elif isinstance(src, (str, Path)):
         text = _read_text(src)
         try:
             doc = json.loads(text, parse_constant=_reject_constant)
         except json.JSONDecodeError as exc:
             raise ConfigError(f"schedule document is not valid JSON (line {exc.lineno}, column {exc.colno}: "
                               f"{exc.msg})") from None
+        except RecursionError:  # json's C parser recurses once per nesting level
+            raise ConfigError("schedule document is not valid JSON (nested too deeply); is this an lrsearch "
+                              "export?") from None
         except ValueError as exc:
-            raise ConfigError(f"schedule document is not valid JSON ({exc})") from None
+            reason = "a number has too many digits" if "digits" in str(exc) else str(exc).splitlines()[0]
+            raise ConfigError(f"schedule document is not valid JSON ({reason})") from None
+    else:
+        raise ConfigError(f"schedule document must be a path, JSON text or a dict, but got {type(src).__name__}")
     validate_document(doc)
     return doc
+
+
+def _printable(text: str) -> str:
+    """``text`` with every character that is not printable escaped, so that a key holding a line break still
+    gives a one-line message."""
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
 
 
 def _reject_constant(name: str) -> Any:
@@ -75,19 +92,23 @@ def _reject_constant(name: str) -> Any:
 
 
 def _read_text(src: str | Path) -> str:
-    if isinstance(src, str) and src.lstrip().startswith("{"):
-        return src
+    if isinstance(src, str) and src.lstrip("\ufeff \t\r\n").startswith(("{", "[")):
+        return src.lstrip("\ufeff")  # JSON text (an array is refused by validation, not as a missing file)
     path = Path(src)
+    shown = _printable(str(path))
     try:
         if path.stat().st_size > _MAX_BYTES:
-            raise ConfigError(f"{path} is larger than 10 MiB; it is not an lrsearch schedule document")
-        return path.read_text(encoding="utf-8")
+            raise ConfigError(f"{shown} is larger than 10 MiB; it is not an lrsearch schedule document")
+        # utf-8-sig: a byte-order mark, which some editors add when a user edits the file, is not an error.
+        return path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise ConfigError(f"schedule document {str(path)!r} not found; give the path to best_schedule.json") from None
     except UnicodeDecodeError:
-        raise ConfigError(f"{path} is not UTF-8 text; it is not an lrsearch schedule document") from None
+        raise ConfigError(f"{shown} is not UTF-8 text; it is not an lrsearch schedule document") from None
     except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
+        raise ConfigError(f"cannot read {shown}: {_printable(str(exc.strerror or exc))}") from None
+    except ValueError:  # e.g. a NUL character in the path
+        raise ConfigError(f"{str(src)[:80]!r} is not a valid path; give the path to best_schedule.json") from None
 
 
 def validate_document(doc: Any) -> Schedule:
@@ -120,9 +141,13 @@ def validate_document(doc: Any) -> Schedule:
             raise ConfigError(f"format {fmt!r} is not supported by this lrsearch (it reads {FORMAT}); "
                               "upgrade lrsearch or re-export the schedule")
         raise ConfigError(f"format must be {FORMAT!r}, but got format={fmt!r}; is this an lrsearch export?")
-    problems = schema_problems(doc)
+    try:
+        problems = schema_problems(doc)
+    except (ValueError, RecursionError):  # jsonschema's repr of an int past 4300 digits; absurd nesting
+        raise ConfigError("invalid schedule document: it holds a number with thousands of digits or is nested too "
+                          "deeply; is this an lrsearch export?") from None
     if problems:
-        raise ConfigError("invalid schedule document", problems)
+        raise ConfigError("invalid schedule document", [_printable(p) for p in problems])
     # The schema holds; now what it cannot express (cross-field constraints, finiteness, numpy types).
     problems = [f"{key} is not a known section" for key in doc if key not in _SECTIONS]
     schedule = _build_schedule(doc.get("schedule"), "schedule", problems)
@@ -138,13 +163,36 @@ def validate_document(doc: Any) -> Schedule:
     for section in ("metrics", "provenance"):
         if section in doc and not isinstance(doc[section], dict):
             problems.append(f"{section} must be an object, got {type(doc[section]).__name__}")
+    problems += _non_finite(doc.get("provenance"), "provenance")
     for key, value in (doc.get("metrics") or {}).items() if isinstance(doc.get("metrics"), dict) else ():
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float, list))):
             problems.append(f"metrics.{key} must be a number, got {value!r}")
+        # 1e400 in JSON text reads as inf; a dict may hold nan. Neither can be written back as JSON.
+        for i, item in enumerate(value if isinstance(value, list) else [value]):
+            where = f"{key}[{i}]" if isinstance(value, list) else key
+            if item is not None and (isinstance(item, bool) or not isinstance(item, (int, float))):
+                problems.append(f"metrics.{where} must be a number or null, but got {where}={_value(item)}")
+            elif isinstance(item, float) and not math.isfinite(item):
+                problems.append(f"metrics.{where} must be a finite number or null, but got {where}={item!r}")
     if problems:
-        raise ConfigError("invalid schedule document", problems)
+        raise ConfigError("invalid schedule document", [_printable(p) for p in problems])
     assert schedule is not None
     return schedule
+
+
+def _non_finite(node: Any, path: str) -> list[str]:
+    """Non-finite floats anywhere in ``node`` (free-form, e.g. provenance), which JSON cannot hold: a dict passed
+    in directly must be a document that can be written back."""
+    problems, stack = [], [(node, path)]
+    while stack:  # iterative: free-form sections may nest deeply
+        value, where = stack.pop()
+        if isinstance(value, float) and not math.isfinite(value):
+            problems.append(f"{where} must be a finite number, but got {value!r}")
+        elif isinstance(value, dict):
+            stack += [(v, f"{where}.{k}") for k, v in value.items()]
+        elif isinstance(value, list):
+            stack += [(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    return sorted(problems)
 
 
 def _build_schedule(config: Any, path: str, problems: list[str]) -> Schedule | None:
@@ -227,7 +275,10 @@ def _name(parts: list[Any]) -> str:
 
 
 def _value(value: Any) -> str:
-    text = repr(value)
+    try:
+        text = repr(value)
+    except (ValueError, RecursionError):  # an int past Python's 4300-digit repr limit; absurd nesting
+        return f"<{type(value).__name__} too large to show>"
     return text if len(text) <= 60 else text[:57] + "..."
 
 
@@ -249,6 +300,13 @@ def _interval(schema: dict[str, Any]) -> str:
             + ("inf" if high is None else repr(high)) + (")" if high_open else "]"))
 
 
+def _positive_integer(schema: dict[str, Any]) -> bool:
+    """An integer from 1 whose maximum, if any, is a sanity limit (a million or more, e.g. ``training.epochs``):
+    messages call it a positive integer and name the maximum only when it is exceeded."""
+    return (schema.get("type") == "integer" and schema.get("minimum") == 1 and "exclusiveMaximum" not in schema
+            and schema.get("maximum", math.inf) >= 10**6)
+
+
 def _noun(schema: Any) -> str | None:
     """What a value of ``schema`` must be (``a number in (0.0, 1000.0]``), or None when it says no type."""
     if not isinstance(schema, dict):
@@ -260,8 +318,7 @@ def _noun(schema: Any) -> str | None:
         return None
     types = [types] if isinstance(types, str) else list(types)
     ranged = any(k in schema for k in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"))
-    if types == ["integer"] and schema.get("minimum") == 1 and "maximum" not in schema \
-            and "exclusiveMaximum" not in schema:
+    if _positive_integer(schema):
         return "a positive integer"
     nouns = []
     for kind in types:
@@ -285,6 +342,8 @@ def _messages(error: Any) -> list[str]:
     if keyword in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
         noun = _noun(schema)
         what = noun if noun == "a positive integer" else f"in {_interval(schema)}"
+        if noun == "a positive integer" and keyword == "maximum":
+            what = f"a positive integer at most {schema['maximum']}"
         return [f"{path} must be {what}, but got {name}={_value(value)}"]
     if keyword == "enum":
         options = error.validator_value

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from lrsearch.document import read_document, validate_document
+from lrsearch.document import _printable, read_document, validate_document
+from lrsearch.errors import ConfigError
 
 Source = str | Path | dict[str, Any]
 
@@ -82,5 +83,42 @@ def load_optimizer(src: Source, scheduled: bool = False) -> Any:
 
     doc = read_document(src)
     schedule = validate_document(doc)
+    problems = _config_problems(doc["optimizer"])
+    if problems:
+        raise ConfigError("invalid schedule document", [_printable(p) for p in problems])
     learning_rate = load_schedule(doc) if scheduled else schedule.first_lr()
     return make_optimizer(doc["optimizer"], learning_rate)
+
+
+#: Keras arguments that count something: a positive integer or null.
+_COUNTS = ("ema_overwrite_frequency", "gradient_accumulation_steps")
+
+
+def _config_problems(spec: dict[str, Any]) -> list[str]:
+    """Type problems of ``optimizer.config`` against the Keras class's own defaults.
+
+    Keras builds e.g. ``Adam(beta_1="x")`` without complaint and fails deep in the first training step, so a
+    value must have its default's type: a boolean for a boolean, a number (or null where the default is null)
+    otherwise. Unknown names are left to Keras, which refuses them when the optimizer is built.
+    """
+    import inspect
+
+    import keras
+
+    params = inspect.signature(getattr(keras.optimizers, spec["class_name"]).__init__).parameters
+    problems = []
+    for key, value in (spec.get("config") or {}).items():
+        param = params.get(key)
+        if param is None or key == "name" or param.kind is inspect.Parameter.VAR_KEYWORD:
+            continue  # the name is not passed on (see make_optimizer)
+        where, default = f"optimizer.config.{key}", param.default
+        if isinstance(default, bool):
+            if not isinstance(value, bool):
+                problems.append(f"{where} must be true or false, but got {key}={value!r}")
+        elif key in _COUNTS:
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                problems.append(f"{where} must be a positive integer or null, but got {key}={value!r}")
+        elif value is None and default is not None or isinstance(value, (bool, str)):
+            problems.append(f"{where} must be a number{' or null' if default is None else ''}, but got "
+                            f"{key}={value!r}")
+    return problems

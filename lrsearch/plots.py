@@ -49,6 +49,12 @@ def plot_schedule(src: Any, epochs: int, path: str | Path, steps_per_epoch: int 
     if schedule.metric_driven:
         raise ConfigError(f"schedule type {schedule.type!r} depends on the monitored metric; it has no curve to "
                           "plot before training")
+    if epochs > 1_000_000:
+        raise ConfigError(f"epochs must be at most 1000000 to plot, but got epochs={epochs}")
+    # Draw at most ~200k points: the curve in continuous time is the same, the memory is bounded.
+    drawn = min(spe, max(1, 200_000 // epochs))
+    note = "" if drawn == spe else f", drawn at {drawn} points per epoch"
+    spe = drawn
     lrs = schedule.lr_per_step(epochs, spe)
     # Continuous time in epochs: step i of epoch k sits at k + i/spe, so epoch k starts at x = k (from 0 here,
     # because this axis is elapsed training time, not an epoch index).
@@ -60,7 +66,7 @@ def plot_schedule(src: Any, epochs: int, path: str | Path, steps_per_epoch: int 
                 label="first step of each epoch")
         ax.set_xlabel("training time (epochs)")
         plotstyle.lr_axis(ax, lrs)
-        ax.set_title(f"{schedule.type} schedule ({spe} steps per epoch)")
+        ax.set_title(f"{schedule.type} schedule ({spe} steps per epoch{note})")
         ax.legend()
         return plotstyle.save(fig, path)
 
