@@ -21,8 +21,15 @@ is the RATIO of epochs per second to the ``model.fit`` loop. Target: lrsearch >=
 Takes about 10 minutes on 2 busy CPU cores with the defaults (the model.fit loop and KerasTuner take ~4-5 minutes
 each there; ``--with-fit-engine`` adds as much again).
 
+Engine internals (``--internals``, or ``--internals-only`` without the contenders above): one subprocess per backend
+(TensorFlow, JAX) times the trial engine alone on the same model, E epochs per trial: the first trial (trace + XLA
+compile), later trials from a cached seed (deterministic families; ``reduce_on_plateau``), trials from a new seed
+(model build + weight snapshot), the factory call alone, a trial with another ``epochs_per_call``, the number of
+retraces after the first trial (0 expected), and on JAX the population mode's trials per second at P = 1, 16, 64.
+About a minute.
+
 Run: ``TF_CPP_MIN_LOG_LEVEL=3 .venv/bin/python scripts/bench_engine.py [--trials 20] [--epochs 50]
-[--with-fit-engine] [--skip-kerastuner] [--keep]``.
+[--with-fit-engine] [--skip-kerastuner] [--internals | --internals-only] [--keep]``.
 """
 
 from __future__ import annotations
@@ -210,6 +217,76 @@ print("BENCH_RESULT " + json.dumps({
 '''
 
 
+INTERNALS_SCRIPT = r'''
+import json, os, statistics, sys, time
+N, E = int(sys.argv[1]), int(sys.argv[2])
+import numpy as np
+import keras
+from lrsearch import engine
+from lrsearch.data import load_dataset
+from lrsearch.models import ModelSpec, make_factory
+from lrsearch.optimizers import optimizer_spec
+from lrsearch.schedules import schedule_from_config
+
+ds = load_dataset("ionosphere", seed=0)
+factory = make_factory(ModelSpec("default"), ds.input_shape, ds.n_outputs, ds.task)
+kw = dict(optimizer=optimizer_spec("adam"), epochs=E, batch_size=32)
+rng = np.random.default_rng(0)
+
+
+def deterministic(i):
+    lr = float(10 ** rng.uniform(-4, -1))
+    return schedule_from_config([{"type": "constant", "initial_lr": lr},
+                                 {"type": "time_decay", "initial_lr": lr, "decay": 0.05},
+                                 {"type": "step_decay", "initial_lr": lr, "drop": 0.5, "epochs_drop": max(1, E // 5)},
+                                 {"type": "exponential", "initial_lr": lr, "decay_rate": 0.95},
+                                 {"type": "cosine", "initial_lr": lr, "decay_epochs": E}][i % 5])
+
+
+def plateau(i):
+    return schedule_from_config({"type": "reduce_on_plateau", "initial_lr": float(10 ** rng.uniform(-4, -1)),
+                                 "factor": 0.5, "patience": 3})
+
+
+def timed(fn):
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def ms(xs):
+    return 1000 * statistics.median(xs)
+
+
+report = lambda epoch, values: None  # noqa: E731
+out = {"backend": keras.backend.backend()}
+out["first_trial_s"] = timed(lambda: engine.train(factory, ds, deterministic(0), seed=0, report=report, **kw))
+traces = sum(p.traces for p in engine._PROGRAMS.values())
+out["trial_ms"] = ms([timed(lambda: engine.train(factory, ds, deterministic(i), seed=0, report=report, **kw))
+                      for i in range(N)])
+out["plateau_trial_ms"] = ms([timed(lambda: engine.train(factory, ds, plateau(i), seed=0, report=report, **kw))
+                              for i in range(max(4, N // 4))])
+out["new_seed_trial_ms"] = ms([timed(lambda: engine.train(factory, ds, deterministic(i), seed=100 + i,
+                                                          report=report, **kw)) for i in range(max(4, N // 4))])
+out["factory_ms"] = ms([timed(lambda: factory(200 + i)) for i in range(5)])
+out["other_chunk_trial_ms"] = 1000 * timed(lambda: engine.train(factory, ds, deterministic(1), seed=0, report=report,
+                                                                epochs_per_call=3, **kw))
+out["retraces"] = sum(p.traces for p in engine._PROGRAMS.values()) - traces
+if out["backend"] == "jax":
+    prep = lambda i, e, v: None  # noqa: E731
+    out["population"] = {"1": 1000 / out["trial_ms"]}
+    for p in (16, 64):
+        compile_s = timed(lambda: engine.train_population(factory, ds, [deterministic(i) for i in range(p)], seed=0,
+                                                          report=prep, **kw))
+        rounds = max(1, 64 // p)
+        t = timed(lambda: [engine.train_population(factory, ds, [deterministic(i) if i % 4 else plateau(i)
+                                                                 for i in range(p)], seed=0, report=prep, **kw)
+                           for _ in range(rounds)])
+        out["population"][str(p)] = p * rounds / t
+        out[f"population_{p}_first_s"] = compile_s
+print("BENCH_RESULT " + json.dumps(out))
+'''
+
 # ---------------------------------------------------------------------------------------------------------------
 
 
@@ -286,6 +363,39 @@ def run_child(name: str, script: str, n: int, e: int, work: Path, timeout: float
     return res
 
 
+def run_internals(n: int, e: int, work: Path, backend: str, timeout: float) -> dict:
+    work.mkdir(parents=True)
+    path = work / "internals.py"
+    path.write_text(INTERNALS_SCRIPT, encoding="utf-8")
+    env = {**_env(), "KERAS_BACKEND": backend}
+    proc = subprocess.run([sys.executable, str(path), str(n), str(e)], cwd=work, env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, timeout=timeout)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("BENCH_RESULT ")]
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(f"internals ({backend}) exited with {proc.returncode}:\n{proc.stdout[-4000:]}")
+    return json.loads(lines[-1][len("BENCH_RESULT "):])
+
+
+def print_internals(results: list[dict], e: int) -> None:
+    print(f"\nengine internals (ionosphere MLP, Adam, batch 32, {e} epochs per trial, median ms per trial):")
+    hdr = (f"{'backend':<11} {'1st trial s':>11} {'trial ms':>9} {'plateau ms':>10} {'new seed ms':>11} "
+           f"{'factory ms':>10} {'k=3 ms':>7} {'retraces':>8}")
+    print(hdr)
+    print("-" * len(hdr))
+    for r in results:
+        print(f"{r['backend']:<11} {r['first_trial_s']:11.2f} {r['trial_ms']:9.1f} {r['plateau_trial_ms']:10.1f} "
+              f"{r['new_seed_trial_ms']:11.1f} {r['factory_ms']:10.1f} {r['other_chunk_trial_ms']:7.1f} "
+              f"{r['retraces']:8d}")
+    for r in results:
+        pop = r.get("population")
+        if pop:
+            base = pop["1"]
+            print("population (JAX, trials/s): " + ", ".join(
+                f"P={p}: {v:.1f} ({v / base:.1f}x)" for p, v in pop.items())
+                + "; first call (compile) " + ", ".join(f"P={p}: {r[f'population_{p}_first_s']:.1f} s"
+                                                      for p in pop if p != "1"))
+
+
 def _versions() -> str:
     parts = [f"python {platform.python_version()}"]
     for dist in ("keras", "tensorflow", "optuna", "keras-tuner"):
@@ -307,6 +417,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--with-fit-engine", action="store_true", help="also run lrsearch find --engine fit")
     ap.add_argument("--skip-kerastuner", action="store_true", help="leave KerasTuner RandomSearch out")
     ap.add_argument("--timeout", type=float, default=1800.0, help="seconds allowed per contender (default 1800)")
+    ap.add_argument("--internals", action="store_true", help="also time the engine alone, per backend")
+    ap.add_argument("--internals-only", action="store_true", help="only the engine internals section")
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder and print its path")
     args = ap.parse_args(argv)
     n, e = args.trials, args.epochs
@@ -324,6 +436,20 @@ def main(argv: list[str] | None = None) -> int:
           "same for every contender\n", flush=True)
 
     tmp = Path(tempfile.mkdtemp(prefix="bench_engine_"))
+    if args.internals or args.internals_only:
+        internals = []
+        for backend in ("tensorflow", "jax"):
+            print(f"running engine internals ({backend}) ...", end=" ", flush=True)
+            try:
+                internals.append(run_internals(n, e, tmp / f"internals_{backend}", backend, args.timeout))
+                print("done", flush=True)
+            except (RuntimeError, subprocess.TimeoutExpired) as exc:
+                print(f"FAILED: {exc}")
+        print_internals(internals, e)
+        print()
+        if args.internals_only:
+            shutil.rmtree(tmp, ignore_errors=True)
+            return 0
     results: list[dict] = []
     plan = [("lrsearch", lambda: run_lrsearch(n, e, tmp / "lrsearch", "auto", args.timeout)),
             ("loop", lambda: run_child("optuna + model.fit loop", LOOP_SCRIPT, n, e, tmp / "loop", args.timeout))]

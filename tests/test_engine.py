@@ -1,16 +1,25 @@
-"""The fast engine against the reference path (model.fit + the exported callback) on real data."""
+"""The fast engine against the reference path (model.fit + the exported callback) on real data.
+
+Runs on either backend (``KERAS_BACKEND=jax`` too); population mode has its own tests in ``tests/engine_jax``.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import keras
 import numpy as np
+import optuna
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lrsearch import engine
+from lrsearch.models import ModelSpec, make_factory
 from lrsearch.optimizers import optimizer_spec
 from lrsearch.schedules import schedule_from_config
+from lrsearch.schedules.plateau import ReduceOnPlateau
 
 # Float reordering only (XLA fuses and reorders the same arithmetic): per-epoch losses agree to this.
 RTOL = 2e-4
@@ -20,15 +29,17 @@ SCHEDULES = [
     {"type": "step_decay", "initial_lr": 0.05, "drop": 0.5, "epochs_drop": 2},
     {"type": "cosine", "initial_lr": 0.05, "decay_epochs": 6, "alpha": 0.1},  # changes within epochs
     {"type": "reduce_on_plateau", "initial_lr": 0.05, "factor": 0.5, "patience": 1},  # metric-driven
+    {"type": "reduce_on_plateau", "initial_lr": 0.05, "factor": 0.3, "patience": 0, "cooldown": 1,
+     "min_delta": 0.01},  # reductions inside a compiled call, cooldown
 ]
 
 
-@pytest.mark.parametrize("config", SCHEDULES, ids=lambda c: c["type"])
+@pytest.mark.parametrize("config", SCHEDULES, ids=lambda c: f"{c['type']}-{c.get('patience', '')}")
 @pytest.mark.parametrize("opt", ["sgd", "adam"])
 def test_fast_path_matches_model_fit(ionosphere, ionosphere_factory, config, opt):
     schedule = schedule_from_config(config)
     kwargs = dict(optimizer=optimizer_spec(opt), epochs=6, batch_size=32, seed=3, shuffle=False)
-    fast = engine.train(ionosphere_factory, ionosphere, schedule, engine="fast", **kwargs)
+    fast = engine.train(ionosphere_factory, ionosphere, schedule, engine="fast", epochs_per_call=4, **kwargs)
     ref = engine.train(ionosphere_factory, ionosphere, schedule, engine="fit", **kwargs)
     assert (fast.engine, ref.engine) == ("fast", "fit")
     for key in ("loss", "val_loss", "val_accuracy"):
@@ -59,8 +70,17 @@ def test_same_seed_same_run_and_program_reused(ionosphere, ionosphere_factory):
     assert a.history["loss"] != b.history["loss"]
 
 
-def test_divergence_stops_and_is_flagged(ionosphere, ionosphere_factory):
-    r = engine.train(ionosphere_factory, ionosphere, schedule_from_config({"type": "constant", "initial_lr": 900.0}),
+@pytest.fixture(scope="module")
+def regression(ionosphere):
+    """Ionosphere's 0/1 labels as a regression target: an MSE loss that can actually blow up (a sigmoid's
+    clipped cross-entropy stays finite on JAX however large the LR)."""
+    ds = dataclasses.replace(ionosphere, task="regression")
+    return ds, make_factory(ModelSpec("default"), ds.input_shape, 1, "regression")
+
+
+def test_divergence_stops_and_is_flagged(regression):
+    ds, factory = regression
+    r = engine.train(factory, ds, schedule_from_config({"type": "constant", "initial_lr": 900.0}),
                      optimizer=optimizer_spec("sgd"), epochs=20, batch_size=32, seed=0)
     assert r.diverged
     assert r.epochs_run < 20
@@ -88,8 +108,8 @@ def test_report_sees_every_epoch_and_can_stop(ionosphere, ionosphere_factory):
 
 
 class CustomStepModel(keras.Model):
-    def train_step(self, data):  # pragma: no cover - run by model.fit
-        return super().train_step(data)
+    def train_step(self, *args):  # pragma: no cover - run by model.fit (JAX passes (state, data), TF (data,))
+        return super().train_step(*args)
 
 
 def test_model_with_custom_train_step_falls_back_to_fit(ionosphere, capsys):
@@ -110,3 +130,136 @@ def test_evaluate_matches_history(ionosphere, ionosphere_factory):
     scores = engine.evaluate(ionosphere_factory, r.weights, ionosphere.x_val, ionosphere.y_val, ionosphere.task)
     assert scores["loss"] == pytest.approx(r.history["val_loss"][-1], rel=1e-4)
     assert scores["accuracy"] == pytest.approx(r.history["val_accuracy"][-1], abs=1e-6)
+
+
+def _traces() -> int:
+    return sum(p.traces for p in engine._PROGRAMS.values())
+
+
+def test_no_recompile_across_chunk_lengths_epochs_and_families(ionosphere, ionosphere_factory):
+    kwargs = dict(optimizer=optimizer_spec("adam"), batch_size=32, seed=5)
+    cosine = schedule_from_config({"type": "cosine", "initial_lr": 0.05, "decay_epochs": 6, "alpha": 0.1})
+    engine.train(ionosphere_factory, ionosphere, cosine, epochs=2, **kwargs)  # the program exists and is traced
+    n_programs, traces = len(engine._PROGRAMS), _traces()
+    engine.train(ionosphere_factory, ionosphere, cosine, epochs=7, epochs_per_call=3, **kwargs)  # 3 + 3 + 1
+    engine.train(ionosphere_factory, ionosphere, schedule_from_config({"type": "constant", "initial_lr": 0.01}),
+                 epochs=5, epochs_per_call=40, **kwargs)  # more than K per call: split, still no retrace
+    plateau = schedule_from_config({"type": "reduce_on_plateau", "initial_lr": 0.05, "factor": 0.5, "patience": 1})
+    r = engine.train(ionosphere_factory, ionosphere, plateau, epochs=6, epochs_per_call=4, **kwargs)
+    assert r.epochs_run == 6
+    assert (len(engine._PROGRAMS), _traces()) == (n_programs, traces)
+
+
+def test_plateau_runs_several_epochs_per_call(ionosphere, ionosphere_factory):
+    plateau = schedule_from_config({"type": "reduce_on_plateau", "initial_lr": 0.05, "factor": 0.5, "patience": 0,
+                                    "min_delta": 10.0})  # only the first epoch improves (on +inf): then halves
+    calls = []
+
+    def report(epoch, values):
+        calls.append(epoch)
+
+    r = engine.train(ionosphere_factory, ionosphere, plateau, optimizer=optimizer_spec("sgd"), epochs=5,
+                     batch_size=32, seed=0, epochs_per_call=5, report=report)
+    assert calls == [0, 1, 2, 3, 4]
+    assert r.lr_per_epoch == [0.05, 0.05, 0.025, 0.0125, 0.00625]
+    assert r.lr_per_epoch == _python_lrs(plateau, r.history["val_loss"])[:5]
+
+
+def _python_lrs(schedule, metrics):
+    state = schedule.start()
+    return [state.lr] + [state.update(float(m)) for m in metrics]
+
+
+# Values mixing float32-exact grid points (ties with min_delta) and arbitrary float32 numbers, plus NaN.
+PLATEAU_METRICS = st.lists(st.one_of(st.sampled_from([2.0, 1.0, 0.875, 0.75, 0.5, 0.25, 0.125, 1.0 - 2**-14]),
+                                     st.floats(0.0, 4.0, width=32), st.just(math.nan)), min_size=1, max_size=40)
+
+
+@settings(max_examples=80, deadline=None)
+@given(metrics=PLATEAU_METRICS, factor=st.sampled_from([0.5, 0.1, 0.3]), patience=st.integers(0, 4),
+       cooldown=st.integers(0, 3), min_delta=st.sampled_from([0.0, 1e-4, 2**-14, 0.01, 0.125]),
+       min_lr=st.sampled_from([0.0, 0.01]), mode=st.sampled_from(["min", "max"]),
+       reraise_after=st.sampled_from([None, 1, 2, 3]), k=st.sampled_from([1, 3, 16]))
+def test_compiled_plateau_rule_is_the_python_rule(metrics, factor, patience, cooldown, min_delta, min_lr, mode,
+                                                  reraise_after, k):
+    schedule = ReduceOnPlateau(initial_lr=0.1, factor=factor, patience=patience, cooldown=cooldown,
+                               min_delta=min_delta, min_lr=min_lr, mode=mode, reraise_after=reraise_after)
+    metrics = [float(np.float32(m)) for m in metrics]  # the program's validation losses are float32
+    assert engine._replay_plateau_lrs(schedule, metrics, k) == _python_lrs(schedule, metrics)
+
+
+def test_compiled_plateau_compares_in_float64():
+    # 0.9999 in float32 is 0.99989998: an improvement on 1.0 by more than 1e-4 in float64, not in float32.
+    schedule = ReduceOnPlateau(initial_lr=0.1, factor=0.5, patience=0, min_delta=1e-4)
+    metrics = [1.0, float(np.float32(0.9999)), float(np.float32(0.9999))]
+    assert engine._replay_plateau_lrs(schedule, metrics, 4) == _python_lrs(schedule, metrics) == [0.1, 0.1, 0.1, 0.05]
+
+
+def test_plateau_window_uses_the_python_reduction():
+    s = ReduceOnPlateau(initial_lr=0.1, factor=0.5, patience=2, reraise_after=4)
+    assert [w.lr for w in engine.plateau_window(s.start(), 5)] == [0.1, 0.05, 0.025, 0.0125, 0.1, 0.05]
+    s = ReduceOnPlateau(initial_lr=0.1, factor=0.5, patience=2, min_lr=0.02, reraise_after=4)
+    assert [w.lr for w in engine.plateau_window(s.start(), 5)] == [0.1, 0.05, 0.025, 0.02, 0.02, 0.02]  # floor
+
+
+def test_initial_weights_cached_per_seed_and_never_aliased(ionosphere, ionosphere_factory):
+    calls = []
+
+    def factory(seed):
+        calls.append(seed)
+        return ionosphere_factory(seed)
+
+    kwargs = dict(optimizer=optimizer_spec("adam"), epochs=3, batch_size=32, seed=21, shuffle=False)
+    a = engine.train(factory, ionosphere, schedule_from_config({"type": "constant", "initial_lr": 0.01}), **kwargs)
+    assert calls == [21]
+    b = engine.train(factory, ionosphere, schedule_from_config({"type": "constant", "initial_lr": 0.003}), **kwargs)
+    c = engine.train(factory, ionosphere, schedule_from_config({"type": "constant", "initial_lr": 0.01}), **kwargs)
+    assert calls == [21]  # no rebuild for a new schedule from the same seed
+    assert a.history == c.history and a.history != b.history  # every trial starts from the untouched weights
+    fresh = ionosphere_factory(21).get_weights()
+    entry = engine._INITIAL[(factory, 21)]
+    for w0, cached in zip(fresh, entry.trainable):
+        np.testing.assert_array_equal(w0, cached)
+        assert not cached.flags.writeable
+    assert not any(np.shares_memory(w, cached) for w in a.weights for cached in entry.trainable)
+    ref = engine.train(factory, ionosphere, schedule_from_config({"type": "constant", "initial_lr": 0.01}),
+                       engine="fit", **kwargs)
+    np.testing.assert_allclose(c.history["val_loss"], ref.history["val_loss"], rtol=RTOL, atol=1e-6)
+    engine.train(factory, ionosphere, schedule_from_config({"type": "constant", "initial_lr": 0.01}),
+                 **{**kwargs, "seed": 22})
+    assert calls[-1] == 22  # another seed: built
+
+
+def test_population_api_on_any_backend(ionosphere, ionosphere_factory):
+    """train_population gives what train gives per member (vmapped on JAX, one by one otherwise)."""
+    configs = [{"type": "constant", "initial_lr": 0.01},
+               {"type": "reduce_on_plateau", "initial_lr": 0.05, "factor": 0.5, "patience": 1}]
+    schedules = [schedule_from_config(c) for c in configs]
+    kwargs = dict(optimizer=optimizer_spec("adam"), epochs=4, batch_size=32, seed=4)
+    seen = []
+
+    def report(i, epoch, values):
+        seen.append((i, epoch))
+        if (i, epoch) == (1, 1):
+            raise optuna.TrialPruned()
+
+    pop = engine.train_population(ionosphere_factory, ionosphere, schedules, report=report, **kwargs)
+    alone = engine.train(ionosphere_factory, ionosphere, schedules[0], **kwargs)
+    np.testing.assert_allclose(pop[0].history["val_loss"], alone.history["val_loss"], rtol=RTOL, atol=1e-6)
+    assert (pop[0].pruned, pop[1].pruned, pop[1].epochs_run) == (False, True, 2)
+    assert sorted(e for i, e in seen if i == 1) == [0, 1] and sorted(e for i, e in seen if i == 0) == [0, 1, 2, 3]
+
+
+def test_warm_up_compiles_what_train_uses(ionosphere, ionosphere_factory):
+    calls = []
+
+    def factory(seed):
+        calls.append(seed)
+        return ionosphere_factory(seed)
+
+    kwargs = dict(optimizer=optimizer_spec("sgd", {"momentum": 0.5}), batch_size=16, seed=8)
+    assert engine.warm_up(factory, ionosphere, **kwargs)
+    traces, n_calls = _traces(), len(calls)
+    r = engine.train(factory, ionosphere, schedule_from_config({"type": "constant", "initial_lr": 0.01}), epochs=3,
+                     **kwargs)
+    assert r.engine == "fast" and _traces() == traces and len(calls) == n_calls

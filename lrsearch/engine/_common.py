@@ -1,4 +1,5 @@
-"""Pieces both backend programs share: the batching plan and the per-task score, written with ``keras.ops``."""
+"""Pieces both backend programs share, written with ``keras.ops``: the batching plan, the per-task score and the
+compiled ``reduce_on_plateau`` step."""
 
 from __future__ import annotations
 
@@ -44,3 +45,37 @@ def total_loss(loss_obj: Any, y: Any, y_pred: Any, extra_losses: list[Any]) -> A
     for extra in extra_losses:
         loss = loss + extra
     return loss
+
+
+# -- reduce_on_plateau as arrays ---------------------------------------------------------------------------------
+# The compiled twin of ``PlateauState.update`` (lrsearch/schedules/plateau.py, the one definition). The LR arithmetic
+# (``max(lr * factor, min_lr)``, the re-raise) stays on the host, in Python, on copies of the real state machine: the
+# host hands the program a *window* of the LRs the state reaches after 0, 1, ..., K further reductions
+# (``lr_table``) and whether a reduction is still allowed there (``can_reduce``, i.e. ``lr > min_lr``). In the program
+# the state is then only integers plus ``best``: ``j`` (reductions so far in this call), ``wait``, ``cooldown``.
+# ``best`` is always a monitored value (a float32 number) or +inf, so float32 holds it exactly; the comparison
+# ``value < best - min_delta`` is made in float64 by the backend's ``improves`` function, as Python makes it.
+
+def plateau_step(state: tuple[Any, Any, Any, Any], metric: Any, params: dict[str, Any],
+                 improves: Any) -> tuple[Any, Any, Any, Any]:
+    """One ``PlateauState.update(metric)`` on arrays: ``(j, best, wait, cooldown) -> (j, best, wait, cooldown)``.
+
+    ``params`` holds ``sign`` (1 for mode min, -1 for max), ``patience``, ``cooldown`` and ``can_reduce`` (bool per
+    window index); ``improves(value, best)`` is ``value < best - min_delta`` evaluated in float64 and False for a
+    non-finite ``value``. The branches of the Python rule become ``where``; the order of the tests is the same.
+    """
+    j, best, wait, cool = state
+    value = metric * params["sign"]
+    in_cooldown = cool > 0
+    cool = ops.where(in_cooldown, cool - 1, cool)
+    wait = ops.where(in_cooldown, ops.zeros_like(wait), wait)
+    improved = improves(value, best)
+    best = ops.where(improved, value, best)
+    counts = ops.logical_and(ops.logical_not(improved), ops.equal(cool, 0))
+    wait = ops.where(improved, ops.zeros_like(wait), ops.where(counts, wait + 1, wait))
+    reduce = ops.logical_and(ops.logical_and(counts, wait >= params["patience"]),
+                             ops.take(params["can_reduce"], j))
+    j = ops.where(reduce, j + 1, j)
+    cool = ops.where(reduce, params["cooldown"], cool)
+    wait = ops.where(reduce, ops.zeros_like(wait), wait)
+    return j, best, wait, cool

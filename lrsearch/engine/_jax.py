@@ -1,7 +1,10 @@
-"""JAX twin of the trial program (see ``_tf.py``): k epochs as one ``jax.jit`` program over ``lax.scan``.
+"""JAX twin of the trial program (see ``_tf.py``): up to K epochs as one ``jax.jit`` program, vmappable.
 
 Pure: weights, non-trainable state (BatchNorm statistics, dropout seeds) and optimizer variables are values
-threaded through the scan with the model's stateless API; the learning rate of each step is scanned input.
+threaded through a ``lax.while_loop`` over epochs (its trip count is a runtime value, so a short last chunk or a
+different ``epochs_per_call`` never recompiles) and a ``lax.scan`` over the steps of an epoch, with the model's
+stateless API. The LR of each step is input data; ``reduce_on_plateau`` runs in the loop as state (see
+``_common.plateau_step``). ``jax.vmap`` of the same member function trains a population of trials at once.
 """
 
 from __future__ import annotations
@@ -11,21 +14,73 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax import lax
 
-from lrsearch.engine._common import BatchPlan, score, total_loss
+from lrsearch.engine._common import BatchPlan, plateau_step, score, total_loss
+
+# Member inputs that are per trial (a leading population axis in population mode); the rest is shared.
+MEMBER_KEYS = ("lrs", "alive", "best", "wait", "cool", "enabled", "sign", "min_delta", "patience", "cooldown",
+               "monitor", "lr_table", "can_reduce")
+
+
+def _improves(value: Any, best: Any, min_delta_bits: Any) -> Any:
+    """``isfinite(value) and value < best - min_delta`` in float64, exactly as ``PlateauState.update`` tests it.
+
+    JAX runs in float32 unless x64 is on; the float64 scope is local to these few ops, and ``min_delta`` arrives as
+    the two uint32 halves of its float64 bits (a float64 input would be truncated to float32 at the jit boundary).
+    """
+    with jax.enable_x64(True):
+        d = lax.bitcast_convert_type(min_delta_bits, jnp.float64)
+        v = value.astype(jnp.float64)
+        return jnp.isfinite(v) & (v < best.astype(jnp.float64) - d)
+
+
+def _with_bits(m: dict[str, Any]) -> dict[str, Any]:
+    """``m`` with ``min_delta`` (float64, any leading shape) as its (..., 2) uint32 halves, for ``_improves``."""
+    m = dict(m)
+    md = np.asarray(m["min_delta"], np.float64)
+    m["min_delta"] = np.ascontiguousarray(md[..., None]).view(np.uint32)
+    return m
+
+
+@jax.jit
+def _replay(metrics: Any, n: Any, m: dict[str, Any]) -> Any:
+    def body(e: Any, c: Any) -> Any:
+        plateau, js = c
+        js = js.at[e].set(plateau[0])
+        return plateau_step(plateau, metrics[e], m, lambda v, b: _improves(v, b, m["min_delta"])), js
+
+    start = (jnp.int32(0), m["best"], m["wait"], m["cool"])
+    (j, best, wait, cool), js = lax.fori_loop(0, n, body, (start, jnp.zeros(metrics.shape, jnp.int32)))
+    return {"j": js, "j_end": j, "best": best, "wait": wait, "cool": cool}
+
+
+def replay_plateau(metrics: np.ndarray, n_epochs: int, m: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The program's plateau logic alone, compiled, on given monitored values (K rows, the first n used).
+
+    Same inputs and outputs as the plateau part of ``Program.run``; tests hold it to ``PlateauState.update``.
+    """
+    out = _replay(np.asarray(metrics, np.float32), np.int32(n_epochs), _with_bits(m))
+    return {k: np.asarray(v) for k, v in out.items()}
 
 
 class Program:
-    """Compiled training of one architecture/optimizer/data-shape combination, reused across trials."""
+    """Compiled training of one architecture/optimizer/data-shape/batch-size combination, reused across trials.
+
+    ``max_epochs`` (K) is the most epochs one call runs; calls pass K-row inputs and the number of epochs to run.
+    ``traces`` counts Python traces (a new one means a recompile), for tests and benchmarks.
+    """
 
     def __init__(self, model: Any, optimizer: Any, loss_obj: Any, task: str, from_logits: bool,
-                 plan: BatchPlan) -> None:
-        self.model, self.optimizer, self.plan = model, optimizer, plan
+                 plan: BatchPlan, max_epochs: int) -> None:
+        self.model, self.optimizer, self.plan, self.max_epochs = model, optimizer, plan, max_epochs
+        self.traces = 0
         optimizer.build(model.trainable_variables)
         self._opt_init = [jnp.asarray(v.value) for v in optimizer.variables]
         lr_index = next(i for i, v in enumerate(optimizer.variables) if v is optimizer._learning_rate)
         bs, full, rem, n = plan.batch_size, plan.full, plan.rem, plan.n
         self.state: Any = None
+        self.population: int | None = None
 
         def loss_fn(tv: Any, ntv: Any, xb: Any, yb: Any) -> Any:
             y_pred, ntv, extra = model.stateless_call(tv, ntv, xb, training=True, return_losses=True)
@@ -41,40 +96,96 @@ class Program:
             tv, ov = optimizer.stateless_apply(ov, grads, tv)
             return (tv, ntv, ov), loss
 
-        def epoch(state: Any, inputs: Any, x: Any, y: Any, xv: Any, yv: Any) -> Any:
-            perm, lrs = inputs
+        def epoch(state: Any, perm: Any, lrs: Any, x: Any, y: Any, xv: Any, yv: Any) -> Any:
             xs, ys = x[perm], y[perm]
             xf = xs[: full * bs].reshape((full, bs) + xs.shape[1:])
             yf = ys[: full * bs].reshape((full, bs) + ys.shape[1:])
-            state, losses = jax.lax.scan(step, state, (xf, yf, lrs[:full]))
+            state, losses = lax.scan(step, state, (xf, yf, lrs[:full]))
             acc = jnp.sum(losses) * bs
             if rem:
                 state, loss = step(state, (xs[full * bs:], ys[full * bs:], lrs[full]))
                 acc = acc + loss * rem
             tv, ntv, _ = state
             y_pred, _ = model.stateless_call(tv, ntv, xv, training=False)
-            metrics = (acc / n, total_loss(loss_obj, yv, y_pred, []), score(task, yv, y_pred, from_logits))
-            return state, metrics
+            return state, (acc / n, total_loss(loss_obj, yv, y_pred, []), score(task, yv, y_pred, from_logits))
 
-        @jax.jit
-        def run(state: Any, x: Any, y: Any, xv: Any, yv: Any, perms: Any, lrs: Any) -> Any:
-            return jax.lax.scan(lambda s, inp: epoch(s, inp, x, y, xv, yv), state, (perms, lrs))
+        def member(state: Any, m: dict[str, Any], x: Any, y: Any, xv: Any, yv: Any, perms: Any, n_epochs: Any
+                   ) -> Any:
+            k = perms.shape[0]
+            nan = jnp.full((k,), jnp.nan, jnp.float32)
+            outs0 = (nan, nan, nan, jnp.zeros((k,), jnp.int32))
 
-        self._run = run
+            def improves(value: Any, best: Any) -> Any:
+                return _improves(value, best, m["min_delta"])
 
-    def start(self, fresh_model: Any) -> None:
-        """Take a trial's initial weights from a freshly built model and reset the optimizer."""
-        self.state = ([jnp.asarray(v.value) for v in fresh_model.trainable_variables],
-                      [jnp.asarray(v.value) for v in fresh_model.non_trainable_variables],
-                      list(self._opt_init))
+            def cond(c: Any) -> Any:
+                return (c[0] < n_epochs) & c[1]
 
-    def run(self, data: tuple[Any, ...], perms: np.ndarray, lrs: np.ndarray) -> tuple[np.ndarray, ...]:
-        self.state, metrics = self._run(self.state, *data, jnp.asarray(perms, jnp.int32),
-                                        jnp.asarray(lrs, jnp.float32))
-        return tuple(np.asarray(m) for m in metrics)
+            def body(c: Any) -> Any:
+                e, _, state, plateau, outs = c
+                j = plateau[0]
+                # reduce_on_plateau: one LR for the whole epoch, from the window; otherwise the schedule's steps.
+                lrs = jnp.where(m["enabled"], m["lr_table"][j], m["lrs"][e])
+                state, (tl, vl, vs) = epoch(state, perms[e], lrs, x, y, xv, yv)
+                monitored = jnp.stack([tl, vl, vs, jnp.float32(jnp.nan)])[m["monitor"]]
+                plateau = plateau_step(plateau, monitored, m, improves)
+                outs = (outs[0].at[e].set(tl), outs[1].at[e].set(vl), outs[2].at[e].set(vs), outs[3].at[e].set(j))
+                return e + 1, jnp.isfinite(tl) & jnp.isfinite(vl), state, plateau, outs
 
-    def weights(self) -> list[np.ndarray]:
+            start = (jnp.int32(0), m["alive"], state, (jnp.int32(0), m["best"], m["wait"], m["cool"]), outs0)
+            _, _, state, (j, best, wait, cool), outs = lax.while_loop(cond, body, start)
+            return state, {"loss": outs[0], "val_loss": outs[1], "val_score": outs[2], "j": outs[3], "j_end": j,
+                           "best": best, "wait": wait, "cool": cool}
+
+        def run(state: Any, m: dict[str, Any], x: Any, y: Any, xv: Any, yv: Any, perms: Any, n_epochs: Any) -> Any:
+            self.traces += 1  # runs only while tracing
+            return member(state, m, x, y, xv, yv, perms, n_epochs)
+
+        def run_population(state: Any, m: dict[str, Any], x: Any, y: Any, xv: Any, yv: Any, perms: Any,
+                           n_epochs: Any) -> Any:
+            self.traces += 1
+            # Members share the data, batch order and epoch count; weights, optimizer state and LRs are per member.
+            return jax.vmap(member, in_axes=(0, 0, None, None, None, None, None, None))(
+                state, m, x, y, xv, yv, perms, n_epochs)
+
+        self._run = jax.jit(run)
+        self._run_population = jax.jit(run_population)
+
+    def start(self, trainable: list[np.ndarray], non_trainable: list[np.ndarray],
+              population: int | None = None) -> None:
+        """Set a trial's initial weights (copied to device) and a fresh optimizer state.
+
+        With ``population=P`` every leaf gets a leading axis of P identical copies (same seed, same start).
+        """
+        state = ([jnp.asarray(v) for v in trainable], [jnp.asarray(v) for v in non_trainable], list(self._opt_init))
+        if population is not None:
+            state = jax.tree_util.tree_map(lambda a: jnp.broadcast_to(a, (population,) + a.shape), state)
+        self.state, self.population = state, population
+
+    def run(self, data: tuple[Any, ...], perms: np.ndarray, n_epochs: int, m: dict[str, np.ndarray]
+            ) -> dict[str, np.ndarray]:
+        """Run ``n_epochs`` (<= K) epochs; ``perms`` is (K, n), ``m`` the member inputs (see ``MEMBER_KEYS``)."""
+        fn = self._run if self.population is None else self._run_population
+        self.state, out = fn(self.state, _with_bits(m), *data, perms, np.int32(n_epochs))
+        return {k: np.asarray(v) for k, v in out.items()}
+
+    def weights(self, member: int | None = None) -> list[np.ndarray]:
+        """Current weights in ``model.weights`` order (of population member ``member`` in population mode)."""
         tv, ntv, _ = self.state
-        by_id = {id(v): np.asarray(val) for v, val in zip(self.model.trainable_variables, tv)}
-        by_id.update({id(v): np.asarray(val) for v, val in zip(self.model.non_trainable_variables, ntv)})
+        pick = (lambda a: np.asarray(a)) if member is None else (lambda a: np.asarray(a[member]))
+        by_id = {id(v): pick(val) for v, val in zip(self.model.trainable_variables, tv)}
+        by_id.update({id(v): pick(val) for v, val in zip(self.model.non_trainable_variables, ntv)})
         return [by_id[id(v)] for v in self.model.weights]
+
+
+def accelerator_memory() -> int | None:
+    """Bytes the first JAX device may allocate, where the runtime says (GPUs, TPUs); None on CPU."""
+    device = jax.devices()[0]
+    if device.platform == "cpu":
+        return None
+    try:
+        stats = device.memory_stats() or {}
+    except Exception:  # not every runtime implements memory_stats
+        return None
+    limit = stats.get("bytes_limit")
+    return int(limit) if limit else None

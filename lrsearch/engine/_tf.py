@@ -1,8 +1,11 @@
-"""TensorFlow twin of the trial program (see ``_jax.py``): k epochs as one XLA program.
+"""TensorFlow twin of the trial program (see ``_jax.py``): up to K epochs as one XLA program.
 
 TensorFlow's optimizers have no ``stateless_apply`` (it conflicts with tf.distribute), so this twin drives the
 model's and optimizer's real variables inside one ``tf.function(jit_compile=True)``; the per-step learning rate is
-an input tensor assigned to the optimizer's LR variable before each update, so no schedule ever recompiles.
+an input tensor assigned to the optimizer's LR variable before each update, so no schedule ever recompiles. The
+epoch loop is a while loop whose trip count is an input tensor (XLA handles dynamic trip counts; only the K-row
+input buffers have static shapes), so neither a short last chunk nor a different ``epochs_per_call`` retraces.
+``reduce_on_plateau`` runs in the loop as state (see ``_common.plateau_step``), its comparison in float64.
 """
 
 from __future__ import annotations
@@ -12,19 +15,56 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from lrsearch.engine._common import BatchPlan, score, total_loss
+from lrsearch.engine._common import BatchPlan, plateau_step, score, total_loss
+
+_DTYPES = {"lrs": tf.float32, "alive": tf.bool, "best": tf.float32, "wait": tf.int32, "cool": tf.int32,
+           "enabled": tf.bool, "sign": tf.float32, "min_delta": tf.float64, "patience": tf.int32,
+           "cooldown": tf.int32, "monitor": tf.int32, "lr_table": tf.float32, "can_reduce": tf.bool}
+
+
+def _improves(value: Any, best: Any, min_delta: Any) -> Any:
+    """``isfinite(value) and value < best - min_delta`` in float64, exactly as ``PlateauState.update`` tests it."""
+    v = tf.cast(value, tf.float64)
+    return tf.logical_and(tf.math.is_finite(v), v < tf.cast(best, tf.float64) - min_delta)
+
+
+@tf.function(jit_compile=True)
+def _replay(metrics: Any, n: Any, m: dict[str, Any]) -> Any:
+    js = tf.zeros(tf.shape(metrics), tf.int32)
+    j, best, wait, cool = tf.constant(0), m["best"], m["wait"], m["cool"]
+    for e in tf.range(n):
+        js = tf.tensor_scatter_nd_update(js, tf.reshape(e, [1, 1]), tf.reshape(j, [1]))
+        j, best, wait, cool = plateau_step((j, best, wait, cool), metrics[e], m,
+                                           lambda v, b: _improves(v, b, m["min_delta"]))
+    return {"j": js, "j_end": j, "best": best, "wait": wait, "cool": cool}
+
+
+def replay_plateau(metrics: np.ndarray, n_epochs: int, m: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The program's plateau logic alone, compiled, on given monitored values (K rows, the first n used).
+
+    Same inputs and outputs as the plateau part of ``Program.run``; tests hold it to ``PlateauState.update``.
+    """
+    tm = {key: tf.constant(value, _DTYPES[key]) for key, value in m.items()}
+    out = _replay(tf.constant(metrics, tf.float32), tf.constant(n_epochs, tf.int32), tm)
+    return {k: v.numpy() for k, v in out.items()}
 
 
 class Program:
-    """Compiled training of one architecture/optimizer/data-shape combination, reused across trials."""
+    """Compiled training of one architecture/optimizer/data-shape/batch-size combination, reused across trials.
+
+    ``max_epochs`` (K) is the most epochs one call runs; ``traces`` counts Python traces (a new one = a recompile).
+    """
 
     def __init__(self, model: Any, optimizer: Any, loss_obj: Any, task: str, from_logits: bool,
-                 plan: BatchPlan) -> None:
-        self.model, self.optimizer, self.plan = model, optimizer, plan
+                 plan: BatchPlan, max_epochs: int) -> None:
+        self.model, self.optimizer, self.plan, self.max_epochs = model, optimizer, plan, max_epochs
+        self.traces = 0
+        self.population: int | None = None
         optimizer.build(model.trainable_variables)
         self._opt_init = [v.numpy() for v in optimizer.variables]
         tvars = model.trainable_variables
         bs, full, rem, n = plan.batch_size, plan.full, plan.rem, plan.n
+        spe = plan.steps_per_epoch
 
         def step(xb: Any, yb: Any, lr: Any) -> Any:
             optimizer.learning_rate.assign(lr)
@@ -34,36 +74,75 @@ class Program:
             optimizer.apply(tape.gradient(loss, tvars), tvars)
             return loss
 
-        def run(x: Any, y: Any, xv: Any, yv: Any, perms: Any, lrs: Any) -> Any:
-            k = tf.shape(perms)[0]
-            train_loss = tf.TensorArray(tf.float32, size=k)
-            val_loss = tf.TensorArray(tf.float32, size=k)
-            val_score = tf.TensorArray(tf.float32, size=k)
-            for e in tf.range(k):
-                xs, ys = tf.gather(x, perms[e]), tf.gather(y, perms[e])
-                acc = tf.constant(0.0)
-                for i in tf.range(full):
-                    acc += step(xs[i * bs:(i + 1) * bs], ys[i * bs:(i + 1) * bs], lrs[e, i]) * bs
-                if rem:
-                    acc += step(xs[full * bs:], ys[full * bs:], lrs[e, full]) * rem
-                y_pred = model(xv, training=False)
-                train_loss = train_loss.write(e, acc / n)
-                val_loss = val_loss.write(e, total_loss(loss_obj, yv, y_pred, []))
-                val_score = val_score.write(e, score(task, yv, y_pred, from_logits))
-            return train_loss.stack(), val_loss.stack(), val_score.stack()
+        def epoch(x: Any, y: Any, xv: Any, yv: Any, perm: Any, lrs: Any) -> Any:
+            xs, ys = tf.gather(x, perm), tf.gather(y, perm)
+            xf = tf.reshape(xs[:full * bs], tf.concat([[full, bs], tf.shape(x)[1:]], 0))
+            yf = tf.reshape(ys[:full * bs], tf.concat([[full, bs], tf.shape(y)[1:]], 0))
 
-        self._run = tf.function(run, jit_compile=True)
+            def batch(i: Any, acc: Any) -> Any:
+                return i + 1, acc + step(xf[i], yf[i], lrs[i]) * bs
 
-    def start(self, fresh_model: Any) -> None:
-        """Load a trial's initial weights (from a freshly built model) and reset the optimizer."""
-        for var, value in zip(self.model.variables, fresh_model.variables):
+            _, acc = tf.while_loop(lambda i, acc: i < full, batch, (tf.constant(0), tf.constant(0.0)))
+            if rem:
+                acc += step(xs[full * bs:], ys[full * bs:], lrs[full]) * rem
+            y_pred = model(xv, training=False)
+            return acc / n, total_loss(loss_obj, yv, y_pred, []), score(task, yv, y_pred, from_logits)
+
+        def run(x: Any, y: Any, xv: Any, yv: Any, perms: Any, n_epochs: Any, m: dict[str, Any]) -> Any:
+            self.traces += 1  # runs only while tracing
+            k = perms.shape[0]
+            nan = tf.fill([k], tf.constant(np.nan, tf.float32))
+
+            def improves(v: Any, b: Any) -> Any:
+                return _improves(v, b, m["min_delta"])
+
+            def body(e: Any, ok: Any, plateau: Any, outs: Any) -> Any:
+                j = plateau[0]
+                # reduce_on_plateau: one LR for the whole epoch, from the window; otherwise the schedule's steps.
+                lrs = tf.where(m["enabled"], tf.fill([spe], tf.gather(m["lr_table"], j)), m["lrs"][e])
+                tl, vl, vs = epoch(x, y, xv, yv, perms[e], lrs)
+                monitored = tf.gather(tf.stack([tl, vl, vs, tf.constant(np.nan, tf.float32)]), m["monitor"])
+                at = tf.reshape(e, [1, 1])
+                outs = tuple(tf.tensor_scatter_nd_update(buf, at, tf.reshape(v, [1]))
+                             for buf, v in zip(outs, (tl, vl, vs, j)))
+                plateau = plateau_step(plateau, monitored, m, improves)
+                return e + 1, tf.logical_and(tf.math.is_finite(tl), tf.math.is_finite(vl)), plateau, outs
+
+            start = (tf.constant(0), m["alive"], (tf.constant(0), m["best"], m["wait"], m["cool"]),
+                     (nan, nan, nan, tf.zeros([k], tf.int32)))
+            _, _, (j, best, wait, cool), outs = tf.while_loop(
+                lambda e, ok, plateau, outs: tf.logical_and(e < n_epochs, ok), body, start)
+            return {"loss": outs[0], "val_loss": outs[1], "val_score": outs[2], "j": outs[3], "j_end": j,
+                    "best": best, "wait": wait, "cool": cool}
+
+        # Explicit while loops, no autograph: tracing is then about twice as fast (it is the bulk of a compile).
+        self._run = tf.function(run, jit_compile=True, autograph=False)
+        self._concrete: Any = None
+
+    def start(self, trainable: list[np.ndarray], non_trainable: list[np.ndarray],
+              population: int | None = None) -> None:
+        """Load a trial's initial weights (assignment copies them) and reset the optimizer."""
+        if population is not None:
+            raise ValueError("population mode needs the JAX backend (KERAS_BACKEND=jax)")
+        for var, value in zip(self.model.trainable_variables, trainable):
+            var.assign(value)
+        for var, value in zip(self.model.non_trainable_variables, non_trainable):
             var.assign(value)
         for var, value in zip(self.optimizer.variables, self._opt_init):
             var.assign(value)
 
-    def run(self, data: tuple[Any, ...], perms: np.ndarray, lrs: np.ndarray) -> tuple[np.ndarray, ...]:
-        out = self._run(*data, tf.constant(perms, tf.int32), tf.constant(lrs, tf.float32))
-        return tuple(t.numpy() for t in out)
+    def run(self, data: tuple[Any, ...], perms: np.ndarray, n_epochs: int, m: dict[str, np.ndarray]
+            ) -> dict[str, np.ndarray]:
+        """Run ``n_epochs`` (<= K) epochs; ``perms`` is (K, n), ``m`` the member inputs."""
+        tm = {key: tf.constant(value, _DTYPES[key]) for key, value in m.items()}
+        args = (*data, tf.constant(perms, tf.int32), tf.constant(n_epochs, tf.int32), tm)
+        if self._concrete is None:
+            self._concrete = self._run.get_concrete_function(*args)
+        # The concrete function skips tf.function's signature matching (~1 ms a call): every call of a program
+        # has the same shapes and dtypes by construction.
+        out = self._concrete(*args)
+        return {k: v.numpy() for k, v in out.items()}
 
-    def weights(self) -> list[np.ndarray]:
+    def weights(self, member: int | None = None) -> list[np.ndarray]:
+        """Current weights in ``model.weights`` order."""
         return [v.numpy() for v in self.model.weights]
