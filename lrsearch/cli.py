@@ -43,7 +43,8 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--workers", type=int, default=1,
                    help="worker processes on this machine (default 1); >1 needs a shared storage: the default "
                         "becomes the journal file studies/<study>.log")
-    f.add_argument("--artifacts", help="artifact folder for trial plots (default studies/<study>/artifacts)")
+    f.add_argument("--artifacts", help="artifact folder for trial plots (default studies/<study>/artifacts); "
+                                       "'none' to skip the per-trial plots (faster for tiny models)")
     f.add_argument("--top-k", type=int, default=5, help="retrain the K best trials over --seeds seeds and export "
                                                        "the best mean (default 5)")
     f.add_argument("--seeds", type=int, default=3, help="seeds per retrained trial (default 3; 1 = no reselection)")

@@ -226,7 +226,8 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
     trial_factory = (make_trial_factory(model_spec, ds.input_shape, ds.n_outputs, ds.task)
                      if is_tunable(model_spec) else None)
     out_dir = Path(out) if out is not None else Path("studies") / study_name
-    art_dir = Path(artifacts) if artifacts is not None else out_dir / "artifacts"
+    no_artifacts = str(artifacts).lower() == "none"
+    art_dir = Path(artifacts) if artifacts is not None and not no_artifacts else out_dir / "artifacts"
     progress = Progress(trials, stream=stream, live=live, quiet=quiet)
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # failed trials are reported by lrsearch itself
@@ -237,7 +238,7 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
                 "batch_size": batch_size, "optimizer": {"search": opt_names} if opt_names else opt_spec,
                 "optimizers": opt_names, "space_version": space.SPACE_VERSION,
                 "families": choices, "seed": seed, "target": ds.target, "trials": trials,
-                "artifacts": str(art_dir.resolve()), "lrsearch_version": __version__}
+                "artifacts": None if no_artifacts else str(art_dir.resolve()), "lrsearch_version": __version__}
     search.check_compatible(the_study, expected)
     the_study.set_user_attr(search.STUDY_ATTR, expected)
     progress.message(f"data: {describe(ds)}; study {study_name!r} in {search.redact(url)}")
@@ -268,7 +269,8 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
     progress.message(f"range test: suggested initial LR {rt['suggestion']:.3g} ({rt.get('stop_reason')}); "
                      f"searching initial LR in [{lr_range[0]:.3g}, {lr_range[1]:.3g}]")
     run = _Run(ds=ds, factory=factory, opt_spec=opt_spec, settings=expected, study=the_study, url=url,
-               out_dir=out_dir, lr_range=lr_range, engine=engine, artifacts=_artifact_store(art_dir), files=files,
+               out_dir=out_dir, lr_range=lr_range, engine=engine,
+               artifacts=None if no_artifacts else _artifact_store(art_dir), files=files,
                timing={"range_test_s": round(rt_took, 3)}, trial_factory=trial_factory, opt_names=opt_names)
     if "range_test_png" in files:
         _upload(run, files["range_test_png"], the_study)
@@ -339,8 +341,11 @@ def worker(study: str, storage: str, *, data: str | None = None, labels: str | N
                         f"{settings['data_sha256'][:12]}…); give the study's data file with --data")
     model_spec = parse_model_spec(settings.get("model_arg") or settings["model"])
     factory = make_factory(model_spec, ds.input_shape, ds.n_outputs, ds.task)
-    art_dir = Path(artifacts) if artifacts is not None else Path(settings.get("artifacts") or
-                                                                 Path("studies") / study / "artifacts")
+    if artifacts is None and "artifacts" in settings and settings["artifacts"] is None:
+        artifacts = "none"  # the search was started without artifacts
+    no_artifacts = str(artifacts).lower() == "none"
+    art_dir = Path(artifacts) if artifacts is not None and not no_artifacts else Path(
+        settings.get("artifacts") or Path("studies") / study / "artifacts")
     lr_range = space.lr_bounds(rt["suggestion"], tuple(rt["interval"]) if rt.get("interval") else None)
     for r in (the_study.user_attrs.get("range_tests") or {}).values():
         lo, hi = space.lr_bounds(r["suggestion"], tuple(r["interval"]) if r.get("interval") else None)
@@ -349,7 +354,7 @@ def worker(study: str, storage: str, *, data: str | None = None, labels: str | N
     opt_spec = optimizer_spec(opt_names[0]) if opt_names else settings["optimizer"]
     run = _Run(ds=ds, factory=factory, opt_spec=opt_spec, settings=settings, study=the_study, opt_names=opt_names,
                url=storage, out_dir=Path("studies") / study, lr_range=lr_range, engine=engine,
-               artifacts=_artifact_store(art_dir),
+               artifacts=None if no_artifacts else _artifact_store(art_dir),
                trial_factory=(make_trial_factory(model_spec, ds.input_shape, ds.n_outputs, ds.task)
                               if is_tunable(model_spec) else None))
     budget = int(settings["trials"])
@@ -526,6 +531,8 @@ def _artifact_store(folder: Path) -> Any:
 def _upload(run: _Run, path: str, target: Any) -> None:
     import optuna
 
+    if run.artifacts is None:
+        return
     optuna.artifacts.upload_artifact(artifact_store=run.artifacts, file_path=path, study_or_trial=target,
                                      storage=run.study._storage)
 

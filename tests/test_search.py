@@ -1,0 +1,63 @@
+"""Search-stage helpers on real storages: batched reports, prune points, budget runs, URL redaction."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+
+from lrsearch import search
+
+
+@pytest.fixture(params=["sqlite", "journal"])
+def storage(request, tmp_path):
+    url = f"sqlite:///{tmp_path}/s.db" if request.param == "sqlite" else str(tmp_path / "s.log")
+    return search.make_storage(url)
+
+
+def test_report_many_stores_what_report_would_and_the_pruner_sees_it(storage):
+    study = optuna.create_study(storage=storage, study_name="s",
+                                pruner=optuna.pruners.MedianPruner(n_startup_trials=1, n_warmup_steps=0))
+    for _ in range(2):  # two finished trials with low losses
+        t = study.ask()
+        search.report_many(t, [(e, 0.1) for e in range(5)])
+        study.tell(t, 0.1)
+    t = study.ask()
+    search.report_many(t, [(0, 0.9), (1, 0.8), (2, 0.7)])
+    search.report_many(t, [(2, 123.0), (3, 0.6)])  # a step already reported is ignored, as trial.report does
+    assert t.should_prune()
+    study.tell(t, state=optuna.trial.TrialState.PRUNED)
+    assert study.trials[-1].intermediate_values == {0: 0.9, 1: 0.8, 2: 0.7, 3: 0.6}
+    assert study.trials[0].intermediate_values == {e: 0.1 for e in range(5)}
+
+
+def test_prune_points_are_after_warm_up_and_spread():
+    at = search.prune_epochs(8)
+    assert [e for e in range(8) if at(e)] == [4, 5, 6, 7]
+    assert [e for e in range(1) if search.prune_epochs(1)(e)] == []
+
+
+def test_run_trials_finishes_exactly_the_budget_and_marks_workers(storage):
+    study = optuna.create_study(storage=storage, study_name="b")
+    ran = search.run_trials(study, lambda trial: trial.suggest_float("x", 0, 1), 7)
+    assert ran == 7 and len(study.trials) == 7
+    assert all(t.user_attrs["worker"] == search.worker_id() for t in study.trials)
+    assert search.run_trials(study, lambda trial: 0.0, 7) == 0  # budget reached: nothing more
+
+
+def test_a_dead_local_workers_trial_is_failed_and_retried(tmp_path):
+    import subprocess
+    import sys
+
+    study = optuna.create_study(storage=search.make_storage(f"sqlite:///{tmp_path}/d.db"), study_name="d")
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    t = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+    t.set_user_attr("worker", search.worker_id().rsplit(":", 1)[0] + ":" + dead.stdout.strip())
+    assert search.reap_dead_workers(study) == [t.number]
+    states = [x.state.name for x in study.trials]
+    assert states == ["FAIL", "WAITING"] and study.trials[1].params == t.params
+
+
+def test_redact_hides_only_a_password():
+    assert search.redact("postgresql+psycopg://u:secret@h/db") == "postgresql+psycopg://u:***@h/db"
+    assert search.redact("postgresql+psycopg://u@h/db") == "postgresql+psycopg://u@h/db"
+    assert search.redact("sqlite:///studies/x.db") == "sqlite:///studies/x.db"
