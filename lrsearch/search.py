@@ -329,13 +329,19 @@ def report_many(trial: Any, values: Sequence[tuple[int, float]]) -> None:
         for step, value in values:
             trial.report(value, step)
         return
+    from optuna.storages._rdb import models
     from optuna.storages._rdb.storage import _create_scoped_session
 
-    fresh = [(int(step), float(value)) for step, value in values if int(step) not in cached.intermediate_values]
+    # Steps not reported yet (trial.report's rule) are new rows: insert them without a lookup per row.
+    fresh = dict((int(step), float(value)) for step, value in values if int(step) not in cached.intermediate_values)
     with _create_scoped_session(backend.scoped_session, True) as session:
-        for step, value in fresh:
-            write(session, trial._trial_id, step, value)
-    for step, value in fresh:
+        row = models.TrialModel.find_or_raise_by_id(trial._trial_id, session)
+        backend.check_trial_is_updatable(trial._trial_id, row.state)
+        for step, value in fresh.items():
+            stored, kind = models.TrialIntermediateValueModel.intermediate_value_to_stored_repr(value)
+            session.add(models.TrialIntermediateValueModel(trial_id=trial._trial_id, step=step,
+                                                           intermediate_value=stored, intermediate_value_type=kind))
+    for step, value in fresh.items():
         cached.intermediate_values[step] = value
 
 
