@@ -29,3 +29,21 @@ def workdir(tmp_path, monkeypatch):
     """Run in an empty folder so that ``studies/`` is created there."""
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+@pytest.fixture(scope="session")
+def search_in():
+    """``search_in(folder, data, **kwargs)``: run ``lrsearch.find`` with ``folder`` as the working directory (its
+    ``studies/`` lands there) and return the result; for module-scoped fixtures that share one real search."""
+
+    def run(folder, data, **kwargs):
+        from lrsearch.pipeline import find
+
+        old = os.getcwd()
+        os.chdir(folder)
+        try:
+            return find(data, **kwargs)
+        finally:
+            os.chdir(old)
+
+    return run

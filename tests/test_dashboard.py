@@ -33,16 +33,9 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def searched(tmp_path_factory):
-    from lrsearch.pipeline import find
-
+def searched(tmp_path_factory, search_in):
     where = tmp_path_factory.mktemp("dash")
-    old = os.getcwd()
-    os.chdir(where)
-    try:
-        find("ionosphere", trials=8, epochs=8, quiet=True)
-    finally:
-        os.chdir(old)
+    search_in(where, "ionosphere", trials=8, epochs=8, quiet=True)
     return where
 
 
@@ -123,17 +116,11 @@ def test_dashboard_renders_study_trials_and_artifact_images(server, browser, sea
 
 @needs_browser
 @pytest.mark.browser
-def test_a_search_writes_the_study_while_the_dashboard_reads_it(server, browser, searched):
-    from lrsearch.pipeline import find
-
+def test_a_search_writes_the_study_while_the_dashboard_reads_it(server, browser, searched, search_in):
     browser.get(server + "/dashboard/studies/1/trials")
     _wait_text(browser, "Trial 7")
-    old = os.getcwd()
-    os.chdir(searched)
-    try:  # raise the budget: the search resumes on the file the dashboard has open
-        result = find("ionosphere", trials=10, epochs=8, quiet=True)
-    finally:
-        os.chdir(old)
+    # Raise the budget: the search resumes on the file the dashboard has open.
+    result = search_in(searched, "ionosphere", trials=10, epochs=8, quiet=True)
     assert result.trials["complete"] + result.trials["pruned"] == 10
     browser.get(server + "/dashboard/studies/1/trials")
     assert "Trial 9" in _wait_text(browser, "Trial 9")

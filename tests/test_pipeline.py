@@ -16,16 +16,9 @@ from lrsearch.pipeline import find
 
 
 @pytest.fixture(scope="module")
-def searched(tmp_path_factory):
-    import os
-
+def searched(tmp_path_factory, search_in):
     where = tmp_path_factory.mktemp("find")
-    old = os.getcwd()
-    os.chdir(where)
-    try:
-        result = find("ionosphere", trials=6, epochs=6, quiet=True, seed=0)
-    finally:
-        os.chdir(old)
+    result = search_in(where, "ionosphere", trials=6, epochs=6, quiet=True, seed=0)
     return where, result
 
 
