@@ -226,7 +226,7 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
     trial_factory = (make_trial_factory(model_spec, ds.input_shape, ds.n_outputs, ds.task)
                      if is_tunable(model_spec) else None)
     out_dir = Path(out) if out is not None else Path("studies") / study_name
-    no_artifacts = str(artifacts).lower() == "none"
+    no_artifacts = artifacts is not None and str(artifacts).lower() == "none"
     art_dir = Path(artifacts) if artifacts is not None and not no_artifacts else out_dir / "artifacts"
     progress = Progress(trials, stream=stream, live=live, quiet=quiet)
 
@@ -343,7 +343,7 @@ def worker(study: str, storage: str, *, data: str | None = None, labels: str | N
     factory = make_factory(model_spec, ds.input_shape, ds.n_outputs, ds.task)
     if artifacts is None and "artifacts" in settings and settings["artifacts"] is None:
         artifacts = "none"  # the search was started without artifacts
-    no_artifacts = str(artifacts).lower() == "none"
+    no_artifacts = artifacts is not None and str(artifacts).lower() == "none"
     art_dir = Path(artifacts) if artifacts is not None and not no_artifacts else Path(
         settings.get("artifacts") or Path("studies") / study / "artifacts")
     lr_range = space.lr_bounds(rt["suggestion"], tuple(rt["interval"]) if rt.get("interval") else None)

@@ -153,3 +153,9 @@ def test_report_command_writes_a_self_contained_page(searched, tmp_path, capsys,
     html = (tmp_path / "rep" / "report.html").read_text()
     assert html.count("data:image/png;base64,") >= 4 and "https://" not in html
     assert "report.html" in capsys.readouterr().out
+
+
+def test_artifacts_none_skips_the_plots(workdir):
+    assert main(["find", "--data", "ionosphere", "--trials", "2", "--epochs", "2", "--artifacts", "none",
+                 "--quiet"]) == 0
+    assert not (workdir / "studies" / "ionosphere" / "artifacts").exists()
