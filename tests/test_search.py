@@ -61,3 +61,22 @@ def test_redact_hides_only_a_password():
     assert search.redact("postgresql+psycopg://u:secret@h/db") == "postgresql+psycopg://u:***@h/db"
     assert search.redact("postgresql+psycopg://u@h/db") == "postgresql+psycopg://u@h/db"
     assert search.redact("sqlite:///studies/x.db") == "sqlite:///studies/x.db"
+
+
+def test_a_silent_workers_trial_is_failed_by_heartbeat_and_retried(tmp_path, monkeypatch):
+    """A worker on another machine (pid unknown here) that stops beating: its trial is failed and retried once."""
+    import time
+
+    monkeypatch.setattr(search, "HEARTBEAT_INTERVAL", 1)
+    monkeypatch.setattr(search, "HEARTBEAT_GRACE", 2)
+    storage = search.make_storage(f"sqlite:///{tmp_path}/h.db")
+    study = optuna.create_study(storage=storage, study_name="h")
+    t = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+    t.set_user_attr("worker", "elsewhere:12345")
+    storage.record_heartbeat(t._trial_id)
+    assert search.reap_dead_workers(study) == []  # not this host's: only its heartbeat can tell
+    time.sleep(3.5)
+    search._fail_stale(study)
+    states = [x.state.name for x in study.trials]
+    assert states == ["FAIL", "WAITING"] and study.trials[1].params == t.params
+    assert study.trials[1].system_attrs["failed_trial"] == t.number

@@ -131,7 +131,7 @@ def test_three_workers_on_postgresql(tmp_path):
 def test_chaos_a_killed_worker_costs_at_most_its_trial(tmp_path):
     """3 workers on PostgreSQL; SIGKILL one mid-trial and start another; every requested trial still finishes."""
     _fresh_pg_study("chaos")
-    budget = 18
+    budget = 30
     find = subprocess.Popen([sys.executable, "-m", "lrsearch", "find", "--data", "ionosphere", "--trials",
                              str(budget), "--epochs", "40", "--engine", "fit", "--workers", "3", "--storage", PG,
                              "--study", "chaos", "--quiet"], cwd=tmp_path, env=ENV, text=True,
