@@ -408,7 +408,8 @@ def _storage_failure(exc: BaseException) -> BaseException | None:
     seen: set[int] = set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
-        if isinstance(exc, kinds) or (isinstance(exc, OSError) and exc.errno in disk):
+        bug = isinstance(exc, (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError))
+        if (isinstance(exc, kinds) and not bug) or (isinstance(exc, OSError) and exc.errno in disk):
             return exc
         exc = exc.__cause__ or exc.__context__
     return None
