@@ -40,6 +40,9 @@ def _parser() -> argparse.ArgumentParser:
                                         "momentum/nesterov, beta_1, weight decay, rho where they apply)")
     f.add_argument("--engine", default="auto", choices=["auto", "fast", "fit"],
                    help="trial engine: compiled fast path, model.fit, or auto (fast with fallback)")
+    f.add_argument("--population", default="auto", type=_population_arg,
+                   help="trials trained at once with jax.vmap (KERAS_BACKEND=jax): auto (as many as fit the GPU; "
+                        "1 on a CPU) or a number")
     f.add_argument("--workers", type=int, default=1,
                    help="worker processes on this machine (default 1); >1 needs a shared storage: the default "
                         "becomes the journal file studies/<study>.log")
@@ -65,6 +68,8 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--artifacts", help="artifact folder (default: the study's)")
     w.add_argument("--engine", default="auto", choices=["auto", "fast", "fit"], help="trial engine")
     w.add_argument("--timeout", type=float, help="stop starting new trials after this many seconds")
+    w.add_argument("--population", default="auto", type=_population_arg,
+                   help="trials trained at once (KERAS_BACKEND=jax): auto or a number")
     w.add_argument("--quiet", action="store_true", help="print only the final line")
 
     d = sub.add_parser("dashboard", help="optuna-dashboard on a study, with its trial plots",
@@ -103,6 +108,18 @@ def _parser() -> argparse.ArgumentParser:
     ps.add_argument("--steps-per-epoch", type=int, help="steps per epoch (default: the document's)")
     ps.add_argument("--out", help="PNG path (default: FILE with .png)")
     return parser
+
+
+def _population_arg(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be 'auto' or a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 'auto' or a positive integer, got {text!r}")
+    return value
 
 
 def _range_test(args: argparse.Namespace) -> int:
@@ -218,7 +235,7 @@ def _find(args: argparse.Namespace) -> int:
                   study=args.study, storage=args.storage, out=args.out, schedules=args.schedules,
                   optimizer=args.optimizer, optimizers=args.optimizers, engine=args.engine, workers=args.workers,
                   artifacts=args.artifacts, top_k=args.top_k, seeds=args.seeds,
-                  warm_start=not args.no_warm_start, quiet=quiet)
+                  warm_start=not args.no_warm_start, population=args.population, quiet=quiet)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
     else:
@@ -230,7 +247,7 @@ def _worker(args: argparse.Namespace) -> int:
     from lrsearch.pipeline import worker
 
     r = worker(args.study, args.storage, data=args.data, labels=args.labels, artifacts=args.artifacts,
-               engine=args.engine, timeout=args.timeout, quiet=args.quiet)
+               engine=args.engine, timeout=args.timeout, population=args.population, quiet=args.quiet)
     t = r["trials"]
     print(f"worker ran {r['ran']} trials; study {r['study']!r}: {t['complete']} complete, {t['pruned']} pruned, "
           f"{t['failed']} failed, {t['running']} running")

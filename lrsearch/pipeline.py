@@ -73,6 +73,8 @@ class _Run:
     trial_factory: Any = None
     #: Optimizers searched (``--optimizers``); empty: every trial uses ``opt_spec``.
     opt_names: list[str] = field(default_factory=list)
+    #: Trials trained at once (JAX population mode); 1: one after another.
+    population: int = 1
 
     def use_params(self, params: dict[str, Any] | None) -> dict[str, Any]:
         """Point ``factory`` at the architecture of a trial's ``hp.*`` params (tunable models); return them."""
@@ -145,6 +147,15 @@ class _Run:
                        title=f"trial {trial.number}: {trial.user_attrs.get('family', '?')}")
             _upload(self, str(png), trial)
 
+    def train_many(self, schedules: list[Any], reports: list[Any]) -> list[Any]:
+        """Train several schedules at once (JAX ``vmap``); ``reports[i]`` gets member i's epochs."""
+        from lrsearch.engine import train_population
+
+        return train_population(self.factory, self.ds, schedules, optimizer=self.opt_spec, epochs=self.epochs,
+                                batch_size=self.batch_size, seed=self.seed, engine=self.engine,
+                                report=lambda i, epoch, values: reports[i](epoch, values),
+                                population=self.population)
+
     def objective(self) -> Any:
         from lrsearch import search, space
 
@@ -170,7 +181,7 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
          schedules: str | None = None, optimizer: str = "adam", optimizers: str | None = None,
          engine: str = "auto", repeats: int = 3,
          workers: int = 1, artifacts: str | Path | None = None, top_k: int = 5, seeds: int = 3,
-         warm_start: bool = True, quiet: bool = False,
+         warm_start: bool = True, population: int | str = "auto", quiet: bool = False,
          stream: TextIO | None = None, live: bool | None = None) -> FindResult:
     """Search a learning-rate schedule for ``data`` and export the best one.
 
@@ -179,7 +190,8 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
     writes ``<out>/best_schedule.json``, ``range_test.csv`` and ``range_test.png``. With ``workers > 1`` it starts
     that many worker processes in all (``lrsearch worker``) on a storage they can share. The first trials of a new
     study are the classic hand schedules and a constant LR at the range test's suggestion (``warm_start``); the
-    ``top_k`` best trials are retrained with ``seeds`` seeds and the best mean wins.
+    ``top_k`` best trials are retrained with ``seeds`` seeds and the best mean wins. ``population`` trials train
+    at once on the JAX backend (``"auto"``: as many as fit the GPU's memory when there is one, else 1).
 
     Example:
         >>> import tempfile, os, lrsearch
@@ -203,6 +215,8 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
     _check_positive("workers", workers)
     _check_positive("top_k", top_k)
     _check_positive("seeds", seeds)
+    if population != "auto":  # 'auto' or a count
+        _check_positive("population", population)
     if timeout is not None and not (timeout > 0):
         raise ConfigError(f"timeout must be a positive number of seconds, but got timeout={timeout!r}")
     choices = space.parse_families(schedules)
@@ -272,6 +286,7 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
                out_dir=out_dir, lr_range=lr_range, engine=engine,
                artifacts=None if no_artifacts else _artifact_store(art_dir), files=files,
                timing={"range_test_s": round(rt_took, 3)}, trial_factory=trial_factory, opt_names=opt_names)
+    run.population, note = _population(run, population)
     if "range_test_png" in files:
         _upload(run, files["range_test_png"], the_study)
     if warm_start and not the_study.trials:
@@ -279,7 +294,9 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
                                        optimizers=opt_names):
             the_study.enqueue_trial(params, user_attrs={"warm_start": True})
 
-    notes: list[str] = []
+    notes: list[str] = [note] if note else []
+    if run.population > 1:
+        progress.message(f"population mode: {run.population} trials trained at once")
     if len(search.finished_trials(the_study)) >= trials:
         notes.append(f"study already has {trials} finished trials; nothing to run (raise --trials to search more)")
     else:
@@ -297,7 +314,8 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
 
 def worker(study: str, storage: str, *, data: str | None = None, labels: str | None = None,
            artifacts: str | Path | None = None, engine: str = "auto", timeout: float | None = None,
-           quiet: bool = False, stream: TextIO | None = None, live: bool | None = None) -> dict[str, Any]:
+           population: int | str = "auto", quiet: bool = False, stream: TextIO | None = None,
+           live: bool | None = None) -> dict[str, Any]:
     """Join an existing study and run its trials until the study's budget is reached.
 
     The study records what a worker needs (data file and sha256, model, epochs, search space, budget), so a worker
@@ -357,6 +375,7 @@ def worker(study: str, storage: str, *, data: str | None = None, labels: str | N
                artifacts=None if no_artifacts else _artifact_store(art_dir),
                trial_factory=(make_trial_factory(model_spec, ds.input_shape, ds.n_outputs, ds.task)
                               if is_tunable(model_spec) else None))
+    run.population, _ = _population(run, population)
     budget = int(settings["trials"])
     progress = Progress(budget, stream=stream, live=live, quiet=quiet)
     ran = _search(run, budget, timeout, progress)
@@ -375,6 +394,9 @@ def _search(run: _Run, budget: int, timeout: float | None, progress: Any) -> int
     progress.done = len(search.finished_trials(run.study))
     progress.restart()
     try:
+        if run.population > 1:
+            return search.run_population(run.study, run.objective(), budget, run.population, run.train_many,
+                                         timeout=timeout, callbacks=[progress])
         return search.run_trials(run.study, run.objective(), budget, timeout=timeout,
                                  callbacks=[progress])
     except KeyboardInterrupt:
@@ -391,6 +413,28 @@ def _search(run: _Run, budget: int, timeout: float | None, progress: Any) -> int
                            "space or fix the database, then run the same command again to resume") from None
     finally:
         progress.finish()
+
+
+def _population(run: _Run, requested: int | str) -> tuple[int, str | None]:
+    """How many trials to train at once, and a note when the request cannot be met."""
+    import keras
+
+    wanted = requested if isinstance(requested, int) else None
+    why = None
+    if keras.backend.backend() != "jax":
+        why = "population mode needs KERAS_BACKEND=jax"
+    elif run.opt_names or run.trial_factory is not None:
+        why = "population mode needs one optimizer and a fixed architecture (no --optimizers, no build(hp))"
+    if why is not None:
+        return 1, (f"{why}; trials train one at a time" if wanted and wanted > 1 else None)
+    if wanted is not None:
+        return wanted, None
+    if "gpu" not in device_description() and "cuda" not in device_description():
+        return 1, None  # on a CPU one trial at a time is about as fast (see docs/benchmarks.md)
+    from lrsearch.engine import device_memory, population_size
+
+    model = run.factory(run.seed)
+    return population_size(model, run.batch_size, device_memory(), val_rows=len(run.ds.x_val)), None
 
 
 def _storage_failure(exc: BaseException) -> BaseException | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import os
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -245,6 +246,17 @@ def finished_trials(study: Any) -> list[Any]:
     return study.get_trials(deepcopy=False, states=states)
 
 
+@dataclass
+class _Running:
+    """One trial between ``begin`` and ``finish``: its schedule, its report callback and what was reported."""
+
+    schedule: Any
+    report: Callable[[int, dict[str, float]], None] = lambda epoch, values: None
+    used: list[float] = field(default_factory=list)
+    seen: list[float] = field(default_factory=list)
+    pending: list[tuple[int, float]] = field(default_factory=list)
+
+
 def make_objective(*, train_fn: Callable[..., Any], schedule_fn: Callable[[Any], Any],
                    document_fn: Callable[..., dict[str, Any]], metric: str,
                    prune_at: Callable[[int], bool] = lambda epoch: True,
@@ -264,45 +276,45 @@ def make_objective(*, train_fn: Callable[..., Any], schedule_fn: Callable[[Any],
     """
     import optuna
 
-    def objective(trial: Any) -> float:
+    def begin(trial: Any) -> _Running:
+        """Suggest the trial's schedule and make its ``report`` (stores, prunes); nothing trained yet."""
         schedule = schedule_fn(trial)
         inner = getattr(schedule, "schedule", None) if schedule.type == "warmup" else None
         trial.set_user_attr("family", f"{inner.type}+warmup" if inner is not None else schedule.type)
-        used: list[float] = []
-        seen: list[float] = []
-        pending: list[tuple[int, float]] = []
+        run = _Running(schedule=schedule)
 
         def report(epoch: int, values: dict[str, float]) -> None:
-            used.append(float(values["lr"]))
-            seen.append(float(values["val_loss"]))
-            pending.append((epoch, float(values["val_loss"])))
+            run.used.append(float(values["lr"]))
+            run.seen.append(float(values["val_loss"]))
+            run.pending.append((epoch, float(values["val_loss"])))
             if not prune_at(epoch):
                 return
-            report_many(trial, pending)  # every epoch up to here is stored before the pruner looks
-            pending.clear()
+            report_many(trial, run.pending)  # every epoch up to here is stored before the pruner looks
+            run.pending.clear()
             if trial.should_prune():
                 trial.set_user_attr("prune_reason", f"median pruner at epoch {epoch + 1}: val_loss "
                                     f"{values['val_loss']:.4g} worse than the median of earlier trials")
                 raise optuna.TrialPruned()
 
-        try:
-            try:
-                result = train_fn(schedule, report)
-            finally:
-                report_many(trial, pending)  # the epochs since the last pruner check
-                pending.clear()
-        except optuna.TrialPruned:
-            trial.set_user_attr("lr_per_epoch", used)
-            trial.set_user_attr("schedule", document_fn(schedule, {}, trial.number))
+        run.report = report
+        return run
+
+    def finish(trial: Any, run: _Running, result: Any = None) -> float:
+        """Record a trained trial (``result``; None or ``result.pruned`` when pruned); its value, or TrialPruned."""
+        report_many(trial, run.pending)  # the epochs since the last pruner check
+        run.pending.clear()
+        if result is None or getattr(result, "pruned", False):
+            trial.set_user_attr("lr_per_epoch", run.used)
+            trial.set_user_attr("schedule", document_fn(run.schedule, {}, trial.number))
             if on_trained is not None:
-                on_trained(trial, used, {"val_loss": seen})
-            raise
+                on_trained(trial, run.used, {"val_loss": run.seen})
+            raise optuna.TrialPruned()
         history = result.history
         trial.set_user_attr("lr_per_epoch", [float(v) for v in result.lr_per_epoch])
         trial.set_user_attr("history", {k: [_finite(v) for v in vs] for k, vs in history.items()})
         final = {k: vs[-1] for k, vs in history.items() if vs}
         scores = {k: final[k] for k in ("val_loss", metric) if k in final}
-        trial.set_user_attr("schedule", document_fn(schedule, scores, trial.number))
+        trial.set_user_attr("schedule", document_fn(run.schedule, scores, trial.number))
         if on_trained is not None:
             on_trained(trial, [float(v) for v in result.lr_per_epoch], history)
         if result.diverged:
@@ -310,6 +322,18 @@ def make_objective(*, train_fn: Callable[..., Any], schedule_fn: Callable[[Any],
             raise optuna.TrialPruned(f"diverged at epoch {result.epochs_run}")
         return float(final["val_loss"])
 
+    def objective(trial: Any) -> float:
+        run = begin(trial)
+        try:
+            result = train_fn(run.schedule, run.report)
+        except optuna.TrialPruned:
+            result = None
+        except BaseException:
+            report_many(trial, run.pending)  # keep what was trained before the failure
+            raise
+        return finish(trial, run, result)
+
+    objective.begin, objective.finish = begin, finish  # type: ignore[attr-defined]  # for population mode
     return objective
 
 
@@ -466,3 +490,64 @@ def _fail_stale(study: Any) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)
+
+
+def run_population(study: Any, objective: Any, budget: int, population: int,
+                   train_many: Callable[[list[Any], list[Callable[..., None]]], list[Any]], *,
+                   timeout: float | None = None, callbacks: Sequence[Callable[[Any, Any], None]] = (),
+                   poll: float = 1.0) -> int:
+    """Like :func:`run_trials`, but trains up to ``population`` trials at once with ``train_many``.
+
+    Trials come from Optuna's ask/tell in batches; each stays a separate trial with its own intermediate values,
+    pruning and user attrs (``objective`` is one made by :func:`make_objective`). ``train_many(schedules, reports)``
+    returns one ``TrainResult`` per schedule (the engine's ``train_population``).
+
+    Returns:
+        The number of trials this process ran.
+    """
+    import contextlib
+    import time
+
+    import optuna
+    from optuna.storages._heartbeat import get_heartbeat_thread
+
+    ts = optuna.trial.TrialState
+    start, ran = time.monotonic(), 0
+    while timeout is None or time.monotonic() - start < timeout:
+        states = [t.state for t in study.get_trials(deepcopy=False)]
+        finished = states.count(ts.COMPLETE) + states.count(ts.PRUNED)
+        if finished >= budget:
+            break
+        n = min(population, budget - finished - states.count(ts.RUNNING))
+        if n <= 0:  # others run the last trials; wait as run_trials does
+            reap_dead_workers(study)
+            _fail_stale(study)
+            time.sleep(poll)
+            continue
+        with warnings.catch_warnings():  # Optuna warns that heartbeats are meant for optimize(): we beat below
+            warnings.filterwarnings("ignore", message="Heartbeat of storage")
+            asked = [study.ask() for _ in range(n)]  # enqueued (warm-start, retried) trials come first
+        try:
+            for t in asked:
+                t.set_user_attr("worker", worker_id())
+            runs = [objective.begin(t) for t in asked]
+            with contextlib.ExitStack() as beating:  # every member beats while the population trains
+                for t in asked:
+                    beating.enter_context(get_heartbeat_thread(t._trial_id, study._storage))
+                results = train_many([r.schedule for r in runs], [r.report for r in runs])
+        except BaseException:
+            for t in asked:  # none of them may stay RUNNING
+                try:
+                    study.tell(t, state=ts.FAIL)
+                except (RuntimeError, ValueError):
+                    pass
+            raise
+        for t, r, result in zip(asked, runs, results):
+            try:
+                frozen = study.tell(t, objective.finish(t, r, result))
+            except optuna.TrialPruned:
+                frozen = study.tell(t, state=ts.PRUNED)
+            for callback in callbacks:
+                callback(study, frozen)
+        ran += n
+    return ran

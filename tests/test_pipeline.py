@@ -102,3 +102,12 @@ def test_bad_arguments(workdir):
     with pytest.raises(ConfigError, match="study name"):
         find("ionosphere", trials=1, study="../escape")
     assert not (workdir / "studies").exists() or not any((workdir / "studies").iterdir())
+
+
+def test_population_on_tensorflow_says_why_it_trains_one_at_a_time(workdir):
+    if keras.backend.backend() == "jax":
+        pytest.skip("on JAX the population runs (tests/engine_jax)")
+    r = find("ionosphere", trials=2, epochs=2, population=4, quiet=True, top_k=1, seeds=1)
+    assert any("KERAS_BACKEND=jax" in n for n in r.notes)
+    with pytest.raises(ConfigError, match="population must be a positive integer"):
+        find("ionosphere", trials=2, epochs=2, population=0, quiet=True)
