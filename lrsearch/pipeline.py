@@ -267,18 +267,14 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
         for name in ("range_test.csv", "range_test.png"):
             if (out_dir / name).exists():
                 files[name.replace(".", "_")] = str(out_dir / name)
-    lr_range = space.lr_bounds(rt["suggestion"], tuple(rt["interval"]) if rt.get("interval") else None)
-    if len(opt_names) > 1:  # one range test per optimizer: the LR range covers each one's usable rates
-        others = the_study.user_attrs.get("range_tests")
-        if others is None:
-            others = {}
-            for name in opt_names[1:]:
-                r = _run_range_test(factory, ds, optimizer_spec(name), batch_size, seed, repeats).to_dict()
-                others[name] = {k: r.get(k) for k in ("suggestion", "interval", "stop_reason")}
-            the_study.set_user_attr("range_tests", others)
-        for name, r in others.items():
-            lo, hi = space.lr_bounds(r["suggestion"], tuple(r["interval"]) if r.get("interval") else None)
-            lr_range = (min(lr_range[0], lo), max(lr_range[1], hi))
+    if len(opt_names) > 1 and the_study.user_attrs.get("range_tests") is None:
+        # One range test per optimizer: the LR range covers each one's usable rates.
+        others = {}
+        for name in opt_names[1:]:
+            r = _run_range_test(factory, ds, optimizer_spec(name), batch_size, seed, repeats).to_dict()
+            others[name] = {k: r.get(k) for k in ("suggestion", "interval", "stop_reason")}
+        the_study.set_user_attr("range_tests", others)
+    lr_range = _lr_range(the_study)
     rt_took = time.monotonic() - rt_began
     progress.message(f"range test: suggested initial LR {rt['suggestion']:.3g} ({rt.get('stop_reason')}); "
                      f"searching initial LR in [{lr_range[0]:.3g}, {lr_range[1]:.3g}]")
@@ -364,10 +360,7 @@ def worker(study: str, storage: str, *, data: str | None = None, labels: str | N
     no_artifacts = artifacts is not None and str(artifacts).lower() == "none"
     art_dir = Path(artifacts) if artifacts is not None and not no_artifacts else Path(
         settings.get("artifacts") or Path("studies") / study / "artifacts")
-    lr_range = space.lr_bounds(rt["suggestion"], tuple(rt["interval"]) if rt.get("interval") else None)
-    for r in (the_study.user_attrs.get("range_tests") or {}).values():
-        lo, hi = space.lr_bounds(r["suggestion"], tuple(r["interval"]) if r.get("interval") else None)
-        lr_range = (min(lr_range[0], lo), max(lr_range[1], hi))
+    lr_range = _lr_range(the_study)
     opt_names = list(settings.get("optimizers") or [])
     opt_spec = optimizer_spec(opt_names[0]) if opt_names else settings["optimizer"]
     run = _Run(ds=ds, factory=factory, opt_spec=opt_spec, settings=settings, study=the_study, opt_names=opt_names,
@@ -413,6 +406,15 @@ def _search(run: _Run, budget: int, timeout: float | None, progress: Any) -> int
                            "space or fix the database, then run the same command again to resume") from None
     finally:
         progress.finish()
+
+
+def _lr_range(study: Any) -> tuple[float, float]:
+    """Initial-LR search range from the study's range test(s): their bounds' union (one per optimizer searched)."""
+    from lrsearch import space
+
+    tests = [study.user_attrs["range_test"], *(study.user_attrs.get("range_tests") or {}).values()]
+    bounds = [space.lr_bounds(r["suggestion"], tuple(r["interval"]) if r.get("interval") else None) for r in tests]
+    return min(lo for lo, _ in bounds), max(hi for _, hi in bounds)
 
 
 def _population(run: _Run, requested: int | str) -> tuple[int, str | None]:
