@@ -40,7 +40,7 @@ def _parser() -> argparse.ArgumentParser:
                                         "momentum/nesterov, beta_1, weight decay, rho where they apply)")
     f.add_argument("--engine", default="auto", choices=["auto", "fast", "fit"],
                    help="trial engine: compiled fast path, model.fit, or auto (fast with fallback)")
-    f.add_argument("--population", default="auto", type=_population_arg,
+    f.add_argument("--population", default="auto", type=_auto_or_count,
                    help="trials trained at once with jax.vmap (KERAS_BACKEND=jax): auto (as many as fit the GPU; "
                         "1 on a CPU) or a number")
     f.add_argument("--workers", type=int, default=1,
@@ -48,9 +48,16 @@ def _parser() -> argparse.ArgumentParser:
                         "becomes the journal file studies/<study>.log")
     f.add_argument("--artifacts", help="artifact folder for trial plots (default studies/<study>/artifacts); "
                                        "'none' to skip the per-trial plots (faster for tiny models)")
-    f.add_argument("--top-k", type=int, default=5, help="retrain the K best trials over --seeds seeds and export "
-                                                       "the best mean (default 5)")
-    f.add_argument("--seeds", type=int, default=3, help="seeds per retrained trial (default 3; 1 = no reselection)")
+    f.add_argument("--top-k", type=int, default=5, help="re-score the K best trials and the warm-start classics "
+                                                       "on --seeds validation splits and export the best mean "
+                                                       "(default 5)")
+    f.add_argument("--seeds", type=_auto_or_count, default="auto",
+                   help="validation splits (and seeds) per re-scored trial: the search's own plus re-splits of the "
+                        "training and validation rows; auto (default): 3, more (up to 10) for validation splits "
+                        "under ~85 rows; 1 = no reselection")
+    f.add_argument("--select", default="metric", choices=["metric", "loss"],
+                   help="reselection criterion: the task metric (accuracy, MAE) with val_loss breaking ties "
+                        "(default), or val_loss")
     f.add_argument("--no-warm-start", action="store_true",
                    help="don't start a new study with the classic schedules and a constant LR at the suggestion")
     f.add_argument("--quiet", action="store_true", help="print only the final summary")
@@ -68,7 +75,7 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--artifacts", help="artifact folder (default: the study's)")
     w.add_argument("--engine", default="auto", choices=["auto", "fast", "fit"], help="trial engine")
     w.add_argument("--timeout", type=float, help="stop starting new trials after this many seconds")
-    w.add_argument("--population", default="auto", type=_population_arg,
+    w.add_argument("--population", default="auto", type=_auto_or_count,
                    help="trials trained at once (KERAS_BACKEND=jax): auto or a number")
     w.add_argument("--quiet", action="store_true", help="print only the final line")
 
@@ -110,7 +117,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _population_arg(text: str) -> int | str:
+def _auto_or_count(text: str) -> int | str:
     if text == "auto":
         return text
     try:
@@ -204,6 +211,11 @@ def _print_summary(r: Any) -> None:
     if m.get("seeds"):
         print(f"over {int(m['seeds'])} seeds:  " + ", ".join(
             f"{k} {m[k + '_mean']:.4f} ± {m[k + '_sd']:.4f}" for k in m if k + "_mean" in m))
+    if r.baselines:
+        name = next(k for k in r.baselines[0] if k.startswith("test_") and k != "test_loss")
+        print(f"vs classics:   {name} on the same test split: " + "; ".join(
+            f"{b['label']}{' (exported)' if b['exported'] else ''} "
+            + ("diverged" if b[name] is None else f"{b[name]:.4f}") for b in r.baselines))
     t = r.trials
     print(f"trials:        {t['complete']} complete, {t['pruned']} pruned, {t['failed']} failed "
           f"(best: trial {r.best_trial}) on {r.device}")
@@ -234,7 +246,7 @@ def _find(args: argparse.Namespace) -> int:
                   timeout=args.timeout, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
                   study=args.study, storage=args.storage, out=args.out, schedules=args.schedules,
                   optimizer=args.optimizer, optimizers=args.optimizers, engine=args.engine, workers=args.workers,
-                  artifacts=args.artifacts, top_k=args.top_k, seeds=args.seeds,
+                  artifacts=args.artifacts, top_k=args.top_k, seeds=args.seeds, select=args.select,
                   warm_start=not args.no_warm_start, population=args.population, quiet=quiet)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))

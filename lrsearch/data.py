@@ -47,7 +47,7 @@ import warnings
 import zipfile
 import zlib
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -60,7 +60,7 @@ if TYPE_CHECKING:  # pandas is imported lazily: the CLI imports this module and 
 
 Task = Literal["binary", "multiclass", "regression"]
 
-__all__ = ["Dataset", "Task", "describe", "load_dataset", "max_classes", "resolve_data_path"]
+__all__ = ["Dataset", "Task", "describe", "load_dataset", "max_classes", "reselection_splits", "resolve_data_path", "resplits"]
 
 
 @dataclass
@@ -129,6 +129,79 @@ _OPEN_QUOTE_RE = re.compile(r"EOF inside string starting at row (\d+)")  # panda
 
 # ----------------------------------------------------------------------------------------------------------------
 # Public API
+
+
+def resplits(ds: Dataset, n: int, seed: int) -> list[Dataset]:
+    """``n`` training/validation splits of ``ds``'s training and validation rows: ``ds`` first, then re-splits.
+
+    Each re-split's validation rows are disjoint from ``ds``'s and from the other re-splits' while there are enough
+    training rows (then they overlap as little as a fresh draw allows). A validation split keeps its size and, for
+    classification, its count of each class, so array shapes, and with them the engine's compiled programs, stay
+    the same. Test rows are untouched. Reselection scores candidate schedules on such splits: one small validation
+    split is too noisy to choose between close schedules, and the test split must stay unseen. Features keep the
+    original standardisation (training-split statistics).
+
+    Example:
+        >>> ds = load_dataset("ionosphere")
+        >>> first, other = resplits(ds, 2, seed=1)
+        >>> first is ds and other.x_val.shape == ds.x_val.shape
+        True
+        >>> float(other.y_val.sum()) == float(ds.y_val.sum()) and bool((other.x_test == ds.x_test).all())
+        True
+    """
+    if n < 1:
+        raise ValueError(f"n must be at least 1, but got n={n}")
+    rng = np.random.default_rng(seed)
+    n_train, n_val = len(ds.x_train), len(ds.x_val)
+
+    def codes(y: np.ndarray) -> np.ndarray:
+        if ds.task == "regression":
+            return np.zeros(len(y), dtype=np.int64)
+        return y.reshape(len(y), -1)[:, 0].astype(np.int64)
+
+    pool_codes = np.concatenate([codes(ds.y_train), codes(ds.y_val)])
+    per_class = np.bincount(codes(ds.y_val), minlength=int(pool_codes.max()) + 1)
+    # Per class, the order in which rows serve as validation: the search's training rows first (disjoint from its
+    # validation rows), then fresh permutations of all the class's rows.
+    orders = []
+    for c, k in enumerate(per_class):
+        train_c = np.flatnonzero(pool_codes[:n_train] == c)
+        pool_c = np.flatnonzero(pool_codes == c)
+        need = (n - 1) * int(k)
+        parts = [rng.permutation(train_c)]
+        while sum(len(p) for p in parts) < need:
+            parts.append(rng.permutation(pool_c))
+        orders.append((np.concatenate(parts), pool_c))
+    x = np.concatenate([ds.x_train, ds.x_val])
+    y = np.concatenate([ds.y_train, ds.y_val])
+    out = [ds]
+    for i in range(1, n):
+        picks = []
+        for (order, pool_c), k in zip(orders, per_class):
+            if not k:
+                continue
+            take = order[(i - 1) * k: i * k]
+            if len(np.unique(take)) < k:  # the slice straddles two permutations and repeats a row
+                take = rng.choice(pool_c, int(k), replace=False)
+            picks.append(take)
+        val = rng.permutation(np.concatenate(picks))
+        held = np.zeros(len(x), dtype=bool)
+        held[val] = True
+        train = rng.permutation(np.flatnonzero(~held))
+        out.append(replace(ds, x_train=x[train], y_train=y[train], x_val=x[val], y_val=y[val]))
+    return out
+
+
+def reselection_splits(n_val: int) -> int:
+    """How many validation splits reselection uses by default: 3, or more (up to 10) for small validation splits.
+
+    Enough for about 256 validation rows in all, so that one or two examples do not decide between schedules.
+
+    Example:
+        >>> reselection_splits(53), reselection_splits(2000), reselection_splits(10)
+        (5, 3, 10)
+    """
+    return int(min(10, max(3, math.ceil(256 / max(1, n_val)))))
 
 
 def resolve_data_path(spec: str) -> tuple[str, bool]:

@@ -29,6 +29,8 @@ class FindResult:
     dashboard_command: str
     notes: list[str] = field(default_factory=list)
     timing: dict[str, float] = field(default_factory=dict)
+    #: The exported schedule and the warm-start classics on the test split (same split, first seed), exported first.
+    baselines: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -126,10 +128,11 @@ class _Run:
         return build_document(schedule, self.opt_spec, epochs=self.epochs, batch_size=self.batch_size,
                               steps_per_epoch=spe, metrics=scores, provenance=provenance)
 
-    def train(self, schedule: Any, report: Any = None, seed: int | None = None) -> Any:
+    def train(self, schedule: Any, report: Any = None, seed: int | None = None, data: Any = None) -> Any:
         from lrsearch.engine import train
 
-        return train(self.factory, self.ds, schedule, optimizer=self.opt_spec, epochs=self.epochs,
+        return train(self.factory, self.ds if data is None else data, schedule, optimizer=self.opt_spec,
+                     epochs=self.epochs,
                      batch_size=self.batch_size, seed=self.seed if seed is None else seed, report=report,
                      engine=self.engine)
 
@@ -180,8 +183,8 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
          study: str | None = None, storage: str | None = None, out: str | Path | None = None,
          schedules: str | None = None, optimizer: str = "adam", optimizers: str | None = None,
          engine: str = "auto", repeats: int = 3,
-         workers: int = 1, artifacts: str | Path | None = None, top_k: int = 5, seeds: int = 3,
-         warm_start: bool = True, population: int | str = "auto", quiet: bool = False,
+         workers: int = 1, artifacts: str | Path | None = None, top_k: int = 5,
+         seeds: int | str = "auto", select: str = "metric", warm_start: bool = True, population: int | str = "auto", quiet: bool = False,
          stream: TextIO | None = None, live: bool | None = None) -> FindResult:
     """Search a learning-rate schedule for ``data`` and export the best one.
 
@@ -190,7 +193,10 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
     writes ``<out>/best_schedule.json``, ``range_test.csv`` and ``range_test.png``. With ``workers > 1`` it starts
     that many worker processes in all (``lrsearch worker``) on a storage they can share. The first trials of a new
     study are the classic hand schedules and a constant LR at the range test's suggestion (``warm_start``); the
-    ``top_k`` best trials are retrained with ``seeds`` seeds and the best mean wins. ``population`` trials train
+    ``top_k`` best trials and those classics are then re-scored on ``seeds`` validation splits (the search's and
+    ``seeds - 1`` re-splits of the training and validation rows; ``"auto"``: 3, more for a validation split under
+    ~85 rows, see :func:`lrsearch.data.reselection_splits`), and the best mean wins: by the task metric
+    (accuracy or MAE) with val_loss breaking ties, or by val_loss alone with ``select="loss"``. ``population`` trials train
     at once on the JAX backend (``"auto"``: as many as fit the GPU's memory when there is one, else 1).
 
     Example:
@@ -214,7 +220,10 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
     _check_positive("batch_size", batch_size)
     _check_positive("workers", workers)
     _check_positive("top_k", top_k)
-    _check_positive("seeds", seeds)
+    if seeds != "auto":
+        _check_positive("seeds", seeds)
+    if select not in ("metric", "loss"):
+        raise ConfigError(f"select must be 'metric' or 'loss', but got select={select!r}")
     if population != "auto":  # 'auto' or a count
         _check_positive("population", population)
     if timeout is not None and not (timeout > 0):
@@ -305,7 +314,7 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
         took = time.monotonic() - began
         run.timing.update(search_s=round(took, 3), trials_run_here=ran,
                           trials_per_second=round(ran / took, 3) if took > 0 else 0.0)
-    return _export(run, notes, top_k=top_k, seeds=seeds)
+    return _export(run, notes, top_k=top_k, seeds=seeds, select=select)
 
 
 def worker(study: str, storage: str, *, data: str | None = None, labels: str | None = None,
@@ -461,33 +470,93 @@ def _storage_failure(exc: BaseException) -> BaseException | None:
     return None
 
 
-def _reselect(run: _Run, completed: list[Any], top_k: int, seeds: int) -> tuple[Any, list[dict[str, Any]]]:
-    """Retrain the ``top_k`` trials with ``seeds`` seeds each; the winner has the best mean final val_loss.
+def _reselect(run: _Run, completed: list[Any], top_k: int, seeds: int,
+              select: str = "metric") -> tuple[Any, list[dict[str, Any]]]:
+    """Re-score the ``top_k`` trials and the warm-start baselines on ``seeds`` validation splits; pick the best.
 
-    One lucky initialisation should not pick the export. The first seed is the trial's own run (common random
-    numbers), so each of the top trials costs ``seeds - 1`` more trainings.
+    Split 0 is the search's own, scored by each trial's own run (common random numbers); splits 1.. pool the
+    training and validation rows and split them again (:func:`lrsearch.data.resplit`, test rows untouched), each
+    with its own initialisation seed. Candidates rank by their mean task metric over the splits (accuracy, or MAE
+    for regression), mean final val_loss breaking ties; ``select="loss"`` ranks by mean final val_loss alone.
+
+    Why: the search ranks by final val_loss on one validation split, which on small data sets is too noisy to
+    choose between close schedules and rewards calibration (an under-fit run) over the accuracy users train for.
+    The classics are always candidates, so the export is never worse than them on this criterion. With
+    ``seeds=1`` there is no retraining and the trial with the best value wins.
 
     Returns:
-        The winning trial and the ranking (stored as the study's ``reselection`` user attr).
+        The winning trial and the ranking, best first (stored as the study's ``reselection`` user attr).
     """
+    from lrsearch.data import resplits
     from lrsearch.schedules import schedule_from_config
 
-    top = sorted(completed, key=lambda t: t.value)[:max(1, top_k)]
+    if select not in ("metric", "loss"):
+        raise ValueError(f"select must be 'metric' or 'loss', but got select={select!r}")
+    by_value = sorted(completed, key=lambda t: t.value)
+    if seeds <= 1 or len(completed) == 1:
+        best = by_value[0]
+        row = _ranking_row(run, best, [_final(best, "val_loss")], [_final(best, run.metric)], select)
+        del row["rank_key"]
+        return best, [row]
+    top = by_value[:max(1, top_k)]
+    candidates = top + [t for t in completed if t.user_attrs.get("warm_start") and t not in top]
+    splits = resplits(run.ds, seeds, seed=run.seed)[1:]
     ranking = []
-    for t in top:
-        losses = [float(t.value)]
-        if len(top) > 1:
-            run.use_params(t.params)
-            schedule = schedule_from_config(t.user_attrs["schedule"]["schedule"])
-            for i in range(1, seeds):
-                final = run.train(schedule, seed=run.seed + i).history["val_loss"][-1]
-                losses.append(float(final) if math.isfinite(final) else math.inf)
-        mean, sd = _mean_sd(losses)
-        ranking.append({"trial": t.number, "family": t.user_attrs.get("family"), "val_loss": losses,
-                        "mean": mean if math.isfinite(mean) else None, "sd": sd if math.isfinite(sd) else None})
-    ranking.sort(key=lambda r: math.inf if r["mean"] is None else r["mean"])
-    winner = next(t for t in top if t.number == ranking[0]["trial"])
+    for t in candidates:
+        losses, scores = [_final(t, "val_loss")], [_final(t, run.metric)]
+        run.use_params(t.params)
+        schedule = schedule_from_config(t.user_attrs["schedule"]["schedule"])
+        for i, split in enumerate(splits, start=1):
+            history = run.train(schedule, seed=run.seed + i, data=split).history
+            losses.append(_finite_or(history["val_loss"][-1], math.inf))
+            scores.append(_finite_or(history[run.metric][-1], _worst(run.metric)))
+        ranking.append(_ranking_row(run, t, losses, scores, select))
+    ranking.sort(key=lambda r: r["rank_key"])
+    winner = next(t for t in candidates if t.number == ranking[0]["trial"])
+    for row in ranking:
+        del row["rank_key"]  # internal; may hold inf, which JSON attrs should not
     return winner, ranking
+
+
+def _worst(metric: str) -> float:
+    return -math.inf if metric.endswith("accuracy") else math.inf
+
+
+def _finite_or(value: Any, default: float) -> float:
+    return float(value) if value is not None and math.isfinite(value) else default
+
+
+def _final(trial: Any, key: str) -> float:
+    """The last epoch's ``key`` in a trial's stored history (``val_loss`` falls back to the trial's value)."""
+    values = (trial.user_attrs.get("history") or {}).get(key) or []
+    if not values and key == "val_loss":
+        return _finite_or(trial.value, math.inf)
+    return _finite_or(values[-1] if values else None, math.inf if key == "val_loss" else _worst(key))
+
+
+def _ranking_row(run: _Run, t: Any, losses: list[float], scores: list[float], select: str) -> dict[str, Any]:
+    loss_mean, loss_sd = _mean_sd(losses)
+    score_mean, score_sd = _mean_sd(scores)
+    sign = -1.0 if run.metric.endswith("accuracy") else 1.0  # rank keys are minimised
+    # Accuracies are counts over equal splits: round away float32 noise so that equal counts tie exactly.
+    key = [loss_mean] if select == "loss" else [round(sign * score_mean, 6), loss_mean]
+
+    def clean(v: float) -> float | None:
+        return v if math.isfinite(v) else None
+
+    return {"trial": t.number, "family": t.user_attrs.get("family"), "label": _label(run, t),
+            "warm_start": bool(t.user_attrs.get("warm_start")), "val_loss": [clean(v) for v in losses],
+            run.metric: [clean(v) for v in scores], "mean": clean(loss_mean), "sd": clean(loss_sd),
+            f"{run.metric}_mean": clean(score_mean), f"{run.metric}_sd": clean(score_sd),
+            "rank_key": [k if math.isfinite(k) else math.inf for k in key]}
+
+
+def _label(run: _Run, t: Any) -> str:
+    """A short name of a trial's schedule, e.g. ``SGD step_decay from 0.1``."""
+    opt = str(t.params.get("optimizer") or run.opt_spec.get("class_name", "")).replace("sgd", "SGD")
+    opt = {"adam": "Adam", "adamw": "AdamW", "rmsprop": "RMSprop"}.get(opt, opt)
+    lr = t.params.get("initial_lr")
+    return f"{opt} {t.user_attrs.get('family', '?')}" + (f" from {lr:.3g}" if lr is not None else "")
 
 
 def _mean_sd(values: list[float]) -> tuple[float, float]:
@@ -497,9 +566,11 @@ def _mean_sd(values: list[float]) -> tuple[float, float]:
     return mean, sd
 
 
-def _export(run: _Run, notes: list[str], top_k: int = 5, seeds: int = 3) -> FindResult:
-    """Pick the best trial (top-k retrained over seeds), score it on the test split, write best_schedule.json."""
+def _export(run: _Run, notes: list[str], top_k: int = 5, seeds: int | str = "auto",
+            select: str = "metric") -> FindResult:
+    """Pick the best trial (top-k re-scored over splits), score it on the test split, write best_schedule.json."""
     from lrsearch import search
+    from lrsearch.data import reselection_splits
     from lrsearch.document import write_document
     from lrsearch.engine import evaluate
     from lrsearch.models import task_metric
@@ -512,12 +583,16 @@ def _export(run: _Run, notes: list[str], top_k: int = 5, seeds: int = 3) -> Find
     if not completed:
         raise LrSearchError(f"no trial completed ({counts['pruned']} pruned, {counts['failed']} failed); try more "
                             "--trials, more --epochs, or another --optimizer")
-    best, ranking = _reselect(run, completed, top_k, seeds)
+    if seeds == "auto":
+        seeds = reselection_splits(len(ds.x_val))
+    best, ranking = _reselect(run, completed, top_k, int(seeds), select)
+    name = task_metric(ds.task)
+    baselines = _baselines(run, [t for t in completed if t.user_attrs.get("warm_start") and t is not best],
+                           ranking)
     schedule = schedule_from_config(best.user_attrs["schedule"]["schedule"])
 
     # Score the winner on the test split, once per seed: the first seed's run is the trial itself (same seed, same
     # run); the mean and spread over seeds are what a user retraining with the export should expect.
-    name = task_metric(ds.task)
     model_hp = run.use_params(best.params)
     per_seed: dict[str, list[float]] = {}
     for i in range(seeds):
@@ -533,6 +608,12 @@ def _export(run: _Run, notes: list[str], top_k: int = 5, seeds: int = 3) -> Find
             metrics[f"{key}_mean"], metrics[f"{key}_sd"] = _mean_sd(values)
         metrics["seeds"] = seeds
     the_study.set_user_attr("reselection", ranking)
+    if baselines:
+        winner_row = next(r for r in ranking if r["trial"] == best.number)
+        baselines.insert(0, {"trial": best.number, "label": winner_row["label"], "exported": True,
+                             "warm_start": winner_row["warm_start"], f"val_{name}_mean": winner_row[f"val_{name}_mean"],
+                             f"test_{name}": metrics["test_" + name], "test_loss": metrics["test_loss"]})
+        the_study.set_user_attr("baselines", baselines)
     doc = run.document(schedule, metrics, best.number)
     if model_hp:  # the architecture the schedule was found for (KerasTuner-style build(hp))
         doc["provenance"]["model_hp"] = model_hp
@@ -548,7 +629,27 @@ def _export(run: _Run, notes: list[str], top_k: int = 5, seeds: int = 3) -> Find
         files=files, device=device_description(),
         dashboard_command=f"lrsearch dashboard --study {run.name}" + (
             "" if run.url == search.default_storage(run.name) else f" --storage {search.redact(run.url)}"),
-        notes=notes, timing=run.timing)
+        notes=notes, timing=run.timing, baselines=baselines)
+
+
+def _baselines(run: _Run, trials: list[Any], ranking: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The warm-start classics scored on the test split like the export (same split, first seed), for comparison."""
+    from lrsearch.engine import evaluate
+    from lrsearch.models import task_metric
+    from lrsearch.schedules import schedule_from_config
+
+    name = task_metric(run.ds.task)
+    rows = {r["trial"]: r for r in ranking}
+    out = []
+    for t in trials:
+        run.use_params(t.params)
+        result = run.train(schedule_from_config(t.user_attrs["schedule"]["schedule"]))
+        test = evaluate(run.factory, result.weights, run.ds.x_test, run.ds.y_test, run.ds.task)
+        row = rows.get(t.number, {})
+        out.append({"trial": t.number, "label": _label(run, t), "exported": False, "warm_start": True,
+                    f"val_{name}_mean": row.get(f"val_{name}_mean"),
+                    f"test_{name}": _finite_or(test[name], math.nan), "test_loss": _finite_or(test["loss"], math.nan)})
+    return [{k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in r.items()} for r in out]
 
 
 def _data_arg(data: str) -> str:

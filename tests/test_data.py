@@ -7,6 +7,7 @@ import gzip
 import os
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -554,3 +555,66 @@ def test_import_is_light() -> None:
     root = Path(__file__).parents[1]
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root)
     assert out.stdout.strip() == "[]"
+
+
+def _rows(x: np.ndarray) -> set[bytes]:
+    return {row.tobytes() for row in x}
+
+
+def _counts(x: np.ndarray) -> Counter[bytes]:
+    return Counter(row.tobytes() for row in x)
+
+
+@pytest.mark.parametrize("n", [2, 5, 9])
+def test_resplits_keep_shapes_classes_and_test_and_pool_rows(iono: Dataset, n: int) -> None:
+    from lrsearch.data import resplits
+
+    splits = resplits(iono, n, seed=3)
+    assert len(splits) == n and splits[0] is iono
+    pool = _counts(np.concatenate([iono.x_train, iono.x_val]))  # ionosphere repeats a few rows: count them
+    for s in splits[1:]:
+        assert s.x_train.shape == iono.x_train.shape and s.x_val.shape == iono.x_val.shape
+        assert float(s.y_val.sum()) == float(iono.y_val.sum())  # as many of each class
+        assert _counts(s.x_train) + _counts(s.x_val) == pool
+        assert s.x_test is iono.x_test and s.y_test is iono.y_test
+        # Each row keeps its label.
+        label = {row.tobytes(): float(y) for row, y in zip(np.concatenate([iono.x_train, iono.x_val]),
+                                                          np.concatenate([iono.y_train, iono.y_val])[:, 0])}
+        assert all(label[row.tobytes()] == float(y) for row, y in zip(s.x_val, s.y_val[:, 0]))
+
+
+def test_resplits_validation_rows_are_disjoint_while_rows_last(iono: Dataset) -> None:
+    from lrsearch.data import resplits
+
+    # 245 training rows hold 4 disjoint blocks of 53 validation rows: 5 splits in all never share one.
+    once = {row for row, k in _counts(np.concatenate([iono.x_train, iono.x_val])).items() if k == 1}
+    vals = [_rows(s.x_val) & once for s in resplits(iono, 5, seed=0)]
+    for i in range(5):
+        for j in range(i):
+            assert not (vals[i] & vals[j]), (i, j)
+    again = resplits(iono, 5, seed=0)
+    assert all(_rows(s.x_val) & once == v for s, v in zip(again, vals))  # seeded
+    assert _rows(resplits(iono, 5, seed=1)[1].x_val) & once != vals[1]
+
+
+def test_resplits_regression_and_multiclass(tmp_path: Path) -> None:
+    from lrsearch.data import resplits
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(120, 3))
+    reg = tmp_path / "reg.csv"
+    np.savetxt(reg, np.column_stack([x, x @ [1.0, 2.0, 3.0]]), delimiter=",")
+    cls = tmp_path / "cls.csv"
+    np.savetxt(cls, np.column_stack([x, rng.integers(0, 3, 120)]), delimiter=",", fmt="%.5f")
+    for path in (reg, cls):
+        ds = load_dataset(str(path))
+        for s in resplits(ds, 4, seed=0)[1:]:
+            assert s.x_val.shape == ds.x_val.shape and s.y_val.shape == ds.y_val.shape
+            if ds.task == "multiclass":
+                assert (np.bincount(s.y_val, minlength=3) == np.bincount(ds.y_val, minlength=3)).all()
+
+
+def test_reselection_splits() -> None:
+    from lrsearch.data import reselection_splits
+
+    assert [reselection_splits(n) for n in (1, 27, 53, 85, 86, 2000)] == [10, 10, 5, 4, 3, 3]

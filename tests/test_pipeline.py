@@ -43,13 +43,26 @@ def test_files_and_study_attrs(searched):
     assert doc["provenance"]["trial"] == r.best_trial
     base = {"val_loss", "val_accuracy", "test_loss", "test_accuracy"}
     assert set(doc["metrics"]) == base | {f"{k}_{s}" for k in base for s in ("mean", "sd")} | {"seeds"}
-    assert doc["metrics"]["seeds"] == 3 and doc["metrics"]["test_accuracy_sd"] >= 0
-    # Top-k reselection: the winner has the best mean over seeds, and its first seed is the trial's own run.
+    # 53 validation rows: "auto" re-scores on 5 splits (about 256 validation rows in all).
+    assert doc["metrics"]["seeds"] == 5 and doc["metrics"]["test_accuracy_sd"] >= 0
+    # Reselection: the top trials and the warm-start classics, ranked by mean val_accuracy over the splits, then
+    # mean val_loss; split 0 is each trial's own run.
     ranking = study.user_attrs["reselection"]
-    assert ranking[0]["trial"] == r.best_trial and len(ranking[0]["val_loss"]) == 3
-    assert ranking[0]["mean"] == min(row["mean"] for row in ranking)
+    assert ranking[0]["trial"] == r.best_trial and len(ranking[0]["val_loss"]) == 5
+    keys = [(-round(row["val_accuracy_mean"], 6), row["mean"]) for row in ranking]
+    assert keys == sorted(keys)
+    for row in ranking:
+        assert row["val_accuracy_mean"] == pytest.approx(sum(row["val_accuracy"]) / 5)
+    assert {row["trial"] for row in ranking} >= {t.number for t in study.trials if t.user_attrs.get("warm_start")
+                                                  and t.state.name == "COMPLETE"}
     trial = study.trials[r.best_trial]
     assert ranking[0]["val_loss"][0] == trial.value
+    assert ranking[0]["val_accuracy"][0] == trial.user_attrs["history"]["val_accuracy"][-1]
+    # The classics scored on the same test split as the export, which comes first.
+    baselines = study.user_attrs["baselines"]
+    assert baselines == r.baselines and baselines[0]["exported"] and baselines[0]["trial"] == r.best_trial
+    assert baselines[0]["test_accuracy"] == doc["metrics"]["test_accuracy"]
+    assert all(0 <= b["test_accuracy"] <= 1 for b in baselines)
     assert abs(doc["metrics"]["val_loss"] - trial.value) < 1e-4  # the retrain of seed 0 is the same run
     # Warm start: the new study began with the classic Adam default and a constant LR at the suggestion.
     assert study.trials[0].params == {"family": "constant", "initial_lr": 0.001}
