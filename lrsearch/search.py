@@ -189,8 +189,9 @@ def open_study(storage: Any, name: str, *, seed: int, epochs: int, create: bool 
     """Create or load the study ``name`` with lrsearch's sampler and pruner.
 
     Sampler: multivariate TPE with ``group=True`` (each family's parameters modelled jointly) and ``constant_liar``
-    (parallel workers do not pile onto one point). Pruner: median of earlier trials at the same epoch, after a
-    warm-up of half the epochs so that schedules which decay late are not cut before they decay.
+    (parallel workers do not pile onto one point). Pruner: median of the same family's completed trials at the same
+    epoch (:class:`~lrsearch.pruners.FamilyMedianPruner`: schedules that decay late are held to their own kind),
+    after a warm-up of half the epochs.
     """
     import optuna
 
@@ -198,7 +199,9 @@ def open_study(storage: Any, name: str, *, seed: int, epochs: int, create: bool 
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         sampler = optuna.samplers.TPESampler(multivariate=True, group=True, constant_liar=True, seed=seed,
                                              n_startup_trials=8)
-    pruner = optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=max(1, epochs // 2))
+    from lrsearch.pruners import FamilyMedianPruner
+
+    pruner = FamilyMedianPruner(n_startup_trials=3, n_warmup_steps=max(1, epochs // 2))
     try:
         if create:
             return optuna.create_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner,

@@ -137,11 +137,45 @@ def run_lrsearch(csv: Path, work: Path, trials: int, epochs: int) -> dict[str, A
     study = optuna.load_study(study_name="bench", storage=f"sqlite:///{work}/lrsearch.db")
     epochs_trained = sum(len(t.user_attrs.get("lr_per_epoch", [])) for t in study.trials)
     best = study.trials[res.best_trial]
-    return {"schedule": doc["schedule"], "optimizer": doc["optimizer"], "metrics": doc.get("metrics", {}),
+    audit = audit_pruning(csv, study, epochs)
+    return {"pruning": audit,
+            "schedule": doc["schedule"], "optimizer": doc["optimizer"], "metrics": doc.get("metrics", {}),
             "wall_s": wall, "search_epochs": epochs_trained, "trials": res.trials,
             "winner": f"trial {res.best_trial}" + (" (warm start)" if best.user_attrs.get("warm_start") else ""),
             "range_test": res.range_test, "timing": res.timing,
             "lr_range": _lr_range(study), "doc_path": res.files["schedule"], "baselines": res.baselines}
+
+
+def audit_pruning(csv: Path, study: Any, epochs: int) -> dict[str, Any]:
+    """Rerun every pruned trial to completion (same split, seed and schedule) and count the would-be winners.
+
+    A pruned trial "would have won" when its completed final val_loss (the search's objective) beats the best
+    completed trial's, and "would have made the top 5" when it beats the 5th best.
+    """
+    from lrsearch.data import load_dataset
+    from lrsearch.engine import train
+    from lrsearch.models import ModelSpec, make_factory
+    from lrsearch.schedules import schedule_from_config
+
+    done = sorted(t.value for t in study.trials if t.state.name == "COMPLETE" and t.value is not None
+                  and math.isfinite(t.value))
+    pruned = [t for t in study.trials if t.state.name == "PRUNED" and "schedule" in t.user_attrs]
+    if not done or not pruned:
+        return {"pruned": len(pruned), "would_win": 0, "would_top5": 0, "finals": []}
+    ds = load_dataset(str(csv), seed=SEARCH_SEED)
+    factory = make_factory(ModelSpec("default"), ds.input_shape, ds.n_outputs, ds.task)
+    fifth = done[min(4, len(done) - 1)]
+    finals = []
+    for t in pruned:
+        doc = t.user_attrs["schedule"]
+        r = train(factory, ds, schedule_from_config(doc["schedule"]), optimizer=doc["optimizer"], epochs=epochs,
+                  batch_size=BATCH, seed=SEARCH_SEED)
+        final = r.history["val_loss"][-1]
+        finals.append({"trial": t.number, "family": t.user_attrs.get("family"),
+                       "pruned_at": len(t.intermediate_values), "final_val_loss": final})
+    finite = [f["final_val_loss"] for f in finals if math.isfinite(f["final_val_loss"])]
+    return {"pruned": len(pruned), "would_win": sum(v < done[0] for v in finite),
+            "would_top5": sum(v < fifth for v in finite), "best_complete": done[0], "finals": finals}
 
 
 def _lr_range(study: Any) -> list[float] | None:
@@ -354,6 +388,9 @@ def run_dataset(name: str, args: argparse.Namespace, root: Path) -> dict[str, An
     lr = run_lrsearch(csv, work, args.trials, args.epochs)
     log(f"[{name}] lrsearch: {lr['wall_s']:.0f} s, winner {lr['winner']}: "
         f"{describe_winner(lr['schedule'], lr['optimizer'])}; LR range {lr['lr_range']}")
+    p = lr["pruning"]
+    log(f"[{name}] pruning audit: {p['pruned']} pruned trials rerun to the end; {p['would_win']} would have beaten "
+        f"the best completed trial, {p['would_top5']} would have made the top 5")
     lr["user_retrain"] = retrain_like_a_user(csv, lr["doc_path"], [100 + s for s in seeds])
     log(f"[{name}] lrsearch export retrained with model.fit on split {SEARCH_SEED}: "
         f"{fmt(lr['user_retrain']['mean'], lr['user_retrain']['sd'])}")
@@ -378,7 +415,7 @@ def run_dataset(name: str, args: argparse.Namespace, root: Path) -> dict[str, An
                      "described": describe_winner(sched, opt), **res,
                      **{k: extra[k] for k in ("wall_s", "search_epochs", "winner", "trials", "metrics",
                                                "lr_range", "range_test", "planned_epochs", "user_retrain",
-                                               "baselines") if k in extra}})
+                                               "baselines", "pruning") if k in extra}})
         log(f"[{name}] retrained {label}: {res['metric']} {fmt(res['mean'], res['sd'])}"
             + (f", {res['diverged']} diverged" if res["diverged"] else ""))
     retrain_s = time.perf_counter() - began
@@ -516,6 +553,12 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
             + (f"agrees (|diff| ≤ {v['tolerance']:.3f})" if v["stored_agrees"] else "does NOT agree")
             + f" [on other splits {fmt(lr['mean'], lr['sd'])}]"
             + f"; Done-when: {'holds' if v['done'] else 'does not hold'}")
+    for res in results:
+        p = res["rows"][0].get("pruning")
+        if p:
+            out.append(f"{res['name']}: pruning audit: {p['pruned']} of lrsearch's trials were pruned; rerun to the "
+                       f"end, {p['would_win']} would have beaten the best completed trial and {p['would_top5']} "
+                       "would have made the top 5")
     if args.seeds < 5:
         out.append(f"(only {args.seeds} seeds: the Done-when needs >= 5, so it is reported as not holding)")
     return "\n".join(out)
