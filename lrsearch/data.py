@@ -60,7 +60,8 @@ if TYPE_CHECKING:  # pandas is imported lazily: the CLI imports this module and 
 
 Task = Literal["binary", "multiclass", "regression"]
 
-__all__ = ["Dataset", "Task", "describe", "load_dataset", "max_classes", "reselection_splits", "resolve_data_path", "resplits"]
+__all__ = ["Dataset", "Task", "describe", "load_dataset", "max_classes", "reselection_splits", "resolve_data_path",
+           "resplits"]
 
 
 @dataclass

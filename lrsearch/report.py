@@ -457,6 +457,13 @@ figcaption{font-size:.9em;color:#444;margin-top:.3em}code{background:#f3f3f3;pad
 """
 
 
+def _dicts(value: Any) -> list[dict[str, Any]]:
+    """A list-of-objects study attr, or [] when it is absent or not that shape (studies of older versions)."""
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        return []
+    return value
+
+
 def _e(v: Any) -> str:
     return html.escape(str(v), quote=True)
 
@@ -474,7 +481,8 @@ def _table(head: Sequence[str], rows: Iterable[Sequence[Any]], *, num: Sequence[
 
 def _render(name: str, storage: str, settings: dict[str, Any], counts: dict[str, int], best: _Trial,
             best_doc: dict[str, Any] | None, ranked: Sequence[_Trial], metric: str | None,
-            images: Sequence[tuple[str, Path, str]], notes: Sequence[str]) -> str:
+            images: Sequence[tuple[str, Path, str]], notes: Sequence[str],
+            reselection: Sequence[dict[str, Any]] = (), baselines: Sequence[dict[str, Any]] = ()) -> str:
     """The HTML page: every text escaped, every image inline, no script, no external reference."""
     opt = settings.get("optimizer")
     opt_name = opt.get("class_name") if isinstance(opt, dict) else opt
@@ -505,13 +513,35 @@ def _render(name: str, storage: str, settings: dict[str, Any], counts: dict[str,
         metrics = best_doc.get("metrics") or {}
         if metrics:
             parts.append(_table(["metric", "value"], [(k, _fmt(v)) for k, v in metrics.items()], num=(1,)))
-        if doc_trial is not None and doc_trial != best.number:
+        reselected = {r.get("trial") for r in reselection}
+        if doc_trial is not None and doc_trial != best.number and best.number not in reselected:
             parts.append(f'<p class="note">The best trial is now #{_e(best.number)} (the export is from trial '
                          f"#{_e(doc_trial)}): run lrsearch find again to re-export it.</p>")
     else:
         parts.append(f"<p>Best trial: <b>#{_e(best.number)}</b>, {_e(best.family)}, final validation loss "
                      f"{_e(_fmt(best.value))} ({_e(_key_params(best))}). No schedule has been exported yet "
                      "(lrsearch find exports <code>best_schedule.json</code> when its search ends).</p>")
+    if reselection:
+        score = next((k[:-5] for k in reselection[0] if k.startswith("val_") and k.endswith("_mean")), None)
+        parts.append("<h2>Reselection</h2>")
+        splits = len(reselection[0].get("val_loss") or [])
+        parts.append(f"<p>The best trials and the warm-start classics, re-scored on {splits} "
+                     "validation splits (the search's own and re-splits of the training and validation rows), "
+                     "best first: the first row was exported.</p>")
+        parts.append(_table(["trial", "schedule", f"mean {score or 'metric'}", "mean val_loss", "per split"],
+                            [(f"#{r.get('trial')}", r.get("label") or r.get("family"), _fmt(r.get(f"{score}_mean")),
+                              _fmt(r.get("mean")), ", ".join(_fmt(v) for v in r.get(score) or []))
+                             for r in reselection], num=(0, 2, 3), best_row=0))
+    if baselines:
+        test = next((k for k in baselines[0] if k.startswith("test_") and k != "test_loss"), "test score")
+        parts.append("<h2>Against the classics</h2>")
+        parts.append("<p>The export and the warm-start classic schedules trained on the same split with the same "
+                     "seed and scored once on the test split.</p>")
+        parts.append(_table(["trial", "schedule", test, "test_loss"],
+                            [(f"#{b.get('trial')}", (b.get("label") or "") + (" (exported)" if b.get("exported")
+                                                                              else ""),
+                              _fmt(b.get(test)), _fmt(b.get("test_loss"))) for b in baselines],
+                            num=(0, 2, 3), best_row=0))
     parts.append(f"<h2>Top {len(ranked)} trials</h2>")
     parts.append(f"<p>Best trial: #{_e(best.number)} ({_e(best.family)}), ranked by final validation loss.</p>")
     parts.append(_table(["trial", "family", "parameters", "final val_loss", f"final {metric_label}"],
@@ -611,7 +641,8 @@ def write_report(study: str | None = None, storage: str | None = None,
                 continue
             files[key] = path
             images.append((key, path, caption))
-        page = _render(name, url, settings, counts, best, best_doc, ranked[:TOP_TABLE], metric, images, notes)
+        page = _render(name, url, settings, counts, best, best_doc, ranked[:TOP_TABLE], metric, images, notes,
+                       _dicts(attrs.get("reselection")), _dicts(attrs.get("baselines")))
         html_path = out_dir / "report.html"
         html_path.write_text(page, encoding="utf-8")
     except OSError as exc:

@@ -368,3 +368,20 @@ def test_no_keras_import_in_plotting_modules():
             "print(any(m in sys.modules for m in ('keras', 'tensorflow')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_report_shows_the_reselection_and_the_classics(real):
+    import optuna
+
+    folder, found, report = real
+    study = optuna.load_study(study_name="ionosphere", storage=f"sqlite:///{folder}/studies/ionosphere.db")
+    page = (folder / report.html).read_text(encoding="utf-8")
+    section = page.split("<h2>Reselection</h2>", 1)[1].split("<h2>", 1)[0]
+    rows = re.findall(r'<tr(?: class="best")?><td class="num">#(\d+)</td>', section)
+    assert [int(r) for r in rows] == [r["trial"] for r in study.user_attrs["reselection"]]
+    assert int(rows[0]) == found.best_trial
+    classics = page.split("<h2>Against the classics</h2>", 1)[1].split("<h2>", 1)[0]
+    assert "(exported)" in classics
+    assert [int(r) for r in re.findall(r'<td class="num">#(\d+)</td>', classics)] == [
+        b["trial"] for b in found.baselines]
+    assert "run lrsearch find again to re-export" not in page  # the export is the reselection's winner
