@@ -308,7 +308,7 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
         helpers = _start_workers(run, workers - 1, data)
         began = time.monotonic()
         try:
-            ran = _search(run, trials, timeout, progress)
+            ran = _search(run, trials, timeout, progress, workers=workers)
         finally:
             notes += _join_workers(helpers)
         took = time.monotonic() - began
@@ -384,23 +384,34 @@ def worker(study: str, storage: str, *, data: str | None = None, labels: str | N
     return {"study": study, "ran": ran, "trials": _counts(the_study)}
 
 
-def _search(run: _Run, budget: int, timeout: float | None, progress: Any) -> int:
-    """Run trials here until the study's budget is reached; Ctrl-C fails the running trial and stops cleanly."""
-    from lrsearch import search
+def _search(run: _Run, budget: int, timeout: float | None, progress: Any, workers: int | None = None) -> int:
+    """Run trials here until the study's budget is reached; Ctrl-C fails the running trial and stops cleanly.
 
+    ``workers`` is ``find``'s worker count (None: a ``lrsearch worker`` joining the study). A ``find`` alone on a
+    SQLite study searches an in-memory copy of it that is written behind to the database (see
+    :mod:`lrsearch.writebehind`): ``run.study`` is that copy during the search and the database study again after.
+    Other processes refuse to join a study while it is written behind.
+    """
+    import contextlib
     import warnings
+
+    from lrsearch import search, writebehind
 
     # Warm-start trials replay the classics exactly, outside this run's ranges on purpose.
     warnings.filterwarnings("ignore", message="Fixed parameter .* is out of range")
-    search.reap_dead_workers(run.study)
-    progress.done = len(search.finished_trials(run.study))
+    db_study = run.study
+    behind = workers == 1 and run.url.startswith("sqlite:")
+    if not behind:
+        writebehind.refuse_if_writing_behind(db_study)  # its trials would take numbers held in memory there
+    search.reap_dead_workers(db_study)
+    progress.done = len(search.finished_trials(db_study))
     progress.restart()
     try:
-        if run.population > 1:
-            return search.run_population(run.study, run.objective(), budget, run.population, run.train_many,
-                                         timeout=timeout, callbacks=[progress])
-        return search.run_trials(run.study, run.objective(), budget, timeout=timeout,
-                                 callbacks=[progress])
+        with writebehind.WriteBehind(db_study) if behind else contextlib.nullcontext(db_study) as run.study:
+            if run.population > 1:
+                return search.run_population(run.study, run.objective(), budget, run.population, run.train_many,
+                                             timeout=timeout, callbacks=[progress])
+            return search.run_trials(run.study, run.objective(), budget, timeout=timeout, callbacks=[progress])
     except KeyboardInterrupt:
         raise Interrupted(f"interrupted; study {run.name!r} keeps its finished trials (the running one is marked "
                           "failed): run the same command again to resume") from None
@@ -414,6 +425,7 @@ def _search(run: _Run, budget: int, timeout: float | None, progress: Any) -> int
         raise StorageError(f"writing study {run.name!r} failed ({reason}); its finished trials are kept: free disk "
                            "space or fix the database, then run the same command again to resume") from None
     finally:
+        run.study = db_study
         progress.finish()
 
 
