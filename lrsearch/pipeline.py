@@ -473,13 +473,14 @@ def _storage_failure(exc: BaseException) -> BaseException | None:
     kinds = (optuna.exceptions.StorageInternalError, sqlalchemy.exc.OperationalError, sqlalchemy.exc.DatabaseError)
     disk = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EROFS, errno.EIO}
     seen: set[int] = set()
+    found = None
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
         bug = isinstance(exc, (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError))
         if (isinstance(exc, kinds) and not bug) or (isinstance(exc, OSError) and exc.errno in disk):
-            return exc
+            found = exc  # keep going: the deepest one names the cause ("database or disk is full"), not the wrapper
         exc = exc.__cause__ or exc.__context__
-    return None
+    return found
 
 
 def _reselect(run: _Run, completed: list[Any], top_k: int, seeds: int,

@@ -58,6 +58,8 @@ def test_full_disk_mid_search_keeps_the_study(tmp_path):
     assert full.returncode == 2, full.stderr[-2000:]
     err = _one_line(full.stderr)
     assert "free disk space" in err and "resume" in err
+    reason = err.split("failed (", 1)[1].split(")", 1)[0]
+    assert "disk" in reason and "exception is raised" not in reason, err  # the cause, not Optuna's wrapper
     con = sqlite3.connect(db)
     assert con.execute("pragma integrity_check").fetchone()[0] == "ok"
     after = con.execute("select count(*) from trials where state='COMPLETE' or state='PRUNED'").fetchone()[0]
