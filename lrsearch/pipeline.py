@@ -77,6 +77,10 @@ class _Run:
     opt_names: list[str] = field(default_factory=list)
     #: Trials trained at once (JAX population mode); 1: one after another.
     population: int = 1
+    #: Per-trial PNGs drawn by a helper process (:class:`lrsearch.trialplots.TrialPlots`), started on first use.
+    plots: Any = None
+    #: Notes for the summary gathered while searching (e.g. trial plots that failed).
+    notes: list[str] = field(default_factory=list)
 
     def use_params(self, params: dict[str, Any] | None) -> dict[str, Any]:
         """Point ``factory`` at the architecture of a trial's ``hp.*`` params (tunable models); return them."""
@@ -140,15 +144,20 @@ class _Run:
         """A PNG of the trial's LR and loss curves, uploaded as its artifact (what the dashboard shows)."""
         if self.artifacts is None:
             return
-        import tempfile
+        if self.plots is None:
+            from lrsearch.trialplots import TrialPlots
 
-        from lrsearch.plots import plot_trial
+            self.plots = TrialPlots(self.artifacts)
+        family = trial.user_attrs.get("family", "?")
+        self.plots.submit(trial, lr_per_epoch, history, f"trial {trial.number}: {family}")
 
-        with tempfile.TemporaryDirectory() as tmp:
-            png = Path(tmp) / f"trial-{trial.number}-curves.png"
-            plot_trial(lr_per_epoch, history, png,
-                       title=f"trial {trial.number}: {trial.user_attrs.get('family', '?')}")
-            _upload(self, str(png), trial)
+    def close_plots(self) -> None:
+        """Wait for the trial PNGs still being drawn; a failed one becomes a note, never an error."""
+        if self.plots is None:
+            return
+        errors, self.plots = self.plots.close(), None
+        if errors:
+            self.notes.append(f"{len(errors)} trial plot(s) could not be drawn, e.g. {errors[0]}")
 
     def train_many(self, schedules: list[Any], reports: list[Any]) -> list[Any]:
         """Train several schedules at once (JAX ``vmap``); ``reports[i]`` gets member i's epochs."""
@@ -184,7 +193,8 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
          schedules: str | None = None, optimizer: str = "adam", optimizers: str | None = None,
          engine: str = "auto", repeats: int = 3,
          workers: int = 1, artifacts: str | Path | None = None, top_k: int = 5,
-         seeds: int | str = "auto", select: str = "metric", warm_start: bool = True, population: int | str = "auto", quiet: bool = False,
+         seeds: int | str = "auto", select: str = "metric", warm_start: bool = True,
+         population: int | str = "auto", quiet: bool = False,
          stream: TextIO | None = None, live: bool | None = None) -> FindResult:
     """Search a learning-rate schedule for ``data`` and export the best one.
 
@@ -193,11 +203,12 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
     writes ``<out>/best_schedule.json``, ``range_test.csv`` and ``range_test.png``. With ``workers > 1`` it starts
     that many worker processes in all (``lrsearch worker``) on a storage they can share. The first trials of a new
     study are the classic hand schedules and a constant LR at the range test's suggestion (``warm_start``); the
-    ``top_k`` best trials and those classics are then re-scored on ``seeds`` validation splits (the search's and
-    ``seeds - 1`` re-splits of the training and validation rows; ``"auto"``: 3, more for a validation split under
-    ~85 rows, see :func:`lrsearch.data.reselection_splits`), and the best mean wins: by the task metric
-    (accuracy or MAE) with val_loss breaking ties, or by val_loss alone with ``select="loss"``. ``population`` trials train
-    at once on the JAX backend (``"auto"``: as many as fit the GPU's memory when there is one, else 1).
+    ``top_k`` best trials (by val_loss, and by the task metric) and those classics are then re-scored on ``seeds``
+    validation splits (the search's and ``seeds - 1`` re-splits of the training and validation rows; ``"auto"``:
+    3, more for a validation split under ~85 rows, see :func:`lrsearch.data.reselection_splits`), and the best mean
+    wins: by the task metric (accuracy or MAE) with val_loss breaking ties, or by val_loss alone with
+    ``select="loss"``. ``population`` trials train at once on the JAX backend (``"auto"``: as many as fit the GPU's
+    memory when there is one, else 1).
 
     Example:
         >>> import tempfile, os, lrsearch
@@ -310,7 +321,7 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
         try:
             ran = _search(run, trials, timeout, progress, workers=workers)
         finally:
-            notes += _join_workers(helpers)
+            notes += _join_workers(helpers) + run.notes
         took = time.monotonic() - began
         run.timing.update(search_s=round(took, 3), trials_run_here=ran,
                           trials_per_second=round(ran / took, 3) if took > 0 else 0.0)
@@ -426,6 +437,7 @@ def _search(run: _Run, budget: int, timeout: float | None, progress: Any, worker
                            "space or fix the database, then run the same command again to resume") from None
     finally:
         run.study = db_study
+        run.close_plots()
         progress.finish()
 
 
@@ -485,7 +497,7 @@ def _storage_failure(exc: BaseException) -> BaseException | None:
 
 def _reselect(run: _Run, completed: list[Any], top_k: int, seeds: int,
               select: str = "metric") -> tuple[Any, list[dict[str, Any]]]:
-    """Re-score the ``top_k`` trials and the warm-start baselines on ``seeds`` validation splits; pick the best.
+    """Re-score the ``top_k`` trials (by value and by task metric) and the classics on ``seeds`` splits; pick one.
 
     Split 0 is the search's own, scored by each trial's own run (common random numbers); splits 1.. pool the
     training and validation rows and split them again (:func:`lrsearch.data.resplit`, test rows untouched), each
@@ -511,8 +523,15 @@ def _reselect(run: _Run, completed: list[Any], top_k: int, seeds: int,
         row = _ranking_row(run, best, [_final(best, "val_loss")], [_final(best, run.metric)], select)
         del row["rank_key"]
         return best, [row]
-    top = by_value[:max(1, top_k)]
-    candidates = top + [t for t in completed if t.user_attrs.get("warm_start") and t not in top]
+    # Candidates: the best by the search's objective (final val_loss), the best by the final task metric (the
+    # objective can rank an accurate but overconfident run low), and the classics.
+    sign = -1.0 if run.metric.endswith("accuracy") else 1.0
+    by_metric = sorted(completed, key=lambda t: (sign * _final(t, run.metric), t.value))
+    candidates: list[Any] = []
+    for t in by_value[:max(1, top_k)] + by_metric[:max(1, top_k)] + [
+            t for t in completed if t.user_attrs.get("warm_start")]:
+        if t not in candidates:
+            candidates.append(t)
     splits = resplits(run.ds, seeds, seed=run.seed)[1:]
     ranking = []
     for t in candidates:
@@ -598,7 +617,9 @@ def _export(run: _Run, notes: list[str], top_k: int = 5, seeds: int | str = "aut
                             "--trials, more --epochs, or another --optimizer")
     if seeds == "auto":
         seeds = reselection_splits(len(ds.x_val))
+    began = time.monotonic()
     best, ranking = _reselect(run, completed, top_k, int(seeds), select)
+    run.timing["reselection_s"] = round(time.monotonic() - began, 3)
     name = task_metric(ds.task)
     baselines = _baselines(run, [t for t in completed if t.user_attrs.get("warm_start") and t is not best],
                            ranking)
@@ -620,6 +641,7 @@ def _export(run: _Run, notes: list[str], top_k: int = 5, seeds: int | str = "aut
         for key, values in per_seed.items():
             metrics[f"{key}_mean"], metrics[f"{key}_sd"] = _mean_sd(values)
         metrics["seeds"] = seeds
+    run.timing["test_scoring_s"] = round(time.monotonic() - began - run.timing["reselection_s"], 3)
     the_study.set_user_attr("reselection", ranking)
     if baselines:
         winner_row = next(r for r in ranking if r["trial"] == best.number)

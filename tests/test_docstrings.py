@@ -12,7 +12,8 @@ MODULES = ["lrsearch", "lrsearch.schedules.base", "lrsearch.schedules.families",
            "lrsearch.schedules.warmup", "lrsearch.document", "lrsearch.optimizers", "lrsearch.space",
            "lrsearch.loading", "lrsearch.models", "lrsearch.progress", "lrsearch.data", "lrsearch.suggest",
            "lrsearch.engine", "lrsearch.pipeline", "lrsearch.plotstyle", "lrsearch.plots", "lrsearch.report",
-           "lrsearch.rangetest", "lrsearch.search", "lrsearch.dashboard", "lrsearch.tuner", "lrsearch.pruners"]
+           "lrsearch.rangetest", "lrsearch.search", "lrsearch.dashboard", "lrsearch.tuner", "lrsearch.pruners",
+           "lrsearch.trialplots"]
 
 
 @pytest.mark.parametrize("name", MODULES)
