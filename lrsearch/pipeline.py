@@ -500,7 +500,7 @@ def _reselect(run: _Run, completed: list[Any], top_k: int, seeds: int,
     """Re-score the ``top_k`` trials (by value and by task metric) and the classics on ``seeds`` splits; pick one.
 
     Split 0 is the search's own, scored by each trial's own run (common random numbers); splits 1.. pool the
-    training and validation rows and split them again (:func:`lrsearch.data.resplit`, test rows untouched), each
+    training and validation rows and split them again (:func:`lrsearch.data.resplits`, test rows untouched), each
     with its own initialisation seed. Candidates rank by their mean task metric over the splits (accuracy, or MAE
     for regression), mean final val_loss breaking ties; ``select="loss"`` ranks by mean final val_loss alone.
 
@@ -520,9 +520,7 @@ def _reselect(run: _Run, completed: list[Any], top_k: int, seeds: int,
     by_value = sorted(completed, key=lambda t: t.value)
     if seeds <= 1 or len(completed) == 1:
         best = by_value[0]
-        row = _ranking_row(run, best, [_final(best, "val_loss")], [_final(best, run.metric)], select)
-        del row["rank_key"]
-        return best, [row]
+        return best, [_ranking_row(run, best, [_final(best, "val_loss")], [_final(best, run.metric)])]
     # Candidates: the best by the search's objective (final val_loss), the best by the final task metric (the
     # objective can rank an accurate but overconfident run low), and the classics.
     sign = -1.0 if run.metric.endswith("accuracy") else 1.0
@@ -542,11 +540,9 @@ def _reselect(run: _Run, completed: list[Any], top_k: int, seeds: int,
             history = run.train(schedule, seed=run.seed + i, data=split).history
             losses.append(_finite_or(history["val_loss"][-1], math.inf))
             scores.append(_finite_or(history[run.metric][-1], _worst(run.metric)))
-        ranking.append(_ranking_row(run, t, losses, scores, select))
-    ranking.sort(key=lambda r: r["rank_key"])
+        ranking.append(_ranking_row(run, t, losses, scores))
+    ranking.sort(key=lambda row: _rank_key(row, run.metric, select))
     winner = next(t for t in candidates if t.number == ranking[0]["trial"])
-    for row in ranking:
-        del row["rank_key"]  # internal; may hold inf, which JSON attrs should not
     return winner, ranking
 
 
@@ -566,12 +562,10 @@ def _final(trial: Any, key: str) -> float:
     return _finite_or(values[-1] if values else None, math.inf if key == "val_loss" else _worst(key))
 
 
-def _ranking_row(run: _Run, t: Any, losses: list[float], scores: list[float], select: str) -> dict[str, Any]:
+def _ranking_row(run: _Run, t: Any, losses: list[float], scores: list[float]) -> dict[str, Any]:
+    """One candidate's reselection record (JSON-safe: non-finite values are None)."""
     loss_mean, loss_sd = _mean_sd(losses)
     score_mean, score_sd = _mean_sd(scores)
-    sign = -1.0 if run.metric.endswith("accuracy") else 1.0  # rank keys are minimised
-    # Accuracies are counts over equal splits: round away float32 noise so that equal counts tie exactly.
-    key = [loss_mean] if select == "loss" else [round(sign * score_mean, 6), loss_mean]
 
     def clean(v: float) -> float | None:
         return v if math.isfinite(v) else None
@@ -579,8 +573,18 @@ def _ranking_row(run: _Run, t: Any, losses: list[float], scores: list[float], se
     return {"trial": t.number, "family": t.user_attrs.get("family"), "label": _label(run, t),
             "warm_start": bool(t.user_attrs.get("warm_start")), "val_loss": [clean(v) for v in losses],
             run.metric: [clean(v) for v in scores], "mean": clean(loss_mean), "sd": clean(loss_sd),
-            f"{run.metric}_mean": clean(score_mean), f"{run.metric}_sd": clean(score_sd),
-            "rank_key": [k if math.isfinite(k) else math.inf for k in key]}
+            f"{run.metric}_mean": clean(score_mean), f"{run.metric}_sd": clean(score_sd)}
+
+
+def _rank_key(row: dict[str, Any], metric: str, select: str) -> tuple[float, ...]:
+    """Sort key of a reselection record (smaller is better); a missing mean ranks last."""
+    loss = math.inf if row["mean"] is None else row["mean"]
+    if select == "loss":
+        return (loss,)
+    score = row[f"{metric}_mean"]
+    sign = -1.0 if metric.endswith("accuracy") else 1.0
+    # Accuracies are counts over equal splits: round away float32 noise so that equal counts tie exactly.
+    return (math.inf if score is None else round(sign * score, 6), loss)
 
 
 def _label(run: _Run, t: Any) -> str:

@@ -124,3 +124,17 @@ def test_population_on_tensorflow_says_why_it_trains_one_at_a_time(workdir):
     assert any("KERAS_BACKEND=jax" in n for n in r.notes)
     with pytest.raises(ConfigError, match="population must be a positive integer"):
         find("ionosphere", trials=2, epochs=2, population=0, quiet=True)
+
+
+def test_rank_key_orders_by_metric_then_loss_or_by_loss():
+    from lrsearch.pipeline import _rank_key
+
+    rows = [{"trial": 0, "mean": 0.20, "val_accuracy_mean": 0.90},
+            {"trial": 1, "mean": 0.30, "val_accuracy_mean": 0.92},
+            {"trial": 2, "mean": 0.25, "val_accuracy_mean": 0.92 + 1e-9},  # float32 noise: a tie with trial 1
+            {"trial": 3, "mean": None, "val_accuracy_mean": None}]  # diverged everywhere: last
+    by_metric = sorted(rows, key=lambda r: _rank_key(r, "val_accuracy", "metric"))
+    assert [r["trial"] for r in by_metric] == [2, 1, 0, 3]
+    assert [r["trial"] for r in sorted(rows, key=lambda r: _rank_key(r, "val_accuracy", "loss"))] == [0, 2, 1, 3]
+    mae = [{"trial": 0, "mean": 9.0, "val_mae_mean": 40.0}, {"trial": 1, "mean": 8.0, "val_mae_mean": 41.0}]
+    assert [r["trial"] for r in sorted(mae, key=lambda r: _rank_key(r, "val_mae", "metric"))] == [0, 1]
