@@ -321,11 +321,14 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
         try:
             ran = _search(run, trials, timeout, progress, workers=workers)
         finally:
-            notes += _join_workers(helpers) + run.notes
+            notes += _join_workers(helpers)
         took = time.monotonic() - began
         run.timing.update(search_s=round(took, 3), trials_run_here=ran,
                           trials_per_second=round(ran / took, 3) if took > 0 else 0.0)
-    return _export(run, notes, top_k=top_k, seeds=seeds, select=select)
+    try:
+        return _export(run, notes, top_k=top_k, seeds=seeds, select=select)
+    finally:
+        run.close_plots()  # no-op after a normal export; stops the helper if the export failed
 
 
 def worker(study: str, storage: str, *, data: str | None = None, labels: str | None = None,
@@ -392,6 +395,7 @@ def worker(study: str, storage: str, *, data: str | None = None, labels: str | N
     budget = int(settings["trials"])
     progress = Progress(budget, stream=stream, live=live, quiet=quiet)
     ran = _search(run, budget, timeout, progress)
+    run.close_plots()
     return {"study": study, "ran": ran, "trials": _counts(the_study)}
 
 
@@ -435,9 +439,11 @@ def _search(run: _Run, budget: int, timeout: float | None, progress: Any, worker
         reason = str(getattr(failure, "orig", None) or failure).strip().splitlines()[0][:160]
         raise StorageError(f"writing study {run.name!r} failed ({reason}); its finished trials are kept: free disk "
                            "space or fix the database, then run the same command again to resume") from None
+    except BaseException:
+        run.close_plots()  # on success the plots still queued are drawn while the export retrains (see _export)
+        raise
     finally:
         run.study = db_study
-        run.close_plots()
         progress.finish()
 
 
@@ -660,6 +666,8 @@ def _export(run: _Run, notes: list[str], top_k: int = 5, seeds: int | str = "aut
     files = {**run.files, "schedule": str(path)}
     the_study.set_user_attr("best_schedule", doc)
     _upload(run, str(path), the_study)
+    run.close_plots()  # the trial plots still queued when the search ended were drawn meanwhile
+    notes = notes + run.notes
     rt = the_study.user_attrs.get("range_test", {})
     return FindResult(
         study=run.name, storage=search.redact(run.url), best_trial=best.number, schedule=doc["schedule"],
