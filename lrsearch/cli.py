@@ -12,8 +12,15 @@ from lrsearch import __version__
 from lrsearch.errors import LrSearchError
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with bad arguments reported in one line (no usage block), exit code 2, like every other bad input."""
+
+    def error(self, message: str) -> Any:
+        self.exit(2, f"{self.prog}: error: {message}; see {self.prog} --help\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="lrsearch", description="Find a learning rate and schedule for a Keras model, and export it.")
     parser.add_argument("--version", action="version", version=f"lrsearch {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

@@ -80,3 +80,17 @@ def test_plot_schedule_command(tmp_path):
                                                                         "decay_epochs": 3}}))
     p = run("plot-schedule", "bad.json", cwd=tmp_path)
     assert p.returncode == 2 and "initial_lr must be" in p.stderr and "Traceback" not in p.stderr
+
+
+@pytest.mark.parametrize("args, words", [
+    (["find", "--data", "ionosphere", "--seeds", "0"], "--seeds: must be 'auto' or a positive integer"),
+    (["find", "--data", "ionosphere", "--select", "best"], "--select: invalid choice: 'best'"),
+    (["find", "--data", "ionosphere", "--trials", "many"], "--trials: invalid int value"),
+    (["find"], "the following arguments are required: --data"),
+    (["bogus"], "invalid choice: 'bogus'"),
+])
+def test_bad_arguments_are_one_line_exit_2(tmp_path, args, words):
+    p = run(*args, cwd=tmp_path)
+    lines = [line for line in p.stderr.splitlines() if line.strip()]
+    assert p.returncode == 2 and len(lines) == 1, p.stderr
+    assert words in lines[0] and "--help" in lines[0] and "usage:" not in p.stderr
