@@ -49,6 +49,37 @@ def test_fast_path_matches_model_fit(ionosphere, ionosphere_factory, config, opt
         np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5)
 
 
+# The settings a search varies, two values each after a first program exists: same program, same results as fit.
+OPTIMIZER_SETTINGS = [
+    ("SGD", {"momentum": 0.9, "nesterov": True}, {"momentum": 0.35, "nesterov": True}),
+    ("Adam", {"beta_1": 0.9}, {"beta_1": 0.81}),
+    ("AdamW", {"beta_1": 0.9, "weight_decay": 0.004}, {"beta_1": 0.85, "weight_decay": 0.08}),
+    ("RMSprop", {"rho": 0.9, "momentum": 0.5}, {"rho": 0.8, "momentum": 0.2}),
+]
+
+
+@pytest.mark.parametrize("name,first,second", OPTIMIZER_SETTINGS, ids=[s[0] for s in OPTIMIZER_SETTINGS])
+def test_optimizer_settings_are_inputs_not_recompiles(ionosphere, ionosphere_factory, name, first, second):
+    schedule = schedule_from_config({"type": "step_decay", "initial_lr": 0.02, "drop": 0.5, "epochs_drop": 2})
+    kwargs = dict(epochs=4, batch_size=32, seed=3, shuffle=False)
+    engine.train(ionosphere_factory, ionosphere, schedule, optimizer={"class_name": name, "config": first},
+                 engine="fast", **kwargs)
+    n_programs, traces = len(engine._PROGRAMS), _traces()
+    spec = {"class_name": name, "config": second}
+    fast = engine.train(ionosphere_factory, ionosphere, schedule, optimizer=spec, engine="fast", **kwargs)
+    assert (len(engine._PROGRAMS), _traces()) == (n_programs, traces)
+    ref = engine.train(ionosphere_factory, ionosphere, schedule, optimizer=spec, engine="fit", **kwargs)
+    for key in ("loss", "val_loss", "val_accuracy"):
+        np.testing.assert_allclose(fast.history[key], ref.history[key], rtol=RTOL, atol=1e-6, err_msg=key)
+    # A different sign is a different branch of Keras's update (no momentum slots): a program of its own.
+    if name == "SGD":
+        zero = {"class_name": "SGD", "config": {"momentum": 0.0, "nesterov": True}}
+        fast0 = engine.train(ionosphere_factory, ionosphere, schedule, optimizer=zero, engine="fast", **kwargs)
+        ref0 = engine.train(ionosphere_factory, ionosphere, schedule, optimizer=zero, engine="fit", **kwargs)
+        np.testing.assert_allclose(fast0.history["val_loss"], ref0.history["val_loss"], rtol=RTOL, atol=1e-6)
+        assert len(engine._PROGRAMS) == n_programs + 1
+
+
 def test_lr_per_epoch_is_the_schedule(ionosphere, ionosphere_factory):
     schedule = schedule_from_config({"type": "exponential", "initial_lr": 0.02, "decay_rate": 0.7})
     r = engine.train(ionosphere_factory, ionosphere, schedule, optimizer=optimizer_spec("sgd"), epochs=5,

@@ -4,8 +4,9 @@ The fast path compiles up to K epochs of training (and the validation pass after
 ``tf.function(jit_compile=True)`` on TensorFlow (``_tf.py``), ``jax.jit`` over a ``lax.while_loop`` on JAX
 (``_jax.py``). The number of epochs a call runs is a runtime value, the LR of every step is an input array, and
 ``reduce_on_plateau`` runs inside the loop as state, so neither a new schedule, nor new parameters, nor a different
-chunk length ever recompiles: programs are cached per (architecture, optimizer, task, data shapes, batch size) and
-traced once. Initial weights are cached per (factory, seed), so a trial with a seed seen before does not rebuild
+chunk length ever recompiles: programs are cached per (architecture, optimizer class and structure, task, data
+shapes, batch size) and traced once; the optimizer settings a search varies (momentum, beta_1, ...) are inputs too
+(``_common.HYPER_SETTINGS``). Initial weights are cached per (factory, seed), so a trial with a seed seen before does not rebuild
 the model. On JAX, :func:`train_population` trains P trials at once with ``jax.vmap``. ``model.fit`` with the
 exported callback is the reference path (``engine="fit"``) and the fallback for models the fast path cannot run.
 """
@@ -24,7 +25,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from lrsearch.data import Dataset
-from lrsearch.engine._common import BatchPlan
+from lrsearch.engine._common import BatchPlan, install_hyper_variables, split_optimizer_spec
 from lrsearch.schedules.base import Schedule
 from lrsearch.schedules.plateau import ReduceOnPlateau
 
@@ -98,7 +99,7 @@ def train(factory: Callable[[int], Any], data: Dataset, schedule: Schedule, *, o
         if not isinstance(prepared, str):
             program, init = prepared
             program.start(init.trainable, init.non_trainable)
-            member = _Member(schedule, data, epochs, program)
+            member = _Member(schedule, data, epochs, program, optimizer)
 
             def member_report(i: int, epoch: int, values: dict[str, float]) -> None:
                 if report is not None:
@@ -189,8 +190,9 @@ def train_population(factory: Callable[[int], Any], data: Dataset, schedules: Se
         return one_by_one()  # train() prints the notice and falls back to model.fit
     program, init = prepared
     program.start(init.trainable, init.non_trainable, population=size)
-    members = [_Member(s, data, epochs, program) for s in schedules]
-    members += [_Member(schedules[0], data, epochs, program, active=False) for _ in range(size - len(schedules))]
+    members = [_Member(s, data, epochs, program, optimizer) for s in schedules]
+    members += [_Member(schedules[0], data, epochs, program, optimizer, active=False)
+                for _ in range(size - len(schedules))]
 
     def member_report(i: int, epoch: int, values: dict[str, float]) -> None:
         if report is not None:
@@ -229,7 +231,7 @@ def warm_up(factory: Callable[[int], Any], data: Dataset, *, optimizer: dict[str
         return False
     program, init = prepared
     program.start(init.trainable, init.non_trainable, population=population)
-    member = _Member(schedule_from_config({"type": "constant", "initial_lr": 1e-3}), data, 1, program)
+    member = _Member(schedule_from_config({"type": "constant", "initial_lr": 1e-3}), data, 1, program, optimizer)
     inputs = member.inputs(0, 0)
     if population is not None:
         inputs = {key: np.stack([value] * population) for key, value in inputs.items()}
@@ -401,7 +403,8 @@ def _program(arch: str, model: Any, factory: Callable[[int], Any], seed: int, da
     from lrsearch.optimizers import make_optimizer
 
     backend = keras.backend.backend()
-    key = (backend, arch, json.dumps(optimizer, sort_keys=True), data.task, data.x_train.shape,
+    structure, values = split_optimizer_spec(optimizer)
+    key = (backend, arch, json.dumps(structure, sort_keys=True), data.task, data.x_train.shape,
            data.x_val.shape, batch_size)
     if key not in _PROGRAMS:
         if backend == "tensorflow":
@@ -414,8 +417,10 @@ def _program(arch: str, model: Any, factory: Callable[[int], Any], seed: int, da
             model = factory(seed)
         logits = outputs_logits(model)
         plan = BatchPlan(len(data.x_train), batch_size)
-        _PROGRAMS[key] = Program(model, make_optimizer(optimizer, 0.0), task_loss(data.task, logits), data.task,
-                                 logits, plan, _max_epochs(plan.n))
+        opt = make_optimizer(optimizer, 0.0)
+        hyper = install_hyper_variables(opt, values)
+        _PROGRAMS[key] = Program(model, opt, task_loss(data.task, logits), data.task, logits, plan,
+                                 _max_epochs(plan.n), hyper)
     return _PROGRAMS[key]
 
 
@@ -485,7 +490,8 @@ def _batch_orders_cached(n: int, epochs: int, seed: int, shuffle: bool) -> np.nd
 class _Member:
     """Host side of one trial in a compiled run: its per-call inputs, its history, its plateau state machine."""
 
-    def __init__(self, schedule: Schedule, data: Dataset, epochs: int, program: Any, active: bool = True) -> None:
+    def __init__(self, schedule: Schedule, data: Dataset, epochs: int, program: Any, optimizer: dict[str, Any],
+                 active: bool = True) -> None:
         from lrsearch.models import task_metric
 
         self.schedule, self.program = schedule, program
@@ -505,7 +511,9 @@ class _Member:
             if monitor == 3:  # as the callback: a metric nobody computes counts as NaN (no improvement)
                 _notice(f"lrsearch: reduce_on_plateau monitors {schedule.monitor!r}, which the engine does not "
                         f"compute ({', '.join(slots)}); counting it as NaN (no improvement)")
-        self.fixed = {"monitor": np.int32(monitor), "enabled": np.bool_(self.plateau is not None)}
+        values = split_optimizer_spec(optimizer)[1]
+        self.fixed = {"monitor": np.int32(monitor), "enabled": np.bool_(self.plateau is not None),
+                      "hyper": np.array([values[v.name[len("hyper_"):]] for v in program.hyper], np.float32)}
         if self.plateau is not None:
             self.fixed.update(sign=np.float32(-1.0 if schedule.mode == "max" else 1.0),
                               min_delta=np.float64(schedule.min_delta), patience=np.int32(schedule.patience),
@@ -599,8 +607,8 @@ def _replay_plateau_lrs(schedule: ReduceOnPlateau, metrics: Sequence[float], epo
     else:
         from lrsearch.engine._tf import replay_plateau
     k = int(epochs_per_call)
-    fake = types.SimpleNamespace(max_epochs=k, plan=types.SimpleNamespace(steps_per_epoch=1))
-    member = _Member(schedule, types.SimpleNamespace(task="binary"), 1, fake)
+    fake = types.SimpleNamespace(max_epochs=k, plan=types.SimpleNamespace(steps_per_epoch=1), hyper=())
+    member = _Member(schedule, types.SimpleNamespace(task="binary"), 1, fake, {"class_name": "none"})
     lrs: list[float] = []
     epoch = 0
     while epoch < len(metrics):

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import keras
 from keras import ops
 
 
@@ -79,3 +80,90 @@ def plateau_step(state: tuple[Any, Any, Any, Any], metric: Any, params: dict[str
     cool = ops.where(reduce, params["cooldown"], cool)
     wait = ops.where(reduce, ops.zeros_like(wait), wait)
     return j, best, wait, cool
+
+
+#: Optimizer settings a compiled program takes as inputs instead of constants, per optimizer class: the search
+#: varies them from trial to trial (``lrsearch.space.suggest_optimizer``), and a constant would compile a program
+#: per value (~1-2 s each). Their sign stays part of the program's key, because Keras branches on it while
+#: tracing (``if self.momentum != 0``); other settings (``nesterov``, ``epsilon``, ...) stay constants.
+HYPER_SETTINGS: dict[str, tuple[str, ...]] = {
+    "SGD": ("momentum",), "Adam": ("beta_1",), "AdamW": ("beta_1", "weight_decay"), "RMSprop": ("rho", "momentum")}
+
+
+def split_optimizer_spec(spec: dict[str, Any]) -> tuple[dict[str, Any], dict[str, float]]:
+    """``(structure, values)``: the spec with each :data:`HYPER_SETTINGS` value replaced by its sign (what a
+    program is compiled for) and those values (what a trial feeds it).
+
+    Example:
+        >>> split_optimizer_spec({"class_name": "SGD", "config": {"momentum": 0.8, "nesterov": True}})
+        ({'class_name': 'SGD', 'config': {'momentum': '+', 'nesterov': True}}, {'momentum': 0.8})
+    """
+    import inspect
+
+    import keras
+
+    class_name = spec["class_name"]
+    config = dict(spec.get("config", {}))
+    values: dict[str, float] = {}
+    for name in HYPER_SETTINGS.get(class_name, ()):
+        value = config.get(name, inspect.signature(getattr(keras.optimizers, class_name)).parameters[name].default)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue  # None (no weight decay) changes what the program does: it stays part of the key
+        values[name] = float(value)
+        config[name] = "+" if value > 0 else "-" if value < 0 else "0"
+    return {"class_name": class_name, "config": config}, values
+
+
+class HyperVariable(keras.Variable):
+    """An optimizer setting held in a variable, so that a compiled program reads it as data.
+
+    It compares with plain numbers (and converts to bool) like ``reference``, the value the program was compiled
+    for: Keras's optimizers branch on such comparisons while tracing (``if self.momentum != 0``), and
+    :func:`split_optimizer_spec` keys programs on the sign, so every trial of a program takes the same branch.
+    Arithmetic reads the variable's current value.
+    """
+
+    def __init__(self, reference: float, name: str) -> None:
+        super().__init__(float(reference), dtype="float32", trainable=False, name=name)
+        self._reference = float(reference)
+
+    def __bool__(self) -> bool:
+        return bool(self._reference)
+
+    def _compare(self, other: Any, op: Any, fallback: Any) -> Any:
+        if isinstance(other, (int, float)) and not isinstance(other, bool):
+            return op(self._reference, other)
+        return fallback(other)
+
+    def __eq__(self, other: Any) -> Any:  # type: ignore[override]
+        return self._compare(other, lambda a, b: a == b, super().__eq__)
+
+    def __ne__(self, other: Any) -> Any:  # type: ignore[override]
+        return self._compare(other, lambda a, b: a != b, super().__ne__)
+
+    def __lt__(self, other: Any) -> Any:
+        return self._compare(other, lambda a, b: a < b, super().__lt__)
+
+    def __le__(self, other: Any) -> Any:
+        return self._compare(other, lambda a, b: a <= b, super().__le__)
+
+    def __gt__(self, other: Any) -> Any:
+        return self._compare(other, lambda a, b: a > b, super().__gt__)
+
+    def __ge__(self, other: Any) -> Any:
+        return self._compare(other, lambda a, b: a >= b, super().__ge__)
+
+
+
+def install_hyper_variables(optimizer: Any, values: dict[str, float]) -> list[Any]:
+    """Replace ``optimizer``'s settings ``values`` by :class:`HyperVariable` s (before ``build``); returns them.
+
+    Assigned as attributes, they are tracked as optimizer variables, which the JAX program's stateless update
+    maps to its inputs and the TensorFlow program assigns at the start of each call.
+    """
+    out = []
+    for name, value in values.items():
+        var = HyperVariable(value, name=f"hyper_{name}")
+        setattr(optimizer, name, var)
+        out.append(var)
+    return out

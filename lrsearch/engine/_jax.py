@@ -20,7 +20,7 @@ from lrsearch.engine._common import BatchPlan, plateau_step, score, total_loss
 
 # Member inputs that are per trial (a leading population axis in population mode); the rest is shared.
 MEMBER_KEYS = ("lrs", "alive", "best", "wait", "cool", "enabled", "sign", "min_delta", "patience", "cooldown",
-               "monitor", "lr_table", "can_reduce")
+               "monitor", "lr_table", "can_reduce", "hyper")
 
 
 def _improves(value: Any, best: Any, min_delta_bits: Any) -> Any:
@@ -72,12 +72,14 @@ class Program:
     """
 
     def __init__(self, model: Any, optimizer: Any, loss_obj: Any, task: str, from_logits: bool,
-                 plan: BatchPlan, max_epochs: int) -> None:
+                 plan: BatchPlan, max_epochs: int, hyper: list[Any] = ()) -> None:  # type: ignore[assignment]
         self.model, self.optimizer, self.plan, self.max_epochs = model, optimizer, plan, max_epochs
+        self.hyper = list(hyper)  # the optimizer's HyperVariables: m["hyper"] in that order
         self.traces = 0
         optimizer.build(model.trainable_variables)
         self._opt_init = [jnp.asarray(v.value) for v in optimizer.variables]
         lr_index = next(i for i, v in enumerate(optimizer.variables) if v is optimizer._learning_rate)
+        hyper_index = [next(i for i, v in enumerate(optimizer.variables) if v is h) for h in self.hyper]
         bs, full, rem, n = plan.batch_size, plan.full, plan.rem, plan.n
         self.state: Any = None
         self.population: int | None = None
@@ -113,6 +115,11 @@ class Program:
                    ) -> Any:
             k = perms.shape[0]
             nan = jnp.full((k,), jnp.nan, jnp.float32)
+            tv, ntv, ov = state  # this member's optimizer settings (momentum, beta_1, ...): read, never updated
+            ov = list(ov)
+            for i, at in enumerate(hyper_index):
+                ov[at] = m["hyper"][i].astype(ov[at].dtype)
+            state = (tv, ntv, ov)
             outs0 = (nan, nan, nan, jnp.zeros((k,), jnp.int32))
 
             def improves(value: Any, best: Any) -> Any:

@@ -19,7 +19,8 @@ from lrsearch.engine._common import BatchPlan, plateau_step, score, total_loss
 
 _DTYPES = {"lrs": tf.float32, "alive": tf.bool, "best": tf.float32, "wait": tf.int32, "cool": tf.int32,
            "enabled": tf.bool, "sign": tf.float32, "min_delta": tf.float64, "patience": tf.int32,
-           "cooldown": tf.int32, "monitor": tf.int32, "lr_table": tf.float32, "can_reduce": tf.bool}
+           "cooldown": tf.int32, "monitor": tf.int32, "lr_table": tf.float32, "can_reduce": tf.bool,
+           "hyper": tf.float32}
 
 
 def _improves(value: Any, best: Any, min_delta: Any) -> Any:
@@ -56,8 +57,9 @@ class Program:
     """
 
     def __init__(self, model: Any, optimizer: Any, loss_obj: Any, task: str, from_logits: bool,
-                 plan: BatchPlan, max_epochs: int) -> None:
+                 plan: BatchPlan, max_epochs: int, hyper: list[Any] = ()) -> None:  # type: ignore[assignment]
         self.model, self.optimizer, self.plan, self.max_epochs = model, optimizer, plan, max_epochs
+        self.hyper = list(hyper)  # the optimizer's HyperVariables: m["hyper"] in that order
         self.traces = 0
         self.population: int | None = None
         optimizer.build(model.trainable_variables)
@@ -90,6 +92,8 @@ class Program:
 
         def run(x: Any, y: Any, xv: Any, yv: Any, perms: Any, n_epochs: Any, m: dict[str, Any]) -> Any:
             self.traces += 1  # runs only while tracing
+            for i, var in enumerate(self.hyper):  # this trial's optimizer settings (momentum, beta_1, ...)
+                var.assign(m["hyper"][i])
             k = perms.shape[0]
             nan = tf.fill([k], tf.constant(np.nan, tf.float32))
 
