@@ -24,8 +24,9 @@ each there; ``--with-fit-engine`` adds as much again).
 Engine internals (``--internals``, or ``--internals-only`` without the contenders above): one subprocess per backend
 (TensorFlow, JAX) times the trial engine alone on the same model, E epochs per trial: the first trial (trace + XLA
 compile), later trials from a cached seed (deterministic families; ``reduce_on_plateau``), trials from a new seed
-(model build + weight snapshot), the factory call alone, a trial with another ``epochs_per_call``, the number of
-retraces after the first trial (0 expected), and on JAX the population mode's trials per second at P = 1, 16, 64.
+(model build + weight snapshot), the factory call alone, a trial with another ``epochs_per_call``, trials whose
+Adam ``beta_1`` differs every time (as a ``--optimizers`` search draws it), the number of retraces after the
+first trial (0 expected), and on JAX the population mode's trials per second at P = 1, 16, 64.
 About a minute.
 
 Run: ``TF_CPP_MIN_LOG_LEVEL=3 .venv/bin/python scripts/bench_engine.py [--trials 20] [--epochs 50]
@@ -271,6 +272,10 @@ out["new_seed_trial_ms"] = ms([timed(lambda: engine.train(factory, ds, determini
 out["factory_ms"] = ms([timed(lambda: factory(200 + i)) for i in range(5)])
 out["other_chunk_trial_ms"] = 1000 * timed(lambda: engine.train(factory, ds, deterministic(1), seed=0, report=report,
                                                                 epochs_per_call=3, **kw))
+# The optimizer's settings as a search varies them (lrsearch.space.suggest_optimizer): inputs, not recompiles.
+out["varied_beta1_trial_ms"] = ms([timed(lambda: engine.train(
+    factory, ds, deterministic(i), seed=0, report=report,
+    **{**kw, "optimizer": optimizer_spec("adam", {"beta_1": float(rng.uniform(0.8, 0.95))})})) for i in range(N)])
 out["retraces"] = sum(p.traces for p in engine._PROGRAMS.values()) - traces
 if out["backend"] == "jax":
     prep = lambda i, e, v: None  # noqa: E731
@@ -379,13 +384,13 @@ def run_internals(n: int, e: int, work: Path, backend: str, timeout: float) -> d
 def print_internals(results: list[dict], e: int) -> None:
     print(f"\nengine internals (ionosphere MLP, Adam, batch 32, {e} epochs per trial, median ms per trial):")
     hdr = (f"{'backend':<11} {'1st trial s':>11} {'trial ms':>9} {'plateau ms':>10} {'new seed ms':>11} "
-           f"{'factory ms':>10} {'k=3 ms':>7} {'retraces':>8}")
+           f"{'factory ms':>10} {'k=3 ms':>7} {'new beta_1 ms':>13} {'retraces':>8}")
     print(hdr)
     print("-" * len(hdr))
     for r in results:
         print(f"{r['backend']:<11} {r['first_trial_s']:11.2f} {r['trial_ms']:9.1f} {r['plateau_trial_ms']:10.1f} "
               f"{r['new_seed_trial_ms']:11.1f} {r['factory_ms']:10.1f} {r['other_chunk_trial_ms']:7.1f} "
-              f"{r['retraces']:8d}")
+              f"{r.get('varied_beta1_trial_ms', float('nan')):13.1f} {r['retraces']:8d}")
     for r in results:
         pop = r.get("population")
         if pop:

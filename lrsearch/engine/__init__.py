@@ -79,7 +79,8 @@ def train(factory: Callable[[int], Any], data: Dataset, schedule: Schedule, *, o
         shuffle: shuffle the training rows every epoch (seeded); False gives ``model.fit(shuffle=False)`` order.
         engine: ``"auto"`` (fast, falling back to fit with a notice), ``"fast"`` or ``"fit"``.
         epochs_per_call: epochs per compiled call (default: about a tenth of ``epochs``, at most
-            :data:`MAX_EPOCHS_PER_CALL`); metrics are reported after each call. Changing it never recompiles.
+            :data:`MAX_EPOCHS_PER_CALL`, or that most without ``report``); metrics are reported after each call.
+            Changing it never recompiles.
 
     Example:
         >>> from lrsearch.data import load_dataset
@@ -105,6 +106,8 @@ def train(factory: Callable[[int], Any], data: Dataset, schedule: Schedule, *, o
                 if report is not None:
                     report(epoch, values)
 
+            if epochs_per_call is None and report is None:  # nobody looks between calls: as few calls as can be
+                epochs_per_call = program.max_epochs
             _drive(program, data, [member], epochs, seed, shuffle, epochs_per_call, member_report, ())
             return member.result(program.weights())
         _notice(f"lrsearch: training with model.fit (slower) because {prepared}")
