@@ -120,6 +120,12 @@ class _Run:
     def seed(self) -> int:
         return int(self.settings["seed"])
 
+    def prune_at(self, epoch: int) -> bool:
+        """Whether the pruner is asked after ``epoch`` (the engine's compiled calls end there)."""
+        from lrsearch.search import prune_epochs
+
+        return prune_epochs(self.epochs)(epoch)
+
     def document(self, schedule: Any, scores: dict[str, float], number: int) -> dict[str, Any]:
         """The export document of ``schedule`` as trained in this study (trial ``number``)."""
         from lrsearch.document import build_document
@@ -138,7 +144,7 @@ class _Run:
         return train(self.factory, self.ds if data is None else data, schedule, optimizer=self.opt_spec,
                      epochs=self.epochs,
                      batch_size=self.batch_size, seed=self.seed if seed is None else seed, report=report,
-                     engine=self.engine)
+                     engine=self.engine, report_at=self.prune_at if report is not None else None)
 
     def trial_artifacts(self, trial: Any, lr_per_epoch: list[float], history: dict[str, list[Any]]) -> None:
         """A PNG of the trial's LR and loss curves, uploaded as its artifact (what the dashboard shows)."""
@@ -166,7 +172,7 @@ class _Run:
         return train_population(self.factory, self.ds, schedules, optimizer=self.opt_spec, epochs=self.epochs,
                                 batch_size=self.batch_size, seed=self.seed, engine=self.engine,
                                 report=lambda i, epoch, values: reports[i](epoch, values),
-                                population=self.population)
+                                population=self.population, report_at=self.prune_at)
 
     def objective(self) -> Any:
         from lrsearch import search, space
@@ -184,7 +190,7 @@ class _Run:
 
         return search.make_objective(
             train_fn=self.train, document_fn=self.document, metric=self.metric,
-            prune_at=search.prune_epochs(self.epochs), on_trained=self.trial_artifacts, schedule_fn=schedule_fn)
+            prune_at=self.prune_at, on_trained=self.trial_artifacts, schedule_fn=schedule_fn)
 
 
 def find(data: str, *, target: str | int | None = None, labels: str | None = None, model: str | None = None,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Any
 
 import keras
 import numpy as np
@@ -179,6 +180,29 @@ def test_no_recompile_across_chunk_lengths_epochs_and_families(ionosphere, ionos
     r = engine.train(ionosphere_factory, ionosphere, plateau, epochs=6, epochs_per_call=4, **kwargs)
     assert r.epochs_run == 6
     assert (len(engine._PROGRAMS), _traces()) == (n_programs, traces)
+
+
+def test_calls_end_where_the_caller_looks(ionosphere, ionosphere_factory, monkeypatch):
+    kwargs = dict(optimizer=optimizer_spec("adam"), batch_size=32, seed=5, epochs=20)
+    schedule = schedule_from_config({"type": "cosine", "initial_lr": 0.05, "decay_epochs": 20})
+    engine.train(ionosphere_factory, ionosphere, schedule, **{**kwargs, "epochs": 1})  # the program exists
+    calls: list[int] = []
+    for program in engine._PROGRAMS.values():
+        run = program.run
+        monkeypatch.setattr(program, "run",
+                            lambda data, perms, n, m, run=run: calls.append(n) or run(data, perms, n, m))
+
+    def epochs_per_call(**kw: Any) -> list[int]:
+        calls.clear()
+        r = engine.train(ionosphere_factory, ionosphere, schedule, **kwargs, **kw)
+        assert r.epochs_run == 20
+        return list(calls)
+
+    seen: list[int] = []
+    assert epochs_per_call(report=lambda e, v: seen.append(e), report_at=lambda e: e in (4, 9)) == [5, 5, 10]
+    assert seen == list(range(20))  # every epoch is still reported
+    assert epochs_per_call(report=lambda e, v: None) == [2] * 10  # a tenth of the epochs a call
+    assert epochs_per_call() == [engine.MAX_EPOCHS_PER_CALL, 20 - engine.MAX_EPOCHS_PER_CALL]  # nobody looks
 
 
 def test_plateau_runs_several_epochs_per_call(ionosphere, ionosphere_factory):

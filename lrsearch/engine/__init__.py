@@ -6,8 +6,8 @@ The fast path compiles up to K epochs of training (and the validation pass after
 ``reduce_on_plateau`` runs inside the loop as state, so neither a new schedule, nor new parameters, nor a different
 chunk length ever recompiles: programs are cached per (architecture, optimizer class and structure, task, data
 shapes, batch size) and traced once; the optimizer settings a search varies (momentum, beta_1, ...) are inputs too
-(``_common.HYPER_SETTINGS``). Initial weights are cached per (factory, seed), so a trial with a seed seen before does not rebuild
-the model. On JAX, :func:`train_population` trains P trials at once with ``jax.vmap``. ``model.fit`` with the
+(``_common.HYPER_SETTINGS``). Initial weights are cached per (factory, seed), so a trial with a seed seen before
+does not rebuild the model. On JAX, :func:`train_population` trains P trials at once with ``jax.vmap``. ``model.fit`` with the
 exported callback is the reference path (``engine="fit"``) and the fallback for models the fast path cannot run.
 """
 
@@ -64,7 +64,8 @@ class TrainResult:
 
 def train(factory: Callable[[int], Any], data: Dataset, schedule: Schedule, *, optimizer: dict[str, Any],
           epochs: int, batch_size: int, seed: int, report: Report | None = None, shuffle: bool = True,
-          engine: str = "auto", epochs_per_call: int | None = None) -> TrainResult:
+          engine: str = "auto", epochs_per_call: int | None = None,
+          report_at: Callable[[int], bool] | None = None) -> TrainResult:
     """Train ``factory(seed)`` on ``data`` under ``schedule`` and return per-epoch metrics.
 
     Args:
@@ -81,6 +82,9 @@ def train(factory: Callable[[int], Any], data: Dataset, schedule: Schedule, *, o
         epochs_per_call: epochs per compiled call (default: about a tenth of ``epochs``, at most
             :data:`MAX_EPOCHS_PER_CALL`, or that most without ``report``); metrics are reported after each call.
             Changing it never recompiles.
+        report_at: ``epoch -> bool``, the epochs after which ``report`` needs control back (e.g. to ask a pruner,
+            which can only stop the trial there): calls then end at those epochs or after ``epochs_per_call``
+            (default :data:`MAX_EPOCHS_PER_CALL`), whichever comes first. Every epoch is still reported.
 
     Example:
         >>> from lrsearch.data import load_dataset
@@ -108,7 +112,7 @@ def train(factory: Callable[[int], Any], data: Dataset, schedule: Schedule, *, o
 
             if epochs_per_call is None and report is None:  # nobody looks between calls: as few calls as can be
                 epochs_per_call = program.max_epochs
-            _drive(program, data, [member], epochs, seed, shuffle, epochs_per_call, member_report, ())
+            _drive(program, data, [member], epochs, seed, shuffle, epochs_per_call, member_report, (), report_at)
             return member.result(program.weights())
         _notice(f"lrsearch: training with model.fit (slower) because {prepared}")
     from lrsearch.engine.fit import train_fit
@@ -120,7 +124,8 @@ def train(factory: Callable[[int], Any], data: Dataset, schedule: Schedule, *, o
 def train_population(factory: Callable[[int], Any], data: Dataset, schedules: Sequence[Schedule], *,
                      optimizer: dict[str, Any], epochs: int, batch_size: int, seed: int,
                      report: PopulationReport | None = None, shuffle: bool = True, engine: str = "auto",
-                     epochs_per_call: int | None = None, population: int | None = None) -> list[TrainResult]:
+                     epochs_per_call: int | None = None, population: int | None = None,
+                     report_at: Callable[[int], bool] | None = None) -> list[TrainResult]:
     """Train one model per schedule at once (``jax.vmap`` on JAX) and return one result per schedule.
 
     Every member starts from the same weights (``factory(seed)``) and sees the same batch order, so members differ
@@ -136,7 +141,8 @@ def train_population(factory: Callable[[int], Any], data: Dataset, schedules: Se
     with :func:`train` (same results, same reports).
 
     Args:
-        factory, data, optimizer, epochs, batch_size, seed, shuffle, engine, epochs_per_call: as in :func:`train`.
+        factory, data, optimizer, epochs, batch_size, seed, shuffle, engine, epochs_per_call, report_at: as in
+            :func:`train`.
         schedules: one schedule per member (any families, ``reduce_on_plateau`` included).
         report: ``report(member_index, epoch, metrics)``; may raise ``optuna.TrialPruned`` for that member.
         population: compile for this many members (>= ``len(schedules)``), padding with masked copies: keep it
@@ -181,7 +187,7 @@ def train_population(factory: Callable[[int], Any], data: Dataset, schedules: Se
             try:
                 results.append(train(factory, data, schedule, optimizer=optimizer, epochs=epochs,
                                      batch_size=batch_size, seed=seed, report=member_report, shuffle=shuffle,
-                                     engine=engine, epochs_per_call=epochs_per_call))
+                                     engine=engine, epochs_per_call=epochs_per_call, report_at=report_at))
             except pruned_types:
                 results.append(_pruned_result(seen, data, "fit" if engine == "fit" else "fast"))
         return results
@@ -201,7 +207,7 @@ def train_population(factory: Callable[[int], Any], data: Dataset, schedules: Se
         if report is not None:
             report(i, epoch, values)
 
-    _drive(program, data, members, epochs, seed, shuffle, epochs_per_call, member_report, pruned_types)
+    _drive(program, data, members, epochs, seed, shuffle, epochs_per_call, member_report, pruned_types, report_at)
     return [m.result(program.weights(i) if not m.pruned else [], engine="population")
             for i, m in enumerate(members[:len(schedules)])]
 
@@ -627,18 +633,23 @@ def _replay_plateau_lrs(schedule: ReduceOnPlateau, metrics: Sequence[float], epo
 
 
 def _drive(program: Any, data: Dataset, members: list[_Member], epochs: int, seed: int, shuffle: bool,
-           epochs_per_call: int | None, report: PopulationReport, pruned_types: tuple[type[BaseException], ...]
-           ) -> None:
+           epochs_per_call: int | None, report: PopulationReport, pruned_types: tuple[type[BaseException], ...],
+           report_at: Callable[[int], bool] | None = None) -> None:
     """Run ``members`` (1, or a population) through ``program`` in calls of k epochs, reporting after each call."""
     plan, kmax = program.plan, program.max_epochs
     arrays = _device_data(data)
     orders = _batch_orders_cached(plan.n, epochs, seed, shuffle)
-    k = max(1, min(kmax, epochs_per_call or max(1, math.ceil(epochs / 10))))
+    if report_at is None:
+        k = max(1, min(kmax, epochs_per_call or max(1, math.ceil(epochs / 10))))
+    else:  # calls end where the caller must look (e.g. ask the pruner), or after k epochs; each costs ~1-2 ms
+        k = max(1, min(kmax, epochs_per_call or kmax))
     population = program.population is not None
     perms = np.zeros((kmax, plan.n), np.int32)
     epoch = 0
     while epoch < epochs and any(m.running for m in members):
         n = min(k, epochs - epoch)
+        if report_at is not None:
+            n = next((i + 1 for i in range(n) if report_at(epoch + i)), n)
         perms[:n] = orders[epoch:epoch + n]
         inputs = [m.inputs(epoch, n) for m in members]
         if population:

@@ -122,18 +122,25 @@ class Program:
         # Explicit while loops, no autograph: tracing is then about twice as fast (it is the bulk of a compile).
         self._run = tf.function(run, jit_compile=True, autograph=False)
         self._concrete: Any = None
+        self._load: Any = None
 
     def start(self, trainable: list[np.ndarray], non_trainable: list[np.ndarray],
               population: int | None = None) -> None:
         """Load a trial's initial weights (assignment copies them) and reset the optimizer."""
         if population is not None:
             raise ValueError("population mode needs the JAX backend (KERAS_BACKEND=jax)")
-        for var, value in zip(self.model.trainable_variables, trainable):
-            var.assign(value)
-        for var, value in zip(self.model.non_trainable_variables, non_trainable):
-            var.assign(value)
-        for var, value in zip(self.optimizer.variables, self._opt_init):
-            var.assign(value)
+        values = [*trainable, *non_trainable, *self._opt_init]
+        if self._load is None:  # one graph call instead of an eager assignment per variable (~0.3 ms each)
+            targets = [*self.model.trainable_variables, *self.model.non_trainable_variables,
+                       *self.optimizer.variables]
+
+            def load(*xs: Any) -> None:
+                for var, x in zip(targets, xs):
+                    var.assign(x)
+
+            self._load = tf.function(load, autograph=False).get_concrete_function(
+                *[tf.TensorSpec(np.shape(v), tf.as_dtype(np.asarray(v).dtype)) for v in values])
+        self._load(*[tf.constant(v) for v in values])
 
     def run(self, data: tuple[Any, ...], perms: np.ndarray, n_epochs: int, m: dict[str, np.ndarray]
             ) -> dict[str, np.ndarray]:
