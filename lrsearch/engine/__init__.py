@@ -522,7 +522,7 @@ class _Member:
                         f"compute ({', '.join(slots)}); counting it as NaN (no improvement)")
         values = split_optimizer_spec(optimizer)[1]
         self.fixed = {"monitor": np.int32(monitor), "enabled": np.bool_(self.plateau is not None),
-                      "hyper": np.array([values[v.name[len("hyper_"):]] for v in program.hyper], np.float32)}
+                      "hyper": np.array([values[v.setting] for v in program.hyper], np.float32)}
         if self.plateau is not None:
             self.fixed.update(sign=np.float32(-1.0 if schedule.mode == "max" else 1.0),
                               min_delta=np.float64(schedule.min_delta), patience=np.int32(schedule.patience),

@@ -106,7 +106,10 @@ def split_optimizer_spec(spec: dict[str, Any]) -> tuple[dict[str, Any], dict[str
     config = dict(spec.get("config", {}))
     values: dict[str, float] = {}
     for name in HYPER_SETTINGS.get(class_name, ()):
-        value = config.get(name, inspect.signature(getattr(keras.optimizers, class_name)).parameters[name].default)
+        if name in config:
+            value = config[name]
+        else:  # Keras's default for the class
+            value = inspect.signature(getattr(keras.optimizers, class_name)).parameters[name].default
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             continue  # None (no weight decay) changes what the program does: it stays part of the key
         values[name] = float(value)
@@ -123,9 +126,10 @@ class HyperVariable(keras.Variable):
     Arithmetic reads the variable's current value.
     """
 
-    def __init__(self, reference: float, name: str) -> None:
-        super().__init__(float(reference), dtype="float32", trainable=False, name=name)
+    def __init__(self, reference: float, setting: str) -> None:
+        super().__init__(float(reference), dtype="float32", trainable=False, name=f"hyper_{setting}")
         self._reference = float(reference)
+        self.setting = setting
 
     def __bool__(self) -> bool:
         return bool(self._reference)
@@ -163,7 +167,7 @@ def install_hyper_variables(optimizer: Any, values: dict[str, float]) -> list[An
     """
     out = []
     for name, value in values.items():
-        var = HyperVariable(value, name=f"hyper_{name}")
+        var = HyperVariable(value, name)
         setattr(optimizer, name, var)
         out.append(var)
     return out
