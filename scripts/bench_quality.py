@@ -378,9 +378,9 @@ def run_dataset(name: str, args: argparse.Namespace, root: Path) -> dict[str, An
     work.mkdir(parents=True, exist_ok=True)
     csv = write_csv(name, work)
     ds = load_dataset(str(csv), seed=SEARCH_SEED)
-    info = {"name": name, "task": ds.task, "rows": len(ds.x_train) + len(ds.x_val) + len(ds.x_test),
+    info = {"name": name, "task": ds.task, "n_rows": len(ds.x_train) + len(ds.x_val) + len(ds.x_test),
             "features": int(ds.input_shape[-1]), "split": [len(ds.x_train), len(ds.x_val), len(ds.x_test)]}
-    log(f"[{name}] {info['rows']} rows x {info['features']} features, {ds.task}, split {info['split']}")
+    log(f"[{name}] {info['n_rows']} rows x {info['features']} features, {ds.task}, split {info['split']}")
     seeds = list(range(1, args.seeds + 1))
     winners: list[tuple[str, dict[str, Any], dict[str, Any], dict[str, Any]]] = []
 
