@@ -1,10 +1,11 @@
-"""Pieces both backend programs share, written with ``keras.ops``: the batching plan, the per-task score and the
-compiled ``reduce_on_plateau`` step."""
+"""Pieces both backend programs share, written with ``keras.ops``: the batching plan, the per-task score, the
+compiled ``reduce_on_plateau`` step, and the optimizer settings that programs take as inputs."""
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import keras
 from keras import ops
@@ -100,8 +101,6 @@ def split_optimizer_spec(spec: dict[str, Any]) -> tuple[dict[str, Any], dict[str
     """
     import inspect
 
-    import keras
-
     class_name = spec["class_name"]
     config = dict(spec.get("config", {}))
     values: dict[str, float] = {}
@@ -134,29 +133,28 @@ class HyperVariable(keras.Variable):
     def __bool__(self) -> bool:
         return bool(self._reference)
 
-    def _compare(self, other: Any, op: Any, fallback: Any) -> Any:
+    def _compare(self, other: Any, op: Callable[[Any, Any], Any], fallback: Callable[[Any], Any]) -> Any:
         if isinstance(other, (int, float)) and not isinstance(other, bool):
             return op(self._reference, other)
         return fallback(other)
 
     def __eq__(self, other: Any) -> Any:  # type: ignore[override]
-        return self._compare(other, lambda a, b: a == b, super().__eq__)
+        return self._compare(other, operator.eq, super().__eq__)
 
     def __ne__(self, other: Any) -> Any:  # type: ignore[override]
-        return self._compare(other, lambda a, b: a != b, super().__ne__)
+        return self._compare(other, operator.ne, super().__ne__)
 
     def __lt__(self, other: Any) -> Any:
-        return self._compare(other, lambda a, b: a < b, super().__lt__)
+        return self._compare(other, operator.lt, super().__lt__)
 
     def __le__(self, other: Any) -> Any:
-        return self._compare(other, lambda a, b: a <= b, super().__le__)
+        return self._compare(other, operator.le, super().__le__)
 
     def __gt__(self, other: Any) -> Any:
-        return self._compare(other, lambda a, b: a > b, super().__gt__)
+        return self._compare(other, operator.gt, super().__gt__)
 
     def __ge__(self, other: Any) -> Any:
-        return self._compare(other, lambda a, b: a >= b, super().__ge__)
-
+        return self._compare(other, operator.ge, super().__ge__)
 
 
 def install_hyper_variables(optimizer: Any, values: dict[str, float]) -> list[Any]:
