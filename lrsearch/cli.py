@@ -38,6 +38,8 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--epochs", type=int, default=50, help="epochs per trial (default 50)")
     f.add_argument("--batch-size", type=int, default=32, help="batch size (default 32)")
     f.add_argument("--seed", type=int, default=0, help="seed for the split, initial weights and sampler (default 0)")
+    f.add_argument("--split", help="train,val,test fractions of the rows (default 0.7,0.15,0.15); with a given test "
+                                   "set (npz x_test, t10k idx files) the rest is split train:val")
     f.add_argument("--study", help="study name (default: the data file's stem)")
     f.add_argument("--storage", help="Optuna storage URL (default sqlite:///studies/<study>.db)")
     f.add_argument("--out", help="output folder (default studies/<study>/)")
@@ -199,7 +201,12 @@ def _quiet_frameworks() -> None:
         with open(os.devnull, "w") as devnull:
             os.dup2(devnull.fileno(), 2)
             try:
-                import keras  # noqa: F401
+                import keras
+
+                # On another backend Keras imports TensorFlow (when installed) at its first seeding, to seed it
+                # too: let that import and its chatter happen here, silenced. The pipeline reseeds anyway.
+                if keras.backend.backend() != "tensorflow":
+                    keras.utils.set_random_seed(0)
             except Exception:
                 os.dup2(saved, 2)
                 raise
@@ -251,7 +258,7 @@ def _find(args: argparse.Namespace) -> int:
     target: Any = args.target
     result = find(args.data, target=target, labels=args.labels, model=args.model, trials=args.trials,
                   timeout=args.timeout, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
-                  study=args.study, storage=args.storage, out=args.out, schedules=args.schedules,
+                  split=args.split, study=args.study, storage=args.storage, out=args.out, schedules=args.schedules,
                   optimizer=args.optimizer, optimizers=args.optimizers, engine=args.engine, workers=args.workers,
                   artifacts=args.artifacts, top_k=args.top_k, seeds=args.seeds, select=args.select,
                   warm_start=not args.no_warm_start, population=args.population, quiet=quiet)

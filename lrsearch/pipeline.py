@@ -7,9 +7,9 @@ import re
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Sequence, TextIO
 
-from lrsearch.errors import ConfigError, Interrupted, LrSearchError
+from lrsearch.errors import ConfigError, DataError, Interrupted, LrSearchError
 
 
 @dataclass
@@ -195,7 +195,7 @@ class _Run:
 
 def find(data: str, *, target: str | int | None = None, labels: str | None = None, model: str | None = None,
          trials: int = 50, timeout: float | None = None, epochs: int = 50, batch_size: int = 32, seed: int = 0,
-         study: str | None = None, storage: str | None = None, out: str | Path | None = None,
+         split: str | Sequence[float] | None = None, study: str | None = None, storage: str | None = None, out: str | Path | None = None,
          schedules: str | None = None, optimizer: str = "adam", optimizers: str | None = None,
          engine: str = "auto", repeats: int = 3,
          workers: int = 1, artifacts: str | Path | None = None, top_k: int = 5,
@@ -214,7 +214,8 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
     3, more for a validation split under ~85 rows, see :func:`lrsearch.data.reselection_splits`), and the best mean
     wins: by the task metric (accuracy or MAE) with val_loss breaking ties, or by val_loss alone with
     ``select="loss"``. ``population`` trials train at once on the JAX backend (``"auto"``: as many as fit the GPU's
-    memory when there is one, else 1).
+    memory when there is one, else 1). ``split`` gives the train, validation and test fractions (``"0.8,0.1,0.1"``
+    or a sequence; default 0.7, 0.15, 0.15).
 
     Example:
         >>> import tempfile, os, lrsearch
@@ -250,7 +251,8 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
     opt_spec = optimizer_spec(opt_names[0] if opt_names else optimizer)
     model_spec = parse_model_spec(model)
 
-    ds = load_dataset(data, target=target, labels=labels, seed=seed)
+    fractions = _split(split)
+    ds = load_dataset(data, target=target, labels=labels, seed=seed, split=fractions)
     study_name = study or ds.name
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}", study_name):
         raise ConfigError(f"study name must be letters, digits, '.', '_' or '-', but got study={study_name!r}")
@@ -277,7 +279,7 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
                 "model": model_spec.describe(), "model_arg": _abs_model(model), "epochs": epochs,
                 "batch_size": batch_size, "optimizer": {"search": opt_names} if opt_names else opt_spec,
                 "optimizers": opt_names, "space_version": space.SPACE_VERSION,
-                "families": choices, "seed": seed, "target": ds.target, "trials": trials,
+                "families": choices, "seed": seed, "split": list(fractions), "target": ds.target, "trials": trials,
                 "artifacts": None if no_artifacts else str(art_dir.resolve()), "lrsearch_version": __version__}
     search.check_compatible(the_study, expected)
     the_study.set_user_attr(search.STUDY_ATTR, expected)
@@ -362,7 +364,7 @@ def worker(study: str, storage: str, *, data: str | None = None, labels: str | N
 
     from lrsearch import search, space
     from lrsearch.data import load_dataset
-    from lrsearch.errors import DataError, StorageError
+    from lrsearch.errors import StorageError
     from lrsearch.models import is_tunable, make_factory, make_trial_factory, parse_model_spec
     from lrsearch.optimizers import optimizer_spec
     from lrsearch.progress import Progress
@@ -378,7 +380,7 @@ def worker(study: str, storage: str, *, data: str | None = None, labels: str | N
                                   epochs=int(settings["epochs"]), create=False)
     source = data or settings.get("data_arg") or settings["data_source"]
     ds = load_dataset(source, target=settings.get("target"), labels=labels or settings.get("labels"),
-                      seed=int(settings["seed"]))
+                      seed=int(settings["seed"]), split=_split(settings.get("split")))
     if ds.sha256 != settings["data_sha256"]:
         raise DataError(f"data {source!r} differs from the study's (sha256 {ds.sha256[:12]}… vs "
                         f"{settings['data_sha256'][:12]}…); give the study's data file with --data")
@@ -462,6 +464,20 @@ def _lr_range(study: Any) -> tuple[float, float]:
     return min(lo for lo, _ in bounds), max(hi for _, hi in bounds)
 
 
+def _split(split: str | Sequence[float] | None) -> tuple[float, float, float]:
+    """Train/val/test fractions from ``"0.8,0.1,0.1"``, a sequence, or None (the default); checked by the loader."""
+    if split is None:
+        return (0.7, 0.15, 0.15)
+    if isinstance(split, str):
+        parts = [p.strip() for p in split.split(",")]
+        try:
+            return tuple(float(p) for p in parts)  # type: ignore[return-value]
+        except ValueError:
+            raise DataError(f"split {split!r} is invalid; give three positive fractions (train, val, test) that "
+                            "sum to 1, e.g. --split 0.8,0.1,0.1") from None
+    return tuple(split)  # type: ignore[return-value]
+
+
 def _population(run: _Run, requested: int | str) -> tuple[int, str | None]:
     """How many trials to train at once, and a note when the request cannot be met."""
     import keras
@@ -481,7 +497,9 @@ def _population(run: _Run, requested: int | str) -> tuple[int, str | None]:
     from lrsearch.engine import device_memory, population_size
 
     model = run.factory(run.seed)
-    return population_size(model, run.batch_size, device_memory(), val_rows=len(run.ds.x_val)), None
+    fits = population_size(model, run.batch_size, device_memory(), val_rows=len(run.ds.x_val))
+    # Never compile for more members than the study's budget: padded members cost as much as real ones.
+    return max(1, min(fits, int(run.settings.get("trials") or fits))), None
 
 
 def _storage_failure(exc: BaseException) -> BaseException | None:

@@ -20,7 +20,9 @@ from lrsearch.errors import StorageError
 STUDY_ATTR = "lrsearch"
 #: Keys of the study's ``lrsearch`` attr that a resumed run must match exactly.
 MATCHED_KEYS = ("data_sha256", "task", "model", "epochs", "batch_size", "optimizer", "space_version", "families",
-                "seed")
+                "seed", "split")
+#: What a study made before a setting existed ran with (so it still resumes).
+SETTING_DEFAULTS: dict[str, Any] = {"split": [0.7, 0.15, 0.15]}
 
 
 def default_storage(study_name: str) -> str:
@@ -220,7 +222,7 @@ def check_compatible(study: Any, expected: dict[str, Any]) -> None:
             raise StorageError(f"study {study.study_name!r} exists but was not made by lrsearch; use another "
                                "--study name")
         return
-    diffs = [k for k in MATCHED_KEYS if stored.get(k) != expected.get(k)]
+    diffs = [k for k in MATCHED_KEYS if stored.get(k, SETTING_DEFAULTS.get(k)) != expected.get(k)]
     if diffs:
         k = diffs[0]
         raise StorageError(

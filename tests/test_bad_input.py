@@ -367,6 +367,16 @@ def test_bad_data_aimed_at_the_existing_study_leaves_it_alone(
     one_line_error(code, err, words)
 
 
+@pytest.mark.parametrize("split", ["0.8,0.2", "a,b,c", "0.5,0.5,0.5", "1,0,0", "0.8,-0.1,0.3"])
+def test_bad_split_is_one_line_and_the_study_is_untouched(split: str, in_study_dir: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run_cli(capsys, "find", "--data", "ionosphere", "--split", split, "--study", "keep",
+                             "--out", "studies/keep", "--storage", "sqlite:///studies/keep.db", "--trials", "5",
+                             "--epochs", "1")
+    one_line_error(code, err, ["split", "three positive fractions", "sum to 1"])
+    assert out == ""
+
+
 def test_data_larger_than_memory_is_refused_before_reading(in_study_dir: Path, tmp_path: Path,
                                                           capsys: pytest.CaptureFixture[str],
                                                           monkeypatch: pytest.MonkeyPatch) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
 
@@ -107,6 +108,18 @@ def test_mismatched_resume_is_refused_and_changes_nothing(searched, monkeypatch)
         find("ionosphere", trials=20, epochs=7, quiet=True, seed=0)
     assert len(_study(where).trials) == n_before
     assert db.is_file()
+
+
+def test_split_sets_the_rows_and_a_resume_must_keep_it(workdir):
+    said = io.StringIO()
+    find("ionosphere", trials=1, epochs=1, split="0.5,0.25,0.25", top_k=1, seeds=1, artifacts="none",
+         stream=said, live=False)
+    assert _study(workdir).user_attrs["lrsearch"]["split"] == [0.5, 0.25, 0.25]
+    assert "351 rows (175/88/88 train/val/test)" in said.getvalue()
+    before = [(t.number, t.state) for t in _study(workdir).trials]
+    with pytest.raises(StorageError, match=r"split=\[0.5, 0.25, 0.25\], but this run has split=\[0.7, 0.15, 0.15\]"):
+        find("ionosphere", trials=2, epochs=1, quiet=True)
+    assert [(t.number, t.state) for t in _study(workdir).trials] == before
 
 
 def test_bad_arguments(workdir):
