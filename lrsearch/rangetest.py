@@ -431,6 +431,14 @@ def range_test(
                 f"{lrs_all[min(lrs_r.size, num_steps - 1)]:.3g}; at least {_suggest.MIN_POINTS} are needed: "
                 "lower start_lr or check the model and data"
             )
+        if not np.any(losses_r[1:] < losses_r[0]):
+            # Every rate of the sweep made the loss worse: it saturated (a clipped loss stays finite, so on some
+            # backends it never turns NaN) rather than diverged, and no rate in the range is usable.
+            raise ConfigError(
+                f"range test run {r}: the loss never fell below its first value ({losses_r[0]:.3g}) over "
+                f"{lrs_r.size} steps from lr={lrs_r[0]:.3g} to {lrs_r[-1]:.3g}; lower start_lr or check the model "
+                "and data"
+            )
         per_run.append(_suggest.suggest_all(lrs_r, losses_r, divergence_k=divergence_k))
         smoothed.append(_suggest.smoothed_curve(lrs_r, losses_r, divergence_k=divergence_k))
     suggestions = {m: _log_median([s[m] for s in per_run]) for m in _suggest.METHODS}

@@ -321,6 +321,37 @@ def _plot_history(trials: Sequence[_Trial], path: Path) -> str:
             + ("; crosses: failed trials" if failed else "") + ".")
 
 
+def _widened(frozen: Sequence[Any]) -> list[Any]:
+    """Copies of ``frozen`` trials whose numeric distributions all span every trial's range and value.
+
+    Warm-start trials (the classic schedules) are enqueued with values outside the range the search draws from,
+    and a resumed study's range can differ from its first run's: an in-memory study refuses such a trial, and the
+    importance evaluator needs one distribution per parameter.
+    """
+    import optuna
+    from optuna.distributions import FloatDistribution, IntDistribution
+
+    low: dict[str, float] = {}
+    high: dict[str, float] = {}
+    for t in frozen:
+        for k, d in t.distributions.items():
+            if isinstance(d, (FloatDistribution, IntDistribution)):
+                v = t.params[k]
+                low[k] = min(low.get(k, d.low), d.low, v)
+                high[k] = max(high.get(k, d.high), d.high, v)
+    out = []
+    for t in frozen:
+        dists = dict(t.distributions)
+        for k, d in dists.items():
+            if isinstance(d, FloatDistribution):
+                dists[k] = FloatDistribution(low[k], high[k], log=d.log, step=d.step)
+            elif isinstance(d, IntDistribution):
+                dists[k] = IntDistribution(int(low[k]), int(high[k]), log=d.log, step=d.step)
+        out.append(optuna.trial.create_trial(state=t.state, value=t.value, params=t.params, distributions=dists,
+                                             intermediate_values=t.intermediate_values))
+    return out
+
+
 def _importance(trials: Sequence[_Trial], params: list[str]) -> dict[str, float]:
     """optuna.importance on a throw-away in-memory study holding ``trials`` (never the user's study)."""
     import optuna
@@ -331,7 +362,7 @@ def _importance(trials: Sequence[_Trial], params: list[str]) -> dict[str, float]
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             tmp = optuna.create_study(direction="minimize", sampler=optuna.samplers.RandomSampler(seed=0))
-            tmp.add_trials([t.frozen for t in trials])
+            tmp.add_trials(_widened([t.frozen for t in trials]))
             # PED-ANOVA named explicitly: the default differs across Optuna versions (fANOVA before 5.0, which
             # needs scikit-learn), and this one needs nothing beyond numpy.
             result = optuna.importance.get_param_importances(

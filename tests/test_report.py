@@ -385,3 +385,37 @@ def test_report_shows_the_reselection_and_the_classics(real):
     assert [int(r) for r in re.findall(r'<td class="num">#(\d+)</td>', classics)] == [
         b["trial"] for b in found.baselines]
     assert "run lrsearch find again to re-export" not in page  # the export is the reselection's winner
+
+
+def test_importance_takes_warm_start_values_outside_the_search_range():
+    """A classic schedule's LR (enqueued) can lie outside the range the sampler draws from: importance still runs."""
+    import optuna
+    from optuna.distributions import CategoricalDistribution, FloatDistribution
+
+    from lrsearch.report import _importance, _widened
+
+    rng = __import__("numpy").random.default_rng(0)
+    drawn = FloatDistribution(0.00108, 0.11, log=True)
+    fam = CategoricalDistribution(["constant", "cosine"])
+    # As the storage holds an enqueued trial: the sampler's distribution, a fixed value outside it (Adam's default).
+    now = __import__("datetime").datetime.now()
+    frozen = [optuna.trial.FrozenTrial(number=0, trial_id=0, state=optuna.trial.TrialState.COMPLETE, value=0.5,
+                                       values=None, datetime_start=now, datetime_complete=now,
+                                       params={"family": "constant", "initial_lr": 0.001},
+                                       distributions={"family": fam, "initial_lr": drawn}, user_attrs={},
+                                       system_attrs={}, intermediate_values={})]
+    for i in range(11):
+        lr = float(10 ** rng.uniform(-2.9, -1))
+        frozen.append(optuna.trial.create_trial(params={"family": ["constant", "cosine"][i % 2], "initial_lr": lr},
+                                                distributions={"family": fam, "initial_lr": drawn},
+                                                value=abs(lr - 0.01) + 0.1 * (i % 2)))
+    widened = _widened(frozen)
+    assert {t.distributions["initial_lr"] for t in widened} == {FloatDistribution(0.001, 0.11, log=True)}
+    assert [t.params for t in widened] == [t.params for t in frozen]
+
+    class T:  # what _importance reads of report._Trial
+        def __init__(self, f):
+            self.frozen = f
+
+    result = _importance([T(f) for f in frozen], ["family", "initial_lr"])
+    assert set(result) == {"family", "initial_lr"} and result["initial_lr"] > 0
