@@ -51,6 +51,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET = 100.0
+#: MNIST workload: the bundled t10k set as 8000 train / 1800 validation / 200 test rows (the issue's 8k / 2k, with
+#: 200 rows kept for the test score lrsearch reports); the child scripts use the same fractions.
+MNIST_SPLIT = "0.8,0.18,0.02"
 
 # ---------------------------------------------------------------------------------------------------------------
 # Child scripts (written to a temp file and run with this interpreter). They print one JSON line, prefixed, last.
@@ -60,11 +63,17 @@ _COMMON = r'''
 import json, math, os, sys, time
 T0 = time.perf_counter()
 N, E, OUT, SEED = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], 0
+WORKLOAD = sys.argv[4] if len(sys.argv) > 4 else "ionosphere"
 import numpy as np
 import keras
 from lrsearch.data import load_dataset  # only the loader, for identical splits
 
-ds = load_dataset("ionosphere", seed=SEED)
+if WORKLOAD == "mnist":
+    ds = load_dataset("mnist", seed=SEED, split=(0.8, 0.18, 0.02))  # 8000 / 1800 / 200
+    BATCH, LOSS = 128, "sparse_categorical_crossentropy"
+else:
+    ds = load_dataset("ionosphere", seed=SEED)
+    BATCH, LOSS = 32, "binary_crossentropy"
 FAMILIES = ["constant", "time_decay", "step_decay", "exponential", "cosine"]
 
 
@@ -84,14 +93,19 @@ def make_schedule(family, lr, p):
 
 
 def build_model():
-    return keras.Sequential([keras.Input((ds.x_train.shape[1],)),
-                             keras.layers.Dense(34, activation="relu"),
-                             keras.layers.Dense(1, activation="sigmoid")])
+    L = keras.layers
+    if WORKLOAD == "mnist":  # the classic Keras MNIST CNN (what lrsearch's default builds for images)
+        return keras.Sequential([keras.Input(ds.x_train.shape[1:]),
+                                 L.Conv2D(16, 3, activation="relu"), L.MaxPooling2D(2),
+                                 L.Conv2D(32, 3, activation="relu", padding="same"), L.MaxPooling2D(2),
+                                 L.Conv2D(64, 3, activation="relu", padding="same"), L.MaxPooling2D(2),
+                                 L.Flatten(), L.Dense(10, activation="softmax")])
+    return keras.Sequential([keras.Input((ds.x_train.shape[1],)), L.Dense(34, activation="relu"),
+                             L.Dense(1, activation="sigmoid")])
 
 
 def compile_model(model, lr):
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate=lr), loss="binary_crossentropy",
-                  metrics=["accuracy"])
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=lr), loss=LOSS, metrics=["accuracy"])
 
 
 T_IMPORTED = time.perf_counter()
@@ -137,7 +151,7 @@ def objective(trial):
     model = build_model()
     compile_model(model, lr)
     pruning = PruningCallback(trial)
-    hist = model.fit(ds.x_train, ds.y_train, validation_data=(ds.x_val, ds.y_val), epochs=E, batch_size=32,
+    hist = model.fit(ds.x_train, ds.y_train, validation_data=(ds.x_val, ds.y_val), epochs=E, batch_size=BATCH,
                      verbose=0, callbacks=[keras.callbacks.LearningRateScheduler(make_schedule(family, lr, p)),
                                            pruning])
     epochs_trained.append(len(hist.history["loss"]))
@@ -205,7 +219,8 @@ class ScheduleHyperModel(kt.HyperModel):
 tuner = kt.RandomSearch(ScheduleHyperModel(), objective="val_loss", max_trials=N, executions_per_trial=1,
                         overwrite=True, directory=OUT, project_name="kt", seed=SEED)
 T_SEARCH = time.perf_counter()
-tuner.search(ds.x_train, ds.y_train, validation_data=(ds.x_val, ds.y_val), epochs=E, batch_size=32, verbose=0)
+tuner.search(ds.x_train, ds.y_train, validation_data=(ds.x_val, ds.y_val), epochs=E, batch_size=BATCH,
+             verbose=0)
 T_END = time.perf_counter()
 trials = list(tuner.oracle.trials.values())
 states = [str(t.status) for t in trials]
@@ -292,6 +307,116 @@ if out["backend"] == "jax":
 print("BENCH_RESULT " + json.dumps(out))
 '''
 
+MNIST_INTERNALS_SCRIPT = r'''
+import json, os, statistics, sys, time
+N, E = int(sys.argv[1]), int(sys.argv[2])
+import numpy as np
+import keras
+import jax
+import jax.numpy as jnp
+from lrsearch import engine
+from lrsearch.data import load_dataset
+from lrsearch.engine import device_memory, population_size
+from lrsearch.models import ModelSpec, make_factory
+from lrsearch.optimizers import optimizer_spec
+from lrsearch.schedules import schedule_from_config
+
+ds = load_dataset("mnist", seed=0, split=(0.8, 0.18, 0.02))
+if os.environ.get("BENCH_SMOKE"):  # a quick check of this script on a CPU: a sliver of the data
+    import dataclasses
+    ds = dataclasses.replace(ds, x_train=ds.x_train[:256], y_train=ds.y_train[:256], x_val=ds.x_val[:128],
+                             y_val=ds.y_val[:128])
+factory = make_factory(ModelSpec("default"), ds.input_shape, ds.n_outputs, ds.task)
+B = 128
+kw = dict(optimizer=optimizer_spec("adam"), epochs=E, batch_size=B)
+rng = np.random.default_rng(0)
+
+
+def deterministic(i):
+    lr = float(10 ** rng.uniform(-4, -2))
+    return schedule_from_config([{"type": "constant", "initial_lr": lr},
+                                 {"type": "time_decay", "initial_lr": lr, "decay": 0.05},
+                                 {"type": "step_decay", "initial_lr": lr, "drop": 0.5, "epochs_drop": max(1, E // 3)},
+                                 {"type": "exponential", "initial_lr": lr, "decay_rate": 0.9},
+                                 {"type": "cosine", "initial_lr": lr, "decay_epochs": E}][i % 5])
+
+
+def timed(fn):
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def matmul_tflops(dtype, n=None, reps=20):
+    n = n or (8192 if jax.devices()[0].platform == "gpu" else 1024)  # a CPU would take minutes at 8192
+    a = jax.random.normal(jax.random.key(0), (n, n), dtype)
+    b = jax.random.normal(jax.random.key(1), (n, n), dtype)
+    f = jax.jit(lambda a, b: a @ b)
+    f(a, b).block_until_ready()
+    t = time.perf_counter()
+    for _ in range(reps):
+        c = f(a, b)
+    c.block_until_ready()
+    return 2 * n ** 3 * reps / (time.perf_counter() - t) / 1e12
+
+
+def forward_flops(model):
+    # Multiply-adds of the convolutions and dense layers (x2); pooling and activations are left out.
+    total = 0
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Conv2D):
+            kh, kw_ = layer.kernel_size
+            out = layer.output.shape
+            total += 2 * out[1] * out[2] * out[3] * kh * kw_ * layer.input.shape[-1]
+        elif isinstance(layer, keras.layers.Dense):
+            total += 2 * layer.input.shape[-1] * layer.units
+    return total
+
+
+dev = jax.devices()[0]
+out = {"backend": keras.backend.backend(), "device": f"{dev.platform}:{dev.device_kind}",
+       "matmul_tflops_f32": matmul_tflops(jnp.float32), "matmul_tflops_bf16": matmul_tflops(jnp.bfloat16)}
+fwd = forward_flops(factory(0))
+n_train, n_val = len(ds.x_train), len(ds.x_val)
+steps = -(-n_train // B)
+out["forward_mflops_per_example"] = fwd / 1e6
+# Training = forward + backward (~2x forward) per training example, plus the validation forward pass.
+out["tflop_per_trial"] = E * (3 * fwd * steps * B + fwd * n_val) / 1e12
+report = lambda epoch, values: None  # noqa: E731
+out["first_trial_s"] = timed(lambda: engine.train(factory, ds, deterministic(0), seed=0, report=report, **kw))
+out["trial_ms"] = 1000 * statistics.median(
+    [timed(lambda: engine.train(factory, ds, deterministic(i), seed=0, report=report, **kw)) for i in range(N)])
+p_auto = population_size(factory(0), B, device_memory(), val_rows=n_val)
+if jax.devices()[0].platform == "cpu":
+    p_auto = 1  # what the pipeline's 'auto' picks on a CPU
+out["population_auto"] = p_auto
+prep = lambda i, e, v: None  # noqa: E731
+out["population"] = {"1": 1000 / out["trial_ms"]}
+for p in sorted({*(int(x) for x in os.environ.get("BENCH_POPULATIONS", "16,64").split(",")), p_auto}):
+    out[f"population_{p}_first_s"] = timed(lambda: engine.train_population(
+        factory, ds, [deterministic(i) for i in range(p)], seed=0, report=prep, **kw))
+    rounds = max(1, min(128, 8 * N) // p)
+    t = timed(lambda: [engine.train_population(factory, ds, [deterministic(i) for i in range(p)], seed=0,
+                                               report=prep, **kw) for _ in range(rounds)])
+    out["population"][str(p)] = p * rounds / t
+best = max(out["population"].values())
+out["best_trials_per_s"] = best
+out["best_tflops"] = best * out["tflop_per_trial"]
+
+
+def fit_trial(i):
+    keras.utils.set_random_seed(0)
+    model = factory(0)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    model.fit(ds.x_train, ds.y_train, validation_data=(ds.x_val, ds.y_val), epochs=E, batch_size=B, verbose=0)
+
+
+out["fit_first_trial_s"] = timed(lambda: fit_trial(0))
+out["fit_trial_s"] = statistics.median([timed(lambda: fit_trial(i)) for i in range(3)])
+print("BENCH_RESULT " + json.dumps(out))
+'''
+
 # ---------------------------------------------------------------------------------------------------------------
 
 
@@ -316,13 +441,15 @@ def _run(cmd: list[str], cwd: Path, timeout: float) -> tuple[float, str, dt.date
     return wall, proc.stdout, start_dt, end_dt
 
 
-def run_lrsearch(n: int, e: int, work: Path, engine: str, timeout: float) -> dict:
+def run_lrsearch(n: int, e: int, work: Path, engine: str, timeout: float, workload: str = "ionosphere") -> dict:
     work.mkdir(parents=True)
     db = work / "bench.db"
     exe = Path(sys.executable).with_name("lrsearch")
     head = [str(exe)] if exe.exists() else [sys.executable, "-m", "lrsearch"]
-    cmd = [*head, "find", "--data", "ionosphere", "--trials", str(n), "--epochs", str(e), "--quiet",
+    cmd = [*head, "find", "--data", workload, "--trials", str(n), "--epochs", str(e), "--quiet",
            "--study", "bench", "--storage", f"sqlite:///{db}", "--out", str(work / "out")]
+    if workload == "mnist":
+        cmd += ["--split", MNIST_SPLIT, "--batch-size", "128"]
     if engine != "auto":
         cmd += ["--engine", engine]
     wall, out, start_dt, end_dt = _run(cmd, work, timeout)
@@ -350,15 +477,16 @@ def run_lrsearch(n: int, e: int, work: Path, engine: str, timeout: float) -> dic
         "after_trials_s": (end_dt - last_end).total_seconds(),
         "trial_s": durations,
         "range_test_suggestion": (study.user_attrs.get("range_test") or {}).get("suggestion"),
+        "population_note": next((ln for ln in out.splitlines() if "population" in ln), None),
         "cmd": " ".join(cmd),
     }
 
 
-def run_child(name: str, script: str, n: int, e: int, work: Path, timeout: float) -> dict:
+def run_child(name: str, script: str, n: int, e: int, work: Path, timeout: float, workload: str = "ionosphere") -> dict:
     work.mkdir(parents=True)
     path = work / "child.py"
     path.write_text(textwrap.dedent(script), encoding="utf-8")
-    wall, out, _, _ = _run([sys.executable, str(path), str(n), str(e), str(work)], work, timeout)
+    wall, out, _, _ = _run([sys.executable, str(path), str(n), str(e), str(work), workload], work, timeout)
     lines = [ln for ln in out.splitlines() if ln.startswith("BENCH_RESULT ")]
     if not lines:
         raise RuntimeError(f"{name}: no result line in its output:\n{out[-4000:]}")
@@ -368,10 +496,10 @@ def run_child(name: str, script: str, n: int, e: int, work: Path, timeout: float
     return res
 
 
-def run_internals(n: int, e: int, work: Path, backend: str, timeout: float) -> dict:
+def run_internals(n: int, e: int, work: Path, backend: str, timeout: float, workload: str = "ionosphere") -> dict:
     work.mkdir(parents=True)
     path = work / "internals.py"
-    path.write_text(INTERNALS_SCRIPT, encoding="utf-8")
+    path.write_text(MNIST_INTERNALS_SCRIPT if workload == "mnist" else INTERNALS_SCRIPT, encoding="utf-8")
     env = {**_env(), "KERAS_BACKEND": backend}
     proc = subprocess.run([sys.executable, str(path), str(n), str(e)], cwd=work, env=env, stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True, timeout=timeout)
@@ -401,6 +529,24 @@ def print_internals(results: list[dict], e: int) -> None:
                                                       for p in pop if p != "1"))
 
 
+def print_mnist_internals(r: dict, e: int) -> None:
+    print(f"\nengine internals (MNIST CNN, Adam, batch 128, {e} epochs per trial, {r['device']}):")
+    print(f"  matmul ceiling measured here (8192^3 on a GPU, 1024^3 on a CPU): float32 {r['matmul_tflops_f32']:.1f} TFLOP/s, "
+          f"bfloat16 {r['matmul_tflops_bf16']:.1f} TFLOP/s")
+    print(f"  one trial = {r['tflop_per_trial']:.3f} TFLOP ({r['forward_mflops_per_example']:.2f} MFLOP forward "
+          "per example; training counted as 3x forward, plus the validation pass)")
+    print(f"  model.fit: first trial {r['fit_first_trial_s']:.2f} s, then {r['fit_trial_s']:.2f} s per trial "
+          f"({1 / r['fit_trial_s']:.2f} trials/s)")
+    print(f"  engine P=1: first trial {r['first_trial_s']:.2f} s, then {r['trial_ms']:.0f} ms per trial")
+    fit_rate = 1 / r["fit_trial_s"]
+    for p, v in r["population"].items():
+        first = f", first call (compile) {r[f'population_{p}_first_s']:.1f} s" if p != "1" else ""
+        print(f"  population P={p:>4}: {v:8.1f} trials/s = {v / fit_rate:6.1f}x model.fit, "
+              f"{v * r['tflop_per_trial']:.3g} TFLOP/s = {100 * v * r['tflop_per_trial'] / r['matmul_tflops_f32']:.2f}% "
+              f"of the float32 matmul ceiling{first}")
+    print(f"  population auto (population_size on this device): P={r['population_auto']}")
+
+
 def _versions() -> str:
     parts = [f"python {platform.python_version()}"]
     for dist in ("keras", "tensorflow", "optuna", "keras-tuner"):
@@ -418,15 +564,34 @@ def _fmt(x: float | None, spec: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--trials", type=int, default=20, help="trials per contender (default 20)")
-    ap.add_argument("--epochs", type=int, default=50, help="epochs per trial (default 50)")
+    ap.add_argument("--epochs", type=int, help="epochs per trial (default 50; 10 with --workload mnist)")
+    ap.add_argument("--workload", choices=["ionosphere", "mnist"], default="ionosphere",
+                    help="ionosphere MLP (default) or the MNIST CNN (t10k set, 8000/1800/200 rows, batch 128)")
+    ap.add_argument("--gpu", action="store_true", help="the GPU benchmark: --workload mnist, JAX only, no "
+                                                        "KerasTuner; fails when JAX sees no GPU")
+    ap.add_argument("--loop-trials", type=int, help="trials of the model.fit loop (default: --trials); its "
+                                                    "epochs/s is what the ratios divide by")
     ap.add_argument("--with-fit-engine", action="store_true", help="also run lrsearch find --engine fit")
     ap.add_argument("--skip-kerastuner", action="store_true", help="leave KerasTuner RandomSearch out")
     ap.add_argument("--timeout", type=float, default=1800.0, help="seconds allowed per contender (default 1800)")
     ap.add_argument("--internals", action="store_true", help="also time the engine alone, per backend")
     ap.add_argument("--internals-only", action="store_true", help="only the engine internals section")
+    ap.add_argument("--populations", default="16,64", help="population sizes timed by --workload mnist "
+                                                          "internals, besides the device's auto (default 16,64)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder and print its path")
     args = ap.parse_args(argv)
-    n, e = args.trials, args.epochs
+    if args.gpu:
+        args.workload, args.skip_kerastuner = "mnist", True
+        os.environ["KERAS_BACKEND"] = "jax"
+        import jax
+
+        if not any(d.platform == "gpu" for d in jax.devices()):
+            print("--gpu: JAX sees no GPU", file=sys.stderr)
+            return 2
+    mnist = args.workload == "mnist"
+    n, e = args.trials, args.epochs or (10 if mnist else 50)
+    n_loop = args.loop_trials or n
+    os.environ["BENCH_POPULATIONS"] = args.populations
 
     print("command:  " + " ".join([Path(sys.executable).name, *sys.argv]))
     print(f"date:     {dt.datetime.now().astimezone().isoformat(timespec='seconds')}")
@@ -437,31 +602,44 @@ def main(argv: list[str] | None = None) -> int:
         affinity = os.cpu_count()
     print(f"nproc:    {affinity} (cpu_count {os.cpu_count()}); load average before: "
           + " ".join(f"{x:.2f}" for x in os.getloadavg()))
-    print(f"workload: ionosphere MLP Dense(34,relu)->Dense(1,sigmoid), Adam, batch 32; {n} trials x {e} epochs, "
-          "same for every contender\n", flush=True)
+    if mnist:
+        print(f"workload: MNIST CNN Conv16/32/64 (t10k set: 8000 train / 1800 val / 200 test), Adam, batch 128; "
+              f"{n} trials x {e} epochs (model.fit loop: {n_loop} trials); KERAS_BACKEND="
+              f"{os.environ.get('KERAS_BACKEND', 'tensorflow')}\n", flush=True)
+    else:
+        print(f"workload: ionosphere MLP Dense(34,relu)->Dense(1,sigmoid), Adam, batch 32; {n} trials x {e} epochs "
+              f"(model.fit loop: {n_loop} trials)\n", flush=True)
 
     tmp = Path(tempfile.mkdtemp(prefix="bench_engine_"))
     if args.internals or args.internals_only:
         internals = []
-        for backend in ("tensorflow", "jax"):
+        for backend in (("jax",) if mnist else ("tensorflow", "jax")):
             print(f"running engine internals ({backend}) ...", end=" ", flush=True)
             try:
-                internals.append(run_internals(n, e, tmp / f"internals_{backend}", backend, args.timeout))
+                internals.append(run_internals(n, e, tmp / f"internals_{backend}", backend, args.timeout,
+                                               args.workload))
                 print("done", flush=True)
             except (RuntimeError, subprocess.TimeoutExpired) as exc:
                 print(f"FAILED: {exc}")
-        print_internals(internals, e)
+        if mnist:
+            for r in internals:
+                print_mnist_internals(r, e)
+        else:
+            print_internals(internals, e)
         print()
         if args.internals_only:
             shutil.rmtree(tmp, ignore_errors=True)
             return 0
     results: list[dict] = []
-    plan = [("lrsearch", lambda: run_lrsearch(n, e, tmp / "lrsearch", "auto", args.timeout)),
-            ("loop", lambda: run_child("optuna + model.fit loop", LOOP_SCRIPT, n, e, tmp / "loop", args.timeout))]
+    wl = args.workload
+    plan = [("lrsearch", lambda: run_lrsearch(n, e, tmp / "lrsearch", "auto", args.timeout, wl)),
+            ("loop", lambda: run_child("optuna + model.fit loop", LOOP_SCRIPT, n_loop, e, tmp / "loop", args.timeout,
+                                       wl))]
     if not args.skip_kerastuner:
-        plan.append(("kt", lambda: run_child("kerastuner RandomSearch", KT_SCRIPT, n, e, tmp / "kt", args.timeout)))
+        plan.append(("kt", lambda: run_child("kerastuner RandomSearch", KT_SCRIPT, n, e, tmp / "kt", args.timeout,
+                                             wl)))
     if args.with_fit_engine:
-        plan.append(("fit", lambda: run_lrsearch(n, e, tmp / "lrsearch_fit", "fit", args.timeout)))
+        plan.append(("fit", lambda: run_lrsearch(n, e, tmp / "lrsearch_fit", "fit", args.timeout, wl)))
     try:
         for key, fn in plan:
             print(f"running {key} ...", end=" ", flush=True)
@@ -511,6 +689,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"(min {min(rest):.2f}, max {max(rest):.2f})")
     lr = by_key.get("lrsearch")
     if lr:
+        if lr.get("population_note"):
+            print(f"lrsearch: {lr['population_note'].strip()}")
         print(f"lrsearch: range test suggestion {_fmt(lr['range_test_suggestion'], '.3g')}; best trial val_loss "
               f"{lr['best_val_loss']:.4f}, retrained best val_loss {_fmt(lr['retrain_val_loss'], '.4f')}")
     if lr and base:
@@ -519,8 +699,9 @@ def main(argv: list[str] | None = None) -> int:
                                                  if "kt" in by_key else "") + " (final-epoch val_loss of the best trial)")
         ratio = (lr["epochs"] / lr["wall_s"]) / base_eps
         verdict = "PASS" if ratio >= TARGET else "FAIL"
+        where = os.environ.get("KERAS_BACKEND", "tensorflow") + (" GPU" if args.gpu else "")
         print(f"\nVERDICT: {verdict}: lrsearch find trains {ratio:.1f}x the epochs/s of the optuna + model.fit loop "
-              f"(target >= {TARGET:.0f}x, {n} trials x {e} epochs, CPU)")
+              f"(target >= {TARGET:.0f}x, {args.workload}, {n} trials x {e} epochs, {where})")
         return 0
     print("\nVERDICT: n/a (lrsearch or the model.fit loop did not finish)")
     return 1

@@ -29,7 +29,10 @@ if not any(d.platform == "gpu" for d in devs):
 EOF
 
 echo "== test suite (KERAS_BACKEND=jax; browser and PostgreSQL tests skip here)"
-$PY -m pytest -m "not slow" -q -p no:cacheprovider -x \
+# Several test processes share the GPU: each takes memory as it needs it instead of 75% up front.
+xdist=()
+if $PY -c "import xdist" 2>/dev/null; then xdist=(-n "${GPU_CHECK_WORKERS:-8}"); fi
+XLA_PYTHON_CLIENT_PREALLOCATE=false $PY -m pytest -m "not slow" -q -p no:cacheprovider "${xdist[@]}" \
   --ignore=tests/test_dashboard.py --deselect tests/test_workers.py::test_three_workers_on_postgresql
 
 echo "== MNIST search on the GPU"
