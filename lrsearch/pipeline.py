@@ -486,6 +486,8 @@ def _population(run: _Run, requested: int | str) -> tuple[int, str | None]:
     why = None
     if keras.backend.backend() != "jax":
         why = "population mode needs KERAS_BACKEND=jax"
+    elif run.engine == "fit":
+        why = "population mode needs the compiled engine (--engine fit trains with model.fit)"
     elif run.opt_names or run.trial_factory is not None:
         why = "population mode needs one optimizer and a fixed architecture (no --optimizers, no build(hp))"
     if why is not None:

@@ -431,7 +431,7 @@ def range_test(
                 f"{lrs_all[min(lrs_r.size, num_steps - 1)]:.3g}; at least {_suggest.MIN_POINTS} are needed: "
                 "lower start_lr or check the model and data"
             )
-        if not np.any(losses_r[1:] < losses_r[0]):
+        if not np.any(losses_r[1:] < losses_r[0] - 1e-3 * abs(losses_r[0])):  # float noise is no fall
             # Every rate of the sweep made the loss worse: it saturated (a clipped loss stays finite, so on some
             # backends it never turns NaN) rather than diverged, and no rate in the range is usable.
             raise ConfigError(

@@ -32,8 +32,10 @@ echo "== test suite (KERAS_BACKEND=jax; browser and PostgreSQL tests skip here)"
 # Several test processes share the GPU: each takes memory as it needs it instead of 75% up front.
 xdist=()
 if $PY -c "import xdist" 2>/dev/null; then xdist=(-n "${GPU_CHECK_WORKERS:-8}"); fi
+tests_rc=0
 XLA_PYTHON_CLIENT_PREALLOCATE=false $PY -m pytest -m "not slow" -q -p no:cacheprovider "${xdist[@]}" \
-  --ignore=tests/test_dashboard.py --deselect tests/test_workers.py::test_three_workers_on_postgresql
+  --ignore=tests/test_dashboard.py --deselect tests/test_workers.py::test_three_workers_on_postgresql \
+  || tests_rc=$?  # the search below still runs, so one run shows both; the exit code keeps the failure
 
 echo "== MNIST search on the GPU"
 work=$(mktemp -d)
@@ -48,3 +50,5 @@ print(f"trials: {t['complete']} complete, {t['pruned']} pruned, {t['failed']} fa
 print(f"best val_accuracy: {r['metrics']['val_accuracy']:.4f}  test_accuracy: {r['metrics']['test_accuracy']:.4f}")
 print(f"trials/s (search phase): {r.get('timing', {}).get('trials_per_second', 'n/a')}")
 EOF
+if [ "$tests_rc" != 0 ]; then echo "gpu_check: the test suite failed (exit $tests_rc)"; exit "$tests_rc"; fi
+echo "gpu_check: passed"

@@ -24,6 +24,11 @@ from lrsearch.schedules.plateau import ReduceOnPlateau
 
 # Float reordering only (XLA fuses and reorders the same arithmetic): per-epoch losses agree to this.
 RTOL = 2e-4
+# On a GPU JAX multiplies float32 on TF32 tensor cores (its default precision, model.fit's too) and reduces in
+# other orders; Adam at lr 0.05 turns those last-bit differences into up to ~2e-4 in weights near zero (seen on an
+# H100). Losses still agree to RTOL there.
+ON_GPU = keras.backend.backend() == "jax" and __import__("jax").default_backend() == "gpu"
+WEIGHTS_ATOL = 5e-4 if ON_GPU else 1e-5
 
 SCHEDULES = [
     {"type": "constant", "initial_lr": 0.01},
@@ -47,7 +52,7 @@ def test_fast_path_matches_model_fit(ionosphere, ionosphere_factory, config, opt
         np.testing.assert_allclose(fast.history[key], ref.history[key], rtol=RTOL, atol=1e-6, err_msg=key)
     np.testing.assert_allclose(fast.lr_per_epoch, ref.lr_per_epoch, rtol=1e-6)
     for a, b in zip(fast.weights, ref.weights):
-        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5)
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=WEIGHTS_ATOL)
 
 
 # The settings a search varies, two values each after a first program exists: same program, same results as fit.

@@ -287,9 +287,22 @@ def test_invalid_parameters(iono, kwargs, match):
 
 def test_start_lr_far_too_high_is_a_config_error(iono):
     x, y = iono
-    with pytest.raises(ConfigError, match="lower start_lr"):
-        range_test(mlp(14), x * 1e4, y, loss="binary_crossentropy", optimizer=keras.optimizers.SGD(),
-                   start_lr=1e3, end_lr=1e6, num_steps=20)
+    keras.utils.set_random_seed(14)
+    linear = keras.Sequential([keras.Input((34,)), keras.layers.Dense(8, activation="relu"), keras.layers.Dense(1)])
+    with pytest.raises(ConfigError, match="lower start_lr"):  # an unbounded loss: NaN within steps on any backend
+        range_test(linear, x * 1e4, y, loss="mse", optimizer=keras.optimizers.SGD(), start_lr=1e3, end_lr=1e6,
+                   num_steps=20)
+
+
+def test_a_sweep_whose_loss_never_falls_is_a_config_error(iono):
+    """A bounded (clipped) loss saturates instead of turning NaN: on JAX a sigmoid's cross-entropy does.
+
+    Here the rates are too small to move any weight, on one full batch, so every step's loss equals the first.
+    """
+    x, y = iono
+    with pytest.raises(ConfigError, match="never fell below its first value.*lower start_lr"):
+        range_test(mlp(14), x, y, loss="binary_crossentropy", optimizer=keras.optimizers.SGD(),
+                   batch_size=len(x), start_lr=1e-30, end_lr=1e-29, num_steps=20)
 
 
 # ------------------------------------------------------------------------------------------------ jax backend

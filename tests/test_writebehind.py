@@ -221,7 +221,8 @@ def _spy_runs(monkeypatch):
     return studies
 
 
-FAST = {"epochs": 4, "quiet": True, "top_k": 1, "seeds": 1, "repeats": 1, "artifacts": "none"}
+# population=1: these tests follow the one-at-a-time path (on a GPU 'auto' would train populations).
+FAST = {"epochs": 4, "quiet": True, "top_k": 1, "seeds": 1, "repeats": 1, "artifacts": "none", "population": 1}
 
 
 def test_find_writes_behind_and_resumes_with_the_same_numbers(workdir, monkeypatch):

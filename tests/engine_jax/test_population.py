@@ -20,8 +20,9 @@ from lrsearch.models import ModelSpec, make_factory  # noqa: E402
 from lrsearch.optimizers import optimizer_spec  # noqa: E402
 from lrsearch.schedules import schedule_from_config  # noqa: E402
 
-# vmap turns each member's matmuls into batched ones: the same arithmetic, possibly reassociated.
-RTOL = 1e-5
+# vmap turns each member's matmuls into batched ones: the same arithmetic, possibly reassociated. On a GPU the
+# batched kernels differ more (TF32 tensor cores, other reduction orders): 2.8e-5 was seen on an H100.
+RTOL = 1e-4 if __import__("jax").default_backend() == "gpu" else 1e-5
 
 CONFIGS = [
     {"type": "constant", "initial_lr": 0.01},
