@@ -50,8 +50,8 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--engine", default="auto", choices=["auto", "fast", "fit"],
                    help="trial engine: compiled fast path, model.fit, or auto (fast with fallback)")
     f.add_argument("--population", default="auto", type=_auto_or_count,
-                   help="trials trained at once with jax.vmap (KERAS_BACKEND=jax): auto (as many as fit the GPU; "
-                        "1 on a CPU) or a number")
+                   help="trials trained at once with jax.vmap (KERAS_BACKEND=jax): auto (as many as fit the GPU, "
+                        "at most 64; 1 on a CPU) or a number")
     f.add_argument("--workers", type=int, default=1,
                    help="worker processes on this machine (default 1); >1 needs a shared storage: the default "
                         "becomes the journal file studies/<study>.log")

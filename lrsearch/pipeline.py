@@ -214,7 +214,7 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
     3, more for a validation split under ~85 rows, see :func:`lrsearch.data.reselection_splits`), and the best mean
     wins: by the task metric (accuracy or MAE) with val_loss breaking ties, or by val_loss alone with
     ``select="loss"``. ``population`` trials train at once on the JAX backend (``"auto"``: as many as fit the GPU's
-    memory when there is one, else 1). ``split`` gives the train, validation and test fractions (``"0.8,0.1,0.1"``
+    memory, at most 64, when there is one, else 1). ``split`` gives the train, validation and test fractions (``"0.8,0.1,0.1"``
     or a sequence; default 0.7, 0.15, 0.15).
 
     Example:
@@ -499,7 +499,9 @@ def _population(run: _Run, requested: int | str) -> tuple[int, str | None]:
     from lrsearch.engine import device_memory, population_size
 
     model = run.factory(run.seed)
-    fits = population_size(model, run.batch_size, device_memory(), val_rows=len(run.ds.x_val))
+    # At most 64: on an H100 the MNIST CNN trained 7.1 / 8.1 / 8.3 trials/s at P = 16 / 64 / 154 while the first
+    # call's compile (with autotuning) took 10 / 18 / 34 s (docs/benchmarks.md), so a bigger P costs more than it gains.
+    fits = population_size(model, run.batch_size, device_memory(), val_rows=len(run.ds.x_val), max_population=64)
     # Never compile for more members than the study's budget: padded members cost as much as real ones.
     return max(1, min(fits, int(run.settings.get("trials") or fits))), None
 

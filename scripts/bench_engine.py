@@ -441,7 +441,8 @@ def _run(cmd: list[str], cwd: Path, timeout: float) -> tuple[float, str, dt.date
     return wall, proc.stdout, start_dt, end_dt
 
 
-def run_lrsearch(n: int, e: int, work: Path, engine: str, timeout: float, workload: str = "ionosphere") -> dict:
+def run_lrsearch(n: int, e: int, work: Path, engine: str, timeout: float, workload: str = "ionosphere",
+                 extra: tuple[str, ...] = ()) -> dict:
     work.mkdir(parents=True)
     db = work / "bench.db"
     exe = Path(sys.executable).with_name("lrsearch")
@@ -452,6 +453,7 @@ def run_lrsearch(n: int, e: int, work: Path, engine: str, timeout: float, worklo
         cmd += ["--split", MNIST_SPLIT, "--batch-size", "128"]
     if engine != "auto":
         cmd += ["--engine", engine]
+    cmd += list(extra)
     wall, out, start_dt, end_dt = _run(cmd, work, timeout)
 
     import optuna  # the parent's import is not timed
@@ -467,7 +469,7 @@ def run_lrsearch(n: int, e: int, work: Path, engine: str, timeout: float, worklo
     durations = [(t.datetime_complete - t.datetime_start).total_seconds() for t in sorted(done, key=lambda t: t.number)]
     doc = study.user_attrs.get("best_schedule", {})
     return {
-        "name": "lrsearch find" + ("" if engine == "auto" else f" --engine {engine}"),
+        "name": " ".join(["lrsearch find", *([] if engine == "auto" else ["--engine", engine]), *extra]),
         "wall_s": wall, "epochs": trial_epochs + e, "trial_epochs": trial_epochs,
         "complete": states.count("COMPLETE"), "pruned": states.count("PRUNED"), "failed": states.count("FAIL"),
         "best_val_loss": study.best_value, "retrain_val_loss": doc.get("metrics", {}).get("val_loss"),
@@ -572,6 +574,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--loop-trials", type=int, help="trials of the model.fit loop (default: --trials); its "
                                                     "epochs/s is what the ratios divide by")
     ap.add_argument("--with-fit-engine", action="store_true", help="also run lrsearch find --engine fit")
+    ap.add_argument("--no-artifacts-too", action="store_true",
+                    help="also run lrsearch find --artifacts none (no per-trial plots)")
     ap.add_argument("--skip-kerastuner", action="store_true", help="leave KerasTuner RandomSearch out")
     ap.add_argument("--timeout", type=float, default=1800.0, help="seconds allowed per contender (default 1800)")
     ap.add_argument("--internals", action="store_true", help="also time the engine alone, per backend")
@@ -638,6 +642,9 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_kerastuner:
         plan.append(("kt", lambda: run_child("kerastuner RandomSearch", KT_SCRIPT, n, e, tmp / "kt", args.timeout,
                                              wl)))
+    if args.no_artifacts_too:
+        plan.append(("noart", lambda: run_lrsearch(n, e, tmp / "lrsearch_noart", "auto", args.timeout, wl,
+                                                   ("--artifacts", "none"))))
     if args.with_fit_engine:
         plan.append(("fit", lambda: run_lrsearch(n, e, tmp / "lrsearch_fit", "fit", args.timeout, wl)))
     try:

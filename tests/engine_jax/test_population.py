@@ -22,7 +22,9 @@ from lrsearch.schedules import schedule_from_config  # noqa: E402
 
 # vmap turns each member's matmuls into batched ones: the same arithmetic, possibly reassociated. On a GPU the
 # batched kernels differ more (TF32 tensor cores, other reduction orders): 2.8e-5 was seen on an H100.
-RTOL = 1e-4 if __import__("jax").default_backend() == "gpu" else 1e-5
+ON_GPU = __import__("jax").default_backend() == "gpu"
+RTOL = 1e-4 if ON_GPU else 1e-5
+WEIGHTS_ATOL = 2e-5 if ON_GPU else 1e-6  # H100: up to 3.4e-6 apart in weights of ~1e-2
 
 CONFIGS = [
     {"type": "constant", "initial_lr": 0.01},
@@ -42,7 +44,7 @@ def assert_same_run(a, b, rtol=RTOL):
     for key in b.history:
         np.testing.assert_allclose(a.history[key], b.history[key], rtol=rtol, atol=1e-6, err_msg=key)
     for wa, wb in zip(a.weights, b.weights):
-        np.testing.assert_allclose(wa, wb, rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(wa, wb, rtol=1e-4, atol=WEIGHTS_ATOL)
 
 
 @pytest.mark.parametrize("opt", ["sgd", "adam"])
