@@ -392,24 +392,13 @@ if jax.devices()[0].platform == "cpu":
 out["population_auto"] = p_auto
 prep = lambda i, e, v: None  # noqa: E731
 out["population"] = {"1": 1000 / out["trial_ms"]}
-wanted = os.environ.get("BENCH_POPULATIONS", "16,64,auto").split(",")
-sizes = sorted({p_auto if x == "auto" else int(x) for x in wanted})
-from lrsearch.engine import _jax as engine_jax
-# Side by side: convolutions as patches @ kernel (what population programs do) and as Keras writes them (under
-# vmap: grouped convolutions, one group per member).
-for variant in ("matmul", "grouped"):
-    engine_jax.CONV_AS_MATMUL = variant == "matmul"
-    engine.clear_caches()
-    key = "population" if variant == "matmul" else "population_grouped"
-    out.setdefault(key, {})
-    for p in sizes:
-        out[f"{key}_{p}_first_s"] = timed(lambda: engine.train_population(
-            factory, ds, [deterministic(i) for i in range(p)], seed=0, report=prep, **kw))
-        rounds = max(1, min(128, 8 * N) // p)
-        t = timed(lambda: [engine.train_population(factory, ds, [deterministic(i) for i in range(p)], seed=0,
-                                                   report=prep, **kw) for _ in range(rounds)])
-        out[key][str(p)] = p * rounds / t
-engine_jax.CONV_AS_MATMUL = True
+for p in sorted({*(int(x) for x in os.environ.get("BENCH_POPULATIONS", "16,64").split(",")), p_auto}):
+    out[f"population_{p}_first_s"] = timed(lambda: engine.train_population(
+        factory, ds, [deterministic(i) for i in range(p)], seed=0, report=prep, **kw))
+    rounds = max(1, min(128, 8 * N) // p)
+    t = timed(lambda: [engine.train_population(factory, ds, [deterministic(i) for i in range(p)], seed=0,
+                                               report=prep, **kw) for _ in range(rounds)])
+    out["population"][str(p)] = p * rounds / t
 best = max(out["population"].values())
 out["best_trials_per_s"] = best
 out["best_tflops"] = best * out["tflop_per_trial"]
@@ -552,13 +541,11 @@ def print_mnist_internals(r: dict, e: int) -> None:
           f"({1 / r['fit_trial_s']:.2f} trials/s)")
     print(f"  engine P=1: first trial {r['first_trial_s']:.2f} s, then {r['trial_ms']:.0f} ms per trial")
     fit_rate = 1 / r["fit_trial_s"]
-    for key, how in (("population", "convs as matmuls"), ("population_grouped", "grouped convs")):
-        for p, v in r.get(key, {}).items():
-            first = f", first call (compile) {r[f'{key}_{p}_first_s']:.1f} s" if p != "1" else ""
-            pct = 100 * v * r["tflop_per_trial"] / r["matmul_tflops_f32"]
-            print(f"  P={p:>4} {how if p != '1' else 'one trial':<16}: {v:8.1f} trials/s = {v / fit_rate:6.1f}x "
-                  f"model.fit, {v * r['tflop_per_trial']:.3g} TFLOP/s = {pct:.2f}% of the float32 matmul "
-                  f"ceiling{first}")
+    for p, v in r["population"].items():
+        first = f", first call (compile) {r[f'population_{p}_first_s']:.1f} s" if p != "1" else ""
+        print(f"  population P={p:>4}: {v:8.1f} trials/s = {v / fit_rate:6.1f}x model.fit, "
+              f"{v * r['tflop_per_trial']:.3g} TFLOP/s = {100 * v * r['tflop_per_trial'] / r['matmul_tflops_f32']:.2f}% "
+              f"of the float32 matmul ceiling{first}")
     print(f"  population auto (population_size on this device): P={r['population_auto']}")
 
 
@@ -593,8 +580,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--timeout", type=float, default=1800.0, help="seconds allowed per contender (default 1800)")
     ap.add_argument("--internals", action="store_true", help="also time the engine alone, per backend")
     ap.add_argument("--internals-only", action="store_true", help="only the engine internals section")
-    ap.add_argument("--populations", default="16,64,auto", help="population sizes timed by --workload mnist "
-                                                               "internals; auto: population_size on the device")
+    ap.add_argument("--populations", default="16,64", help="population sizes timed by --workload mnist "
+                                                          "internals, besides the device's auto (default 16,64)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder and print its path")
     args = ap.parse_args(argv)
     if args.gpu:

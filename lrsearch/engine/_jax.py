@@ -9,8 +9,7 @@ stateless API. The LR of each step is input data; ``reduce_on_plateau`` runs in 
 
 from __future__ import annotations
 
-import contextlib
-from typing import Any, Iterator
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -18,9 +17,6 @@ import numpy as np
 from jax import lax
 
 from lrsearch.engine._common import BatchPlan, plateau_step, score, total_loss
-
-#: Population programs compute 2-D convolutions as patches @ kernel (see :func:`convs_as_matmuls`).
-CONV_AS_MATMUL = True
 
 # Member inputs that are per trial (a leading population axis in population mode); the rest is shared.
 MEMBER_KEYS = ("lrs", "alive", "best", "wait", "cool", "enabled", "sign", "min_delta", "patience", "cooldown",
@@ -156,9 +152,8 @@ class Program:
                            n_epochs: Any) -> Any:
             self.traces += 1
             # Members share the data, batch order and epoch count; weights, optimizer state and LRs are per member.
-            with convs_as_matmuls() if CONV_AS_MATMUL else contextlib.nullcontext():
-                return jax.vmap(member, in_axes=(0, 0, None, None, None, None, None, None))(
-                    state, m, x, y, xv, yv, perms, n_epochs)
+            return jax.vmap(member, in_axes=(0, 0, None, None, None, None, None, None))(
+                state, m, x, y, xv, yv, perms, n_epochs)
 
         self._run = jax.jit(run)
         self._run_population = jax.jit(run_population)
@@ -188,45 +183,6 @@ class Program:
         by_id = {id(v): pick(val) for v, val in zip(self.model.trainable_variables, tv)}
         by_id.update({id(v): pick(val) for v, val in zip(self.model.non_trainable_variables, ntv)})
         return [by_id[id(v)] for v in self.model.weights]
-
-
-@contextlib.contextmanager
-def convs_as_matmuls() -> Iterator[None]:
-    """While tracing, Keras's 2-D convolutions run as image patches times the kernel (one matmul).
-
-    Why: under ``jax.vmap`` over the weights a convolution of per-member inputs with per-member kernels becomes one
-    grouped convolution (a group per member), which GPUs run far below their matmul speed. As patches @ kernel
-    the patch extraction is shared-kernel work over the whole batch and the product a batched matmul. Same
-    arithmetic (the sums are reassociated). Only channels-last, undilated, ungrouped 2-D convolutions are
-    rewritten; anything else goes to Keras as before.
-    """
-    from keras.src.backend.jax import nn as keras_jax_nn  # the function Keras's ops.conv calls on JAX
-
-    original = keras_jax_nn.conv
-
-    def conv(inputs: Any, kernel: Any, strides: Any = 1, padding: str = "valid", data_format: str | None = None,
-             dilation_rate: Any = 1) -> Any:
-        import keras
-
-        fmt = data_format or keras.config.image_data_format()
-        dilated = any(d != 1 for d in np.atleast_1d(dilation_rate))
-        if (inputs.ndim != 4 or kernel.ndim != 4 or fmt != "channels_last" or dilated
-                or kernel.shape[2] != inputs.shape[-1] or str(padding).lower() not in ("valid", "same")):
-            return original(inputs, kernel, strides, padding, data_format, dilation_rate)
-        kh, kw, c_in, c_out = kernel.shape
-        stride = tuple(int(v) for v in np.broadcast_to(np.atleast_1d(strides), (2,)))
-        inputs = jnp.asarray(inputs, dtype=kernel.dtype)
-        patches = lax.conv_general_dilated_patches(inputs, (kh, kw), stride, str(padding).upper(),
-                                                   dimension_numbers=("NHWC", "HWIO", "NHWC"))
-        # Patch features are ordered (channel, row, column): lay the kernel out the same way.
-        flat = jnp.transpose(kernel, (2, 0, 1, 3)).reshape(c_in * kh * kw, c_out)
-        return jnp.einsum("nhwk,kc->nhwc", patches, flat)
-
-    keras_jax_nn.conv = conv
-    try:
-        yield
-    finally:
-        keras_jax_nn.conv = original
 
 
 def accelerator_memory() -> int | None:

@@ -6,7 +6,6 @@ JAX only: run with ``KERAS_BACKEND=jax`` (the backend is fixed when Keras is fir
 from __future__ import annotations
 
 import dataclasses
-import re
 
 import keras
 import numpy as np
@@ -138,45 +137,3 @@ def test_warm_up_compiles_the_population_program(ionosphere, ionosphere_factory)
     engine.train_population(ionosphere_factory, ionosphere, [schedule_from_config(c) for c in CONFIGS[:2]],
                             epochs=3, population=3, **kwargs)
     assert sum(p.traces for p in engine._PROGRAMS.values()) == traces
-
-
-def test_vmapped_convolutions_are_batched_matmuls_not_grouped_convolutions():
-    """In population programs a member's 2-D convolution is patches @ kernel: no group per member."""
-    import jax
-    from keras.src.backend.jax import nn as keras_jax_nn
-
-    from lrsearch.engine._jax import convs_as_matmuls
-
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(8, 4, 13, 13, 16)).astype("float32")  # 8 members, each its own inputs and kernel
-    w = rng.normal(size=(8, 3, 3, 16, 32)).astype("float32")
-    def members():  # a new function each time: JAX caches traces per function
-        return jax.vmap(lambda x, w: keras_jax_nn.conv(x, w, 1, "same"))
-
-    def group_counts(jaxpr):
-        return [int(c) for c in re.findall(r"feature_group_count=(\d+)", str(jaxpr))]
-
-    assert max(group_counts(jax.make_jaxpr(members())(x, w))) == 8  # Keras as it is: one group per member
-    with convs_as_matmuls():
-        jaxpr = jax.make_jaxpr(members())(x, w)
-        got = members()(x, w)
-    assert max(group_counts(jaxpr)) <= 16 and "dot_general" in str(jaxpr)  # patches: one group per channel
-    np.testing.assert_allclose(np.asarray(got), np.asarray(members()(x, w)), rtol=1e-4, atol=1e-4)
-    assert keras_jax_nn.conv is not None and "convs_as_matmuls" not in keras_jax_nn.conv.__qualname__  # restored
-
-
-def test_cnn_members_are_the_trial_alone():
-    """The default CNN on a slice of MNIST: convolutions as matmuls in the population, Keras's own alone."""
-    from lrsearch.data import load_dataset
-
-    full = load_dataset("mnist", seed=0)
-    ds = dataclasses.replace(full, x_train=full.x_train[:192], y_train=full.y_train[:192],
-                             x_val=full.x_val[:64], y_val=full.y_val[:64])
-    factory = make_factory(ModelSpec("default"), ds.input_shape, ds.n_outputs, ds.task)
-    schedules = [schedule_from_config(c) for c in CONFIGS[:2]]
-    kwargs = dict(optimizer=optimizer_spec("adam"), epochs=2, batch_size=64, seed=0)
-    pop = engine.train_population(factory, ds, schedules, **kwargs)
-    for schedule, member in zip(schedules, pop):
-        alone = engine.train(factory, ds, schedule, **kwargs)
-        for key in ("loss", "val_loss"):
-            np.testing.assert_allclose(member.history[key], alone.history[key], rtol=1e-4, err_msg=key)
