@@ -195,7 +195,8 @@ class _Run:
 
 def find(data: str, *, target: str | int | None = None, labels: str | None = None, model: str | None = None,
          trials: int = 50, timeout: float | None = None, epochs: int = 50, batch_size: int = 32, seed: int = 0,
-         split: str | Sequence[float] | None = None, study: str | None = None, storage: str | None = None, out: str | Path | None = None,
+         split: str | Sequence[float] | None = None, study: str | None = None, storage: str | None = None,
+         out: str | Path | None = None,
          schedules: str | None = None, optimizer: str = "adam", optimizers: str | None = None,
          engine: str = "auto", repeats: int = 3,
          workers: int = 1, artifacts: str | Path | None = None, top_k: int = 5,
@@ -214,8 +215,8 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
     3, more for a validation split under ~85 rows, see :func:`lrsearch.data.reselection_splits`), and the best mean
     wins: by the task metric (accuracy or MAE) with val_loss breaking ties, or by val_loss alone with
     ``select="loss"``. ``population`` trials train at once on the JAX backend (``"auto"``: as many as fit the GPU's
-    memory, at most 64, when there is one, else 1). ``split`` gives the train, validation and test fractions (``"0.8,0.1,0.1"``
-    or a sequence; default 0.7, 0.15, 0.15).
+    memory, at most 64, when there is one, else 1). ``split`` gives the train, validation and test fractions
+    (``"0.8,0.1,0.1"`` or a sequence; default 0.7, 0.15, 0.15).
 
     Example:
         >>> import tempfile, os, lrsearch

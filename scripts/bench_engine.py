@@ -233,7 +233,7 @@ print("BENCH_RESULT " + json.dumps({
 '''
 
 
-INTERNALS_SCRIPT = r'''
+_ENGINE_HELPERS = r'''
 import json, os, statistics, sys, time
 N, E = int(sys.argv[1]), int(sys.argv[2])
 import numpy as np
@@ -244,30 +244,38 @@ from lrsearch.models import ModelSpec, make_factory
 from lrsearch.optimizers import optimizer_spec
 from lrsearch.schedules import schedule_from_config
 
-ds = load_dataset("ionosphere", seed=0)
-factory = make_factory(ModelSpec("default"), ds.input_shape, ds.n_outputs, ds.task)
-kw = dict(optimizer=optimizer_spec("adam"), epochs=E, batch_size=32)
-rng = np.random.default_rng(0)
 
-
-def deterministic(i):
-    lr = float(10 ** rng.uniform(-4, -1))
-    return schedule_from_config([{"type": "constant", "initial_lr": lr},
-                                 {"type": "time_decay", "initial_lr": lr, "decay": 0.05},
-                                 {"type": "step_decay", "initial_lr": lr, "drop": 0.5, "epochs_drop": max(1, E // 5)},
-                                 {"type": "exponential", "initial_lr": lr, "decay_rate": 0.95},
-                                 {"type": "cosine", "initial_lr": lr, "decay_epochs": E}][i % 5])
-
-
-def plateau(i):
-    return schedule_from_config({"type": "reduce_on_plateau", "initial_lr": float(10 ** rng.uniform(-4, -1)),
-                                 "factor": 0.5, "patience": 3})
+def deterministic_schedules(rng, lr_exponents, epochs_drop, decay_rate):
+    """``i -> schedule``: the five deterministic families in turn, each at an LR of 10 ** uniform(*lr_exponents)."""
+    def deterministic(i):
+        lr = float(10 ** rng.uniform(*lr_exponents))
+        return schedule_from_config([{"type": "constant", "initial_lr": lr},
+                                     {"type": "time_decay", "initial_lr": lr, "decay": 0.05},
+                                     {"type": "step_decay", "initial_lr": lr, "drop": 0.5, "epochs_drop": epochs_drop},
+                                     {"type": "exponential", "initial_lr": lr, "decay_rate": decay_rate},
+                                     {"type": "cosine", "initial_lr": lr, "decay_epochs": E}][i % 5])
+    return deterministic
 
 
 def timed(fn):
     t = time.perf_counter()
     fn()
     return time.perf_counter() - t
+'''
+
+INTERNALS_SCRIPT = _ENGINE_HELPERS + r'''
+
+ds = load_dataset("ionosphere", seed=0)
+factory = make_factory(ModelSpec("default"), ds.input_shape, ds.n_outputs, ds.task)
+kw = dict(optimizer=optimizer_spec("adam"), epochs=E, batch_size=32)
+rng = np.random.default_rng(0)
+
+deterministic = deterministic_schedules(rng, (-4, -1), max(1, E // 5), 0.95)
+
+
+def plateau(i):
+    return schedule_from_config({"type": "reduce_on_plateau", "initial_lr": float(10 ** rng.uniform(-4, -1)),
+                                 "factor": 0.5, "patience": 3})
 
 
 def ms(xs):
@@ -307,19 +315,10 @@ if out["backend"] == "jax":
 print("BENCH_RESULT " + json.dumps(out))
 '''
 
-MNIST_INTERNALS_SCRIPT = r'''
-import json, os, statistics, sys, time
-N, E = int(sys.argv[1]), int(sys.argv[2])
-import numpy as np
-import keras
+MNIST_INTERNALS_SCRIPT = _ENGINE_HELPERS + r'''
 import jax
 import jax.numpy as jnp
-from lrsearch import engine
-from lrsearch.data import load_dataset
 from lrsearch.engine import device_memory, population_size
-from lrsearch.models import ModelSpec, make_factory
-from lrsearch.optimizers import optimizer_spec
-from lrsearch.schedules import schedule_from_config
 
 ds = load_dataset("mnist", seed=0, split=(0.8, 0.18, 0.02))
 if os.environ.get("BENCH_SMOKE"):  # a quick check of this script on a CPU: a sliver of the data
@@ -331,20 +330,7 @@ B = 128
 kw = dict(optimizer=optimizer_spec("adam"), epochs=E, batch_size=B)
 rng = np.random.default_rng(0)
 
-
-def deterministic(i):
-    lr = float(10 ** rng.uniform(-4, -2))
-    return schedule_from_config([{"type": "constant", "initial_lr": lr},
-                                 {"type": "time_decay", "initial_lr": lr, "decay": 0.05},
-                                 {"type": "step_decay", "initial_lr": lr, "drop": 0.5, "epochs_drop": max(1, E // 3)},
-                                 {"type": "exponential", "initial_lr": lr, "decay_rate": 0.9},
-                                 {"type": "cosine", "initial_lr": lr, "decay_epochs": E}][i % 5])
-
-
-def timed(fn):
-    t = time.perf_counter()
-    fn()
-    return time.perf_counter() - t
+deterministic = deterministic_schedules(rng, (-4, -2), max(1, E // 3), 0.9)
 
 
 def matmul_tflops(dtype, n=None, reps=20):
@@ -533,7 +519,8 @@ def print_internals(results: list[dict], e: int) -> None:
 
 def print_mnist_internals(r: dict, e: int) -> None:
     print(f"\nengine internals (MNIST CNN, Adam, batch 128, {e} epochs per trial, {r['device']}):")
-    print(f"  matmul ceiling measured here (8192^3 on a GPU, 1024^3 on a CPU): float32 {r['matmul_tflops_f32']:.1f} TFLOP/s, "
+    print("  matmul ceiling measured here (8192^3 on a GPU, 1024^3 on a CPU): "
+          f"float32 {r['matmul_tflops_f32']:.1f} TFLOP/s, "
           f"bfloat16 {r['matmul_tflops_bf16']:.1f} TFLOP/s")
     print(f"  one trial = {r['tflop_per_trial']:.3f} TFLOP ({r['forward_mflops_per_example']:.2f} MFLOP forward "
           "per example; training counted as 3x forward, plus the validation pass)")
@@ -544,8 +531,8 @@ def print_mnist_internals(r: dict, e: int) -> None:
     for p, v in r["population"].items():
         first = f", first call (compile) {r[f'population_{p}_first_s']:.1f} s" if p != "1" else ""
         print(f"  population P={p:>4}: {v:8.1f} trials/s = {v / fit_rate:6.1f}x model.fit, "
-              f"{v * r['tflop_per_trial']:.3g} TFLOP/s = {100 * v * r['tflop_per_trial'] / r['matmul_tflops_f32']:.2f}% "
-              f"of the float32 matmul ceiling{first}")
+              f"{v * r['tflop_per_trial']:.3g} TFLOP/s = "
+              f"{100 * v * r['tflop_per_trial'] / r['matmul_tflops_f32']:.2f}% of the float32 matmul ceiling{first}")
     print(f"  population auto (population_size on this device): P={r['population_auto']}")
 
 
