@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import os
+import queue
+import threading
 import uuid
 from dataclasses import asdict
 from pathlib import Path
@@ -60,6 +62,11 @@ class TrialPlots:
         self._background = background and self._base is not None
         self._helper: Any = None
         self._errors: list[str] = []
+        # Jobs go to the helper through a queue and a feeder thread: when drawing is slower than training, the pipe
+        # fills and a direct write would stall the search until the helper caught up.
+        self._queue: queue.SimpleQueue[dict[str, Any] | None] = queue.SimpleQueue()
+        self._feeder: Any = None
+        self._unsent: list[dict[str, Any]] = []
 
     def submit(self, trial: Any, lr_per_epoch: list[float], history: dict[str, Any], title: str) -> None:
         """Record ``trial``'s curves artifact and queue its drawing."""
@@ -84,23 +91,35 @@ class TrialPlots:
                "history": {k: list(v.values()) if isinstance(v, dict) else list(v)
                            for k, v in (history or {}).items()},
                "target": str(self._base / artifact_id), "title": title}
-        helper = self._start() if self._background else None
-        if helper is not None:
-            try:
-                helper.stdin.write(json.dumps(job) + "\n")
-                helper.stdin.flush()
-                return
-            except OSError:  # the helper died: draw here from now on
-                self._background = False
+        if self._background and self._start() is not None:
+            self._queue.put(job)  # never blocks: the feeder thread waits on the pipe, not the search
+            return
+        self._draw_here(job)
+
+    def _draw_here(self, job: dict[str, Any]) -> None:
         try:
             _draw(**job)
         except Exception as exc:  # a plot must never stop a search
-            self._errors.append(f"trial plot ({title}): {type(exc).__name__}: {exc}")
+            self._errors.append(f"trial plot ({job.get('title', '?')}): {type(exc).__name__}: {exc}")
+
+    def _feed(self, helper: Any) -> None:
+        """Feeder thread: hand queued jobs to ``helper``; when its pipe breaks, keep them for :meth:`close`."""
+        while (job := self._queue.get()) is not None:
+            if self._unsent:  # the helper is gone
+                self._unsent.append(job)
+                continue
+            try:
+                helper.stdin.write(json.dumps(job) + "\n")
+                helper.stdin.flush()
+            except (OSError, ValueError):  # the helper died (ValueError: its pipe was closed)
+                self._unsent.append(job)
 
     def close(self) -> list[str]:
         """Wait for the queued drawings and stop the helper; returns one line per drawing that failed."""
         helper, self._helper = self._helper, None
         if helper is not None:
+            self._queue.put(None)
+            self._feeder.join()
             try:
                 helper.stdin.close()
             except OSError:
@@ -109,6 +128,9 @@ class TrialPlots:
             if helper.wait() != 0:
                 self._errors.append(f"the plot helper exited with code {helper.returncode}")
             self._errors += [line for line in out.splitlines() if line.strip()]
+        unsent, self._unsent = self._unsent, []
+        for job in unsent:  # what a dead helper never got: drawn here
+            self._draw_here(job)
         return self._errors
 
     def _start(self) -> Any:
@@ -126,6 +148,10 @@ class TrialPlots:
                                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
             except OSError:
                 self._background = False
+                return None
+            self._feeder = threading.Thread(target=self._feed, args=(self._helper,), name="lrsearch-trial-plots",
+                                            daemon=True)
+            self._feeder.start()
         return self._helper
 
 

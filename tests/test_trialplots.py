@@ -51,3 +51,54 @@ def test_other_stores_are_uploaded_in_process(tmp_path):
     plots = TrialPlots(store)
     plots.submit(trial, [0.1, 0.05], {"val_loss": [0.5, 0.4]}, "t")
     assert plots.close() == [] and [v[:8] for v in store.files.values()] == [PNG]
+
+
+def test_a_stalled_helper_never_blocks_submit(tmp_path):
+    """The helper is stopped (SIGSTOP) while far more than a pipe's worth of jobs is submitted: submit returns at
+    once (the jobs wait in memory), and once the helper goes on every PNG is drawn."""
+    import os
+    import signal
+    import threading
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    store = FileSystemArtifactStore(tmp_path)
+    study = optuna.create_study()
+    plots = TrialPlots(store)
+    first = study.ask()
+    plots.submit(first, [0.1], {"val_loss": [0.5]}, "t0")  # starts the helper
+    os.kill(plots._helper.pid, signal.SIGSTOP)
+    trials = [study.ask() for _ in range(20)]
+    long = {"loss": [0.5] * 2000, "val_loss": [0.6] * 2000}  # ~40 KB a job: 20 jobs overflow a 64 KB pipe
+    done = threading.Event()
+
+    def submit_all():
+        for t in trials:
+            plots.submit(t, [0.01] * 2000, long, f"t{t.number}")
+        done.set()
+
+    threading.Thread(target=submit_all, daemon=True).start()
+    submitted = done.wait(timeout=60)  # a hang detector, not a timing: a blocking submit never returns here
+    os.kill(plots._helper.pid, signal.SIGCONT)
+    assert submitted, "submit blocked on the stalled helper"
+    assert plots.close() == []
+    for t in [first, *trials]:
+        (meta,) = get_all_artifact_meta(t, storage=study._storage)
+        assert (tmp_path / meta.artifact_id).read_bytes()[:8] == PNG
+
+
+def test_jobs_a_dead_helper_never_got_are_drawn_at_close(tmp_path):
+    import os
+    import signal
+
+    store = FileSystemArtifactStore(tmp_path)
+    study = optuna.create_study()
+    plots = TrialPlots(store)
+    plots.submit(study.ask(), [0.1], {"val_loss": [0.5]}, "t0")
+    os.kill(plots._helper.pid, signal.SIGKILL)
+    plots._helper.wait()
+    late = study.ask()
+    plots.submit(late, [0.1, 0.05], {"val_loss": [0.5, 0.4]}, "late")
+    errors = plots.close()
+    assert any("exited with code" in e for e in errors)
+    (meta,) = get_all_artifact_meta(late, storage=study._storage)
+    assert (tmp_path / meta.artifact_id).read_bytes()[:8] == PNG
