@@ -60,8 +60,11 @@ if TYPE_CHECKING:  # pandas is imported lazily: the CLI imports this module and 
 
 Task = Literal["binary", "multiclass", "regression"]
 
-__all__ = ["Dataset", "Task", "describe", "load_dataset", "max_classes", "reselection_splits", "resolve_data_path",
-           "resplits"]
+#: Train, validation and test fractions when none are given.
+DEFAULT_SPLIT = (0.7, 0.15, 0.15)
+
+__all__ = ["DEFAULT_SPLIT", "Dataset", "Task", "describe", "load_dataset", "max_classes", "reselection_splits",
+           "resolve_data_path", "resplits"]
 
 
 @dataclass
@@ -258,7 +261,7 @@ def load_dataset(
     target: str | int | None = None,
     labels: str | None = None,
     seed: int = 0,
-    split: tuple[float, float, float] = (0.7, 0.15, 0.15),
+    split: tuple[float, float, float] = DEFAULT_SPLIT,
     max_bytes: int | None = None,
     task: Task | None = None,
 ) -> Dataset:

@@ -467,8 +467,10 @@ def _lr_range(study: Any) -> tuple[float, float]:
 
 def _split(split: str | Sequence[float] | None) -> tuple[float, float, float]:
     """Train/val/test fractions from ``"0.8,0.1,0.1"``, a sequence, or None (the default); checked by the loader."""
+    from lrsearch.data import DEFAULT_SPLIT
+
     if split is None:
-        return (0.7, 0.15, 0.15)
+        return DEFAULT_SPLIT
     if isinstance(split, str):
         parts = [p.strip() for p in split.split(",")]
         try:

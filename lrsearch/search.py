@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from lrsearch.data import DEFAULT_SPLIT
 from lrsearch.errors import StorageError
 
 STUDY_ATTR = "lrsearch"
@@ -22,7 +23,7 @@ STUDY_ATTR = "lrsearch"
 MATCHED_KEYS = ("data_sha256", "task", "model", "epochs", "batch_size", "optimizer", "space_version", "families",
                 "seed", "split")
 #: What a study made before a setting existed ran with (so it still resumes).
-SETTING_DEFAULTS: dict[str, Any] = {"split": [0.7, 0.15, 0.15]}
+SETTING_DEFAULTS: dict[str, Any] = {"split": list(DEFAULT_SPLIT)}
 
 
 def default_storage(study_name: str) -> str:
