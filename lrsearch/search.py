@@ -192,17 +192,17 @@ def open_study(storage: Any, name: str, *, seed: int, epochs: int, create: bool 
     """Create or load the study ``name`` with lrsearch's sampler and pruner.
 
     Sampler: multivariate TPE with ``group=True`` (each family's parameters modelled jointly) and ``constant_liar``
-    (parallel workers do not pile onto one point). Pruner: median of the same family's completed trials at the same
+    (parallel workers do not pile onto one point), sampling only the groups a trial uses
+    (:class:`~lrsearch.samplers.LazyGroupTPESampler`). Pruner: median of the same family's completed trials at the same
     epoch (:class:`~lrsearch.pruners.FamilyMedianPruner`: schedules that decay late are held to their own kind),
     after a warm-up of half the epochs.
     """
     import optuna
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        sampler = optuna.samplers.TPESampler(multivariate=True, group=True, constant_liar=True, seed=seed,
-                                             n_startup_trials=8)
     from lrsearch.pruners import FamilyMedianPruner
+    from lrsearch.samplers import LazyGroupTPESampler
+
+    sampler = LazyGroupTPESampler(constant_liar=True, seed=seed, n_startup_trials=8)
 
     pruner = FamilyMedianPruner(n_startup_trials=3, n_warmup_steps=max(1, epochs // 2))
     try:
