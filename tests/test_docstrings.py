@@ -13,7 +13,7 @@ MODULES = ["lrsearch", "lrsearch.schedules.base", "lrsearch.schedules.families",
            "lrsearch.loading", "lrsearch.models", "lrsearch.progress", "lrsearch.data", "lrsearch.suggest",
            "lrsearch.engine", "lrsearch.pipeline", "lrsearch.plotstyle", "lrsearch.plots", "lrsearch.report",
            "lrsearch.rangetest", "lrsearch.search", "lrsearch.dashboard", "lrsearch.tuner", "lrsearch.pruners",
-           "lrsearch.trialplots"]
+           "lrsearch.trialplots", "lrsearch.samplers"]
 
 
 @pytest.mark.parametrize("name", MODULES)
