@@ -405,7 +405,7 @@ def worker(study: str, storage: str, *, data: str | None = None, labels: str | N
     progress = Progress(budget, stream=stream, live=live, quiet=quiet)
     ran = _search(run, budget, timeout, progress)
     run.close_plots()
-    return {"study": study, "ran": ran, "trials": _counts(the_study)}
+    return {"study": study, "ran": ran, "trials": _counts(the_study.get_trials(deepcopy=False))}
 
 
 def _search(run: _Run, budget: int, timeout: float | None, progress: Any, workers: int | None = None) -> int:
@@ -650,9 +650,9 @@ def _export(run: _Run, notes: list[str], top_k: int = 5, seeds: int | str = "aut
     from lrsearch.schedules import schedule_from_config
 
     the_study, ds = run.study, run.ds
-    counts = _counts(the_study)
-    completed = [t for t in the_study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"
-                 and t.value is not None and math.isfinite(t.value)]
+    trials = the_study.get_trials(deepcopy=False)  # one read of the database for the counts and the candidates
+    counts = _counts(trials)
+    completed = [t for t in trials if t.state.name == "COMPLETE" and t.value is not None and math.isfinite(t.value)]
     if not completed:
         raise LrSearchError(f"no trial completed ({counts['pruned']} pruned, {counts['failed']} failed); try more "
                             "--trials, more --epochs, or another --optimizer")
@@ -795,8 +795,8 @@ def _backend() -> str:
     return keras.backend.backend()
 
 
-def _counts(study: Any) -> dict[str, int]:
-    names = [t.state.name for t in study.trials]
+def _counts(trials: list[Any]) -> dict[str, int]:
+    names = [t.state.name for t in trials]
     return {"complete": names.count("COMPLETE"), "pruned": names.count("PRUNED"), "failed": names.count("FAIL"),
             "running": names.count("RUNNING")}
 

@@ -41,6 +41,8 @@ _MAX_PERM_BYTES = 16 * 2**20
 # Initial-weight cache bounds (entries are numpy copies of one model's variables).
 _INITIAL_MAX_ENTRIES = 64
 _INITIAL_MAX_BYTES = 256 * 2**20
+# evaluate(): one built model per factory (building costs ~50 ms; set_weights then makes it the trial's model).
+_EVAL_MODELS: OrderedDict[Any, Any] = OrderedDict()
 
 
 @dataclass
@@ -712,7 +714,12 @@ def evaluate(factory: Callable[[int], Any], weights: list[np.ndarray], x: np.nda
     from lrsearch.engine._common import score
     from lrsearch.models import outputs_logits, task_loss, task_metric
 
-    model = factory(0)
+    model = _EVAL_MODELS.pop(factory, None)
+    if model is None:
+        model = factory(0)
+    _EVAL_MODELS[factory] = model  # most recent last; the factory is held, so its key cannot be reused
+    while len(_EVAL_MODELS) > 4:
+        _EVAL_MODELS.popitem(last=False)
     model.set_weights(weights)
     # Plain calls, not model.predict: predict traces a new tf.function for every fresh model (and warns about it).
     y_pred = np.concatenate([ops.convert_to_numpy(model(x[i:i + batch_size], training=False))
