@@ -61,8 +61,8 @@ def _parser() -> argparse.ArgumentParser:
                                                        "on --seeds validation splits and export the best mean "
                                                        "(default 5)")
     f.add_argument("--seeds", type=_auto_or_count, default="auto",
-                   help="validation splits (and seeds) per re-scored trial: the search's own plus re-splits of the "
-                        "training and validation rows; auto (default): 3, more (up to 10) for validation splits "
+                   help="validation splits (and seeds) per re-scored trial: re-splits of the training and "
+                        "validation rows (not the search's own split); auto (default): 3, more (up to 10) for validation splits "
                         "under ~85 rows; 1 = no reselection")
     f.add_argument("--select", default="metric", choices=["metric", "loss"],
                    help="reselection criterion: the task metric (accuracy, MAE) with val_loss breaking ties "

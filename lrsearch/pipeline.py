@@ -211,8 +211,9 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
     that many worker processes in all (``lrsearch worker``) on a storage they can share. The first trials of a new
     study are the classic hand schedules and a constant LR at the range test's suggestion (``warm_start``); the
     ``top_k`` best trials (by val_loss, and by the task metric) and those classics are then re-scored on ``seeds``
-    validation splits (the search's and ``seeds - 1`` re-splits of the training and validation rows; ``"auto"``:
-    3, more for a validation split under ~85 rows, see :func:`lrsearch.data.reselection_splits`), and the best mean
+    fresh re-splits of the training and validation rows (not the search's own split, which flatters the trials
+    chosen on it; ``"auto"``: 3, more for a validation split under ~85 rows, see
+    :func:`lrsearch.data.reselection_splits`), and the best mean
     wins: by the task metric (accuracy or MAE) with val_loss breaking ties, or by val_loss alone with
     ``select="loss"``. ``population`` trials train at once on the JAX backend (``"auto"``: as many as fit the GPU's
     memory, at most 64, when there is one, else 1). ``split`` gives the train, validation and test fractions
@@ -536,10 +537,13 @@ def _reselect(run: _Run, completed: list[Any], top_k: int, seeds: int,
               select: str = "metric") -> tuple[Any, list[dict[str, Any]]]:
     """Re-score the ``top_k`` trials (by value and by task metric) and the classics on ``seeds`` splits; pick one.
 
-    Split 0 is the search's own, scored by each trial's own run (common random numbers); splits 1.. pool the
-    training and validation rows and split them again (:func:`lrsearch.data.resplits`, test rows untouched), each
-    with its own initialisation seed. Candidates rank by their mean task metric over the splits (accuracy, or MAE
-    for regression), mean final val_loss breaking ties; ``select="loss"`` ranks by mean final val_loss alone.
+    The ``seeds`` splits pool the training and validation rows and split them again
+    (:func:`lrsearch.data.resplits`, test rows untouched), each with its own initialisation seed. The search's own
+    split is left out of the means: the searched candidates were chosen *because* they scored well on it, so it
+    flatters them against the classics (which were not), the winner's curse. Candidates rank by their mean task
+    metric over the splits (accuracy, or MAE for regression), mean final val_loss breaking ties; ``select="loss"``
+    ranks by mean final val_loss alone. The search split's values are kept in each row (``search_val_loss``,
+    ``search_<metric>``) for the record.
 
     Why: the search ranks by final val_loss on one validation split, which on small data sets is too noisy to
     choose between close schedules and rewards calibration (an under-fit run) over the accuracy users train for.
@@ -567,17 +571,20 @@ def _reselect(run: _Run, completed: list[Any], top_k: int, seeds: int,
             t for t in completed if t.user_attrs.get("warm_start")]:
         if t not in candidates:
             candidates.append(t)
-    splits = resplits(run.ds, seeds, seed=run.seed)[1:]
+    splits = resplits(run.ds, seeds + 1, seed=run.seed)[1:]
     ranking = []
     for t in candidates:
-        losses, scores = [_final(t, "val_loss")], [_final(t, run.metric)]
+        losses, scores = [], []
         run.use_params(t.params)
         schedule = schedule_from_config(t.user_attrs["schedule"]["schedule"])
         for i, split in enumerate(splits, start=1):
             history = run.train(schedule, seed=run.seed + i, data=split).history
             losses.append(_finite_or(history["val_loss"][-1], math.inf))
             scores.append(_finite_or(history[run.metric][-1], _worst(run.metric)))
-        ranking.append(_ranking_row(run, t, losses, scores))
+        row = _ranking_row(run, t, losses, scores)
+        row["search_val_loss"] = _clean(_final(t, "val_loss"))
+        row[f"search_{run.metric}"] = _clean(_final(t, run.metric))
+        ranking.append(row)
     ranking.sort(key=lambda row: _rank_key(row, run.metric, select))
     winner = next(t for t in candidates if t.number == ranking[0]["trial"])
     return winner, ranking
@@ -603,14 +610,15 @@ def _ranking_row(run: _Run, t: Any, losses: list[float], scores: list[float]) ->
     """One candidate's reselection record (JSON-safe: non-finite values are None)."""
     loss_mean, loss_sd = _mean_sd(losses)
     score_mean, score_sd = _mean_sd(scores)
-
-    def clean(v: float) -> float | None:
-        return v if math.isfinite(v) else None
-
     return {"trial": t.number, "family": t.user_attrs.get("family"), "label": _label(run, t),
-            "warm_start": bool(t.user_attrs.get("warm_start")), "val_loss": [clean(v) for v in losses],
-            run.metric: [clean(v) for v in scores], "mean": clean(loss_mean), "sd": clean(loss_sd),
-            f"{run.metric}_mean": clean(score_mean), f"{run.metric}_sd": clean(score_sd)}
+            "warm_start": bool(t.user_attrs.get("warm_start")), "val_loss": [_clean(v) for v in losses],
+            run.metric: [_clean(v) for v in scores], "mean": _clean(loss_mean), "sd": _clean(loss_sd),
+            f"{run.metric}_mean": _clean(score_mean), f"{run.metric}_sd": _clean(score_sd)}
+
+
+def _clean(v: float) -> float | None:
+    """JSON-safe: a non-finite value becomes None."""
+    return v if math.isfinite(v) else None
 
 
 def _rank_key(row: dict[str, Any], metric: str, select: str) -> tuple[float, ...]:

@@ -46,8 +46,8 @@ def test_files_and_study_attrs(searched):
     assert set(doc["metrics"]) == base | {f"{k}_{s}" for k in base for s in ("mean", "sd")} | {"seeds"}
     # 53 validation rows: "auto" re-scores on 5 splits (about 256 validation rows in all).
     assert doc["metrics"]["seeds"] == 5 and doc["metrics"]["test_accuracy_sd"] >= 0
-    # Reselection: the top trials and the warm-start classics, ranked by mean val_accuracy over the splits, then
-    # mean val_loss; split 0 is each trial's own run.
+    # Reselection: the top trials and the warm-start classics, ranked by mean val_accuracy over 5 fresh splits, then
+    # mean val_loss; the search's own split (each trial's own run) is recorded beside them, not averaged in.
     ranking = study.user_attrs["reselection"]
     assert ranking[0]["trial"] == r.best_trial and len(ranking[0]["val_loss"]) == 5
     keys = [(-round(row["val_accuracy_mean"], 6), row["mean"]) for row in ranking]
@@ -57,8 +57,8 @@ def test_files_and_study_attrs(searched):
     assert {row["trial"] for row in ranking} >= {t.number for t in study.trials if t.user_attrs.get("warm_start")
                                                   and t.state.name == "COMPLETE"}
     trial = study.trials[r.best_trial]
-    assert ranking[0]["val_loss"][0] == trial.value
-    assert ranking[0]["val_accuracy"][0] == trial.user_attrs["history"]["val_accuracy"][-1]
+    assert ranking[0]["search_val_loss"] == trial.value
+    assert ranking[0]["search_val_accuracy"] == trial.user_attrs["history"]["val_accuracy"][-1]
     # The classics scored on the same test split as the export, which comes first.
     baselines = study.user_attrs["baselines"]
     assert baselines == r.baselines and baselines[0]["exported"] and baselines[0]["trial"] == r.best_trial
