@@ -3,8 +3,8 @@
 Drawing a trial's PNG with matplotlib takes ~0.1–0.2 s, several times what the compiled engine needs to train a
 small model for 50 epochs. A helper process draws them instead, so the search does not wait: the trial gets its
 artifact record at once (as :func:`optuna.artifacts.upload_artifact` does, record first) and the file appears in the
-artifact store when the drawing is done (written aside, then moved into place). :meth:`TrialPlots.close` waits for
-the drawings still queued.
+artifact store when the drawing is done (written aside, then moved into place). :meth:`TrialPlots.close` draws the
+jobs still queued in this process, beside the helper, and waits for the helper's.
 """
 
 from __future__ import annotations
@@ -118,6 +118,15 @@ class TrialPlots:
         """Wait for the queued drawings and stop the helper; returns one line per drawing that failed."""
         helper, self._helper = self._helper, None
         if helper is not None:
+            # The search is over and this process only waits now: it draws the queued jobs too, beside the helper
+            # (after a long search on a CPU the backlog is most of the time left).
+            while True:
+                try:
+                    job = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if job is not None:
+                    self._draw_here(job)
             self._queue.put(None)
             self._feeder.join()
             try:

@@ -86,6 +86,46 @@ def test_a_stalled_helper_never_blocks_submit(tmp_path):
         assert (tmp_path / meta.artifact_id).read_bytes()[:8] == PNG
 
 
+def test_close_draws_the_backlog_beside_the_helper(tmp_path):
+    """At close this process draws the queued jobs itself: with the helper stopped, the backlog still gets drawn
+    (all but what already sits in the helper's pipe), and the helper's share once it goes on."""
+    import os
+    import signal
+    import threading
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    store = FileSystemArtifactStore(tmp_path)
+    study = optuna.create_study()
+    plots = TrialPlots(store)
+    first = study.ask()
+    plots.submit(first, [0.1], {"val_loss": [0.5]}, "t0")  # starts the helper
+    helper = plots._helper
+    os.kill(helper.pid, signal.SIGSTOP)
+    trials = [study.ask() for _ in range(12)]
+    long = {"loss": [0.5] * 2000, "val_loss": [0.6] * 2000}  # ~40 KB a job: at most 2 fit in the pipe
+    for t in trials:
+        plots.submit(t, [0.01] * 2000, long, f"t{t.number}")
+    result: list[list[str]] = []
+    closing = threading.Thread(target=lambda: result.append(plots.close()), daemon=True)
+    closing.start()
+    try:
+        def drawn() -> int:
+            return sum(1 for p in tmp_path.iterdir() if p.suffix != ".png" and p.read_bytes()[:8] == PNG)
+
+        for _ in range(600):  # a hang detector, not a timing: without this process drawing, nothing is drawn
+            if drawn() >= 8:
+                break
+            threading.Event().wait(0.1)
+        assert drawn() >= 8, f"only {drawn()} of 12 drawn while the helper was stopped"
+    finally:
+        os.kill(helper.pid, signal.SIGCONT)
+    closing.join(timeout=120)
+    assert result == [[]]
+    for t in [first, *trials]:
+        (meta,) = get_all_artifact_meta(t, storage=study._storage)
+        assert (tmp_path / meta.artifact_id).read_bytes()[:8] == PNG
+
+
 def test_jobs_a_dead_helper_never_got_are_drawn_at_close(tmp_path):
     import os
     import signal
