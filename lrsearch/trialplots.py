@@ -21,12 +21,14 @@ from typing import Any
 __all__ = ["TrialPlots"]
 
 
-def _draw(lr_per_epoch: list[float], history: dict[str, Any], target: str, title: str = "") -> str:
-    """In the helper process: draw, then move the PNG into place in one step (never a half-written file)."""
-    from lrsearch.plots import plot_trial
+def _draw(lr_per_epoch: list[float], history: dict[str, Any], target: str, title: str = "",
+          figure: Any = None) -> str:
+    """Draw (on ``figure``, a reused :class:`lrsearch.plots.TrialFigure`, or a fresh one), then move the PNG into
+    place in one step (never a half-written file)."""
+    from lrsearch.plots import TrialFigure
 
     part = f"{target}.part.png"
-    plot_trial(lr_per_epoch, history, part, title=title)
+    (figure or TrialFigure()).draw(lr_per_epoch, history, part, title=title)
     os.replace(part, target)
     return target
 
@@ -67,6 +69,7 @@ class TrialPlots:
         self._queue: queue.SimpleQueue[dict[str, Any] | None] = queue.SimpleQueue()
         self._feeder: Any = None
         self._unsent: list[dict[str, Any]] = []
+        self._figure: Any = None  # this process's reused TrialFigure (drawing here: no helper, or at close)
 
     def submit(self, trial: Any, lr_per_epoch: list[float], history: dict[str, Any], title: str) -> None:
         """Record ``trial``'s curves artifact and queue its drawing."""
@@ -98,8 +101,13 @@ class TrialPlots:
 
     def _draw_here(self, job: dict[str, Any]) -> None:
         try:
-            _draw(**job)
+            if self._figure is None:
+                from lrsearch.plots import TrialFigure
+
+                self._figure = TrialFigure()
+            _draw(**job, figure=self._figure)
         except Exception as exc:  # a plot must never stop a search
+            self._figure = None  # a drawing that failed half-way may leave the figure in any state
             self._errors.append(f"trial plot ({job.get('title', '?')}): {type(exc).__name__}: {exc}")
 
     def _feed(self, helper: Any) -> None:
@@ -168,11 +176,15 @@ def _serve() -> None:
     """The helper's loop: one JSON job a line on stdin; one line on stdout for each drawing that failed."""
     import sys
 
+    from lrsearch.plots import TrialFigure
+
+    figure = TrialFigure()  # one figure redrawn for every job: about half the cost of a fresh one
     for line in sys.stdin:
         job = json.loads(line)
         try:
-            _draw(**job)
+            _draw(**job, figure=figure)
         except Exception as exc:
+            figure = TrialFigure()  # a drawing that failed half-way may leave the figure in any state
             print(f"trial plot ({job.get('title', '?')}): {type(exc).__name__}: {exc}", flush=True)
 
 
