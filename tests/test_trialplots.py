@@ -53,6 +53,20 @@ def test_other_stores_are_uploaded_in_process(tmp_path):
     assert plots.close() == [] and [v[:8] for v in store.files.values()] == [PNG]
 
 
+def _stopped_helper(tmp_path):
+    """A study, its TrialPlots with a started helper that is then stopped (SIGSTOP), and the first trial."""
+    import os
+    import signal
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study()
+    plots = TrialPlots(FileSystemArtifactStore(tmp_path))
+    first = study.ask()
+    plots.submit(first, [0.1], {"val_loss": [0.5]}, "t0")  # starts the helper
+    os.kill(plots._helper.pid, signal.SIGSTOP)
+    return study, plots, first
+
+
 def test_a_stalled_helper_never_blocks_submit(tmp_path):
     """The helper is stopped (SIGSTOP) while far more than a pipe's worth of jobs is submitted: submit returns at
     once (the jobs wait in memory), and once the helper goes on every PNG is drawn."""
@@ -60,13 +74,7 @@ def test_a_stalled_helper_never_blocks_submit(tmp_path):
     import signal
     import threading
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    store = FileSystemArtifactStore(tmp_path)
-    study = optuna.create_study()
-    plots = TrialPlots(store)
-    first = study.ask()
-    plots.submit(first, [0.1], {"val_loss": [0.5]}, "t0")  # starts the helper
-    os.kill(plots._helper.pid, signal.SIGSTOP)
+    study, plots, first = _stopped_helper(tmp_path)
     trials = [study.ask() for _ in range(20)]
     long = {"loss": [0.5] * 2000, "val_loss": [0.6] * 2000}  # ~40 KB a job: 20 jobs overflow a 64 KB pipe
     done = threading.Event()
@@ -93,14 +101,8 @@ def test_close_draws_the_backlog_beside_the_helper(tmp_path):
     import signal
     import threading
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    store = FileSystemArtifactStore(tmp_path)
-    study = optuna.create_study()
-    plots = TrialPlots(store)
-    first = study.ask()
-    plots.submit(first, [0.1], {"val_loss": [0.5]}, "t0")  # starts the helper
+    study, plots, first = _stopped_helper(tmp_path)
     helper = plots._helper
-    os.kill(helper.pid, signal.SIGSTOP)
     trials = [study.ask() for _ in range(12)]
     long = {"loss": [0.5] * 2000, "val_loss": [0.6] * 2000}  # ~40 KB a job: at most 2 fit in the pipe
     for t in trials:
