@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import time
@@ -75,6 +76,9 @@ class _Run:
     trial_factory: Any = None
     #: Optimizers searched (``--optimizers``); empty: every trial uses ``opt_spec``.
     opt_names: list[str] = field(default_factory=list)
+    #: With ``opt_names``: each trial's optimizer spec by trial number, as suggested (population mode asks a batch
+    #: of trials before training any, so ``opt_spec`` alone would hold the last one's).
+    trial_opt: dict[int, dict[str, Any]] = field(default_factory=dict)
     #: Trials trained at once (JAX population mode); 1: one after another.
     population: int = 1
     #: Per-trial PNGs drawn by a helper process (:class:`lrsearch.trialplots.TrialPlots`), started on first use.
@@ -135,7 +139,8 @@ class _Run:
         provenance = {"study": self.name, "data": self.ds.name, "data_sha256": self.ds.sha256,
                       "lrsearch_version": self.settings["lrsearch_version"], "keras_backend": _backend(),
                       "trial": number}
-        return build_document(schedule, self.opt_spec, epochs=self.epochs, batch_size=self.batch_size,
+        return build_document(schedule, self.trial_opt.get(number, self.opt_spec), epochs=self.epochs,
+                              batch_size=self.batch_size,
                               steps_per_epoch=spe, metrics=scores, provenance=provenance)
 
     def train(self, schedule: Any, report: Any = None, seed: int | None = None, data: Any = None) -> Any:
@@ -165,14 +170,30 @@ class _Run:
         if errors:
             self.notes.append(f"{len(errors)} trial plot(s) could not be drawn, e.g. {errors[0]}")
 
-    def train_many(self, schedules: list[Any], reports: list[Any]) -> list[Any]:
-        """Train several schedules at once (JAX ``vmap``); ``reports[i]`` gets member i's epochs."""
-        from lrsearch.engine import train_population
+    def train_many(self, schedules: list[Any], reports: list[Any], numbers: list[int] | None = None) -> list[Any]:
+        """Train several schedules at once (JAX ``vmap``); ``reports[i]`` gets member i's epochs.
 
-        return train_population(self.factory, self.ds, schedules, optimizer=self.opt_spec, epochs=self.epochs,
-                                batch_size=self.batch_size, seed=self.seed, engine=self.engine,
-                                report=lambda i, epoch, values: reports[i](epoch, values),
-                                population=self.population, report_at=self.prune_at)
+        ``numbers`` are the trials' numbers: with ``--optimizers`` each trains with its own optimizer, and the
+        members are trained in groups that share one compiled program (same class, same kind of settings).
+        """
+        from lrsearch.engine import train_population
+        from lrsearch.engine._common import split_optimizer_spec
+
+        specs = ([self.trial_opt.get(n, self.opt_spec) for n in numbers] if numbers
+                 else [self.opt_spec] * len(schedules))
+        groups: dict[str, list[int]] = {}
+        for i, spec in enumerate(specs):
+            groups.setdefault(json.dumps(split_optimizer_spec(spec)[0], sort_keys=True), []).append(i)
+        results: list[Any] = [None] * len(schedules)
+        for members in groups.values():
+            trained = train_population(
+                self.factory, self.ds, [schedules[i] for i in members], optimizer=specs[members[0]],
+                optimizers=[specs[i] for i in members], epochs=self.epochs, batch_size=self.batch_size,
+                seed=self.seed, engine=self.engine, population=self.population, report_at=self.prune_at,
+                report=lambda j, epoch, values, members=members: reports[members[j]](epoch, values))
+            for i, result in zip(members, trained):
+                results[i] = result
+        return results
 
     def objective(self) -> Any:
         from lrsearch import search, space
@@ -185,7 +206,7 @@ class _Run:
 
                 self.factory = self.trial_factory(OptunaHP(trial))
             if self.opt_names:
-                self.opt_spec = space.suggest_optimizer(trial, self.opt_names)
+                self.opt_spec = self.trial_opt[trial.number] = space.suggest_optimizer(trial, self.opt_names)
             return space.suggest_schedule(trial, choices=choices, epochs=self.epochs, lr_range=self.lr_range)
 
         return search.make_objective(
@@ -492,8 +513,8 @@ def _population(run: _Run, requested: int | str) -> tuple[int, str | None]:
         why = "population mode needs KERAS_BACKEND=jax"
     elif run.engine == "fit":
         why = "population mode needs the compiled engine (--engine fit trains with model.fit)"
-    elif run.opt_names or run.trial_factory is not None:
-        why = "population mode needs one optimizer and a fixed architecture (no --optimizers, no build(hp))"
+    elif run.trial_factory is not None:
+        why = "population mode needs a fixed architecture (no build(hp))"
     if why is not None:
         return 1, (f"{why}; trials train one at a time" if wanted and wanted > 1 else None)
     if wanted is not None:

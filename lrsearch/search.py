@@ -499,14 +499,15 @@ def _fail_stale(study: Any) -> None:
 
 
 def run_population(study: Any, objective: Any, budget: int, population: int,
-                   train_many: Callable[[list[Any], list[Callable[..., None]]], list[Any]], *,
+                   train_many: Callable[[list[Any], list[Callable[..., None]], list[int]], list[Any]], *,
                    timeout: float | None = None, callbacks: Sequence[Callable[[Any, Any], None]] = (),
                    poll: float = 1.0) -> int:
     """Like :func:`run_trials`, but trains up to ``population`` trials at once with ``train_many``.
 
     Trials come from Optuna's ask/tell in batches; each stays a separate trial with its own intermediate values,
-    pruning and user attrs (``objective`` is one made by :func:`make_objective`). ``train_many(schedules, reports)``
-    returns one ``TrainResult`` per schedule (the engine's ``train_population``).
+    pruning and user attrs (``objective`` is one made by :func:`make_objective`). ``train_many(schedules, reports,
+    numbers)`` (``numbers``: the trials' numbers) returns one ``TrainResult`` per schedule (the engine's
+    ``train_population``).
 
     Returns:
         The number of trials this process ran.
@@ -540,7 +541,7 @@ def run_population(study: Any, objective: Any, budget: int, population: int,
             with contextlib.ExitStack() as beating:  # every member beats while the population trains
                 for t in asked:
                     beating.enter_context(get_heartbeat_thread(t._trial_id, study._storage))
-                results = train_many([r.schedule for r in runs], [r.report for r in runs])
+                results = train_many([r.schedule for r in runs], [r.report for r in runs], [t.number for t in asked])
         except BaseException:
             for t in asked:  # none of them may stay RUNNING
                 try:

@@ -310,6 +310,18 @@ def test_population_api_on_any_backend(ionosphere, ionosphere_factory):
     assert sorted(e for i, e in seen if i == 1) == [0, 1] and sorted(e for i, e in seen if i == 0) == [0, 1, 2, 3]
 
 
+def test_population_members_take_their_own_optimizer_settings_on_any_backend(ionosphere, ionosphere_factory):
+    schedule = schedule_from_config({"type": "constant", "initial_lr": 0.02})
+    specs = [optimizer_spec("adam", {"beta_1": b}) for b in (0.8, 0.95)]
+    kwargs = dict(epochs=3, batch_size=32, seed=4)
+    pop = engine.train_population(ionosphere_factory, ionosphere, [schedule, schedule], optimizer=specs[0],
+                                  optimizers=specs, **kwargs)
+    for spec, member in zip(specs, pop):
+        alone = engine.train(ionosphere_factory, ionosphere, schedule, optimizer=spec, **kwargs)
+        np.testing.assert_allclose(member.history["val_loss"], alone.history["val_loss"], rtol=RTOL, atol=1e-6)
+    assert pop[0].history["val_loss"] != pop[1].history["val_loss"]
+
+
 def test_warm_up_compiles_what_train_uses(ionosphere, ionosphere_factory):
     calls = []
 

@@ -127,7 +127,8 @@ def train_population(factory: Callable[[int], Any], data: Dataset, schedules: Se
                      optimizer: dict[str, Any], epochs: int, batch_size: int, seed: int,
                      report: PopulationReport | None = None, shuffle: bool = True, engine: str = "auto",
                      epochs_per_call: int | None = None, population: int | None = None,
-                     report_at: Callable[[int], bool] | None = None) -> list[TrainResult]:
+                     report_at: Callable[[int], bool] | None = None,
+                     optimizers: Sequence[dict[str, Any]] | None = None) -> list[TrainResult]:
     """Train one model per schedule at once (``jax.vmap`` on JAX) and return one result per schedule.
 
     Every member starts from the same weights (``factory(seed)``) and sees the same batch order, so members differ
@@ -149,6 +150,9 @@ def train_population(factory: Callable[[int], Any], data: Dataset, schedules: Se
         report: ``report(member_index, epoch, metrics)``; may raise ``optuna.TrialPruned`` for that member.
         population: compile for this many members (>= ``len(schedules)``), padding with masked copies: keep it
             fixed across calls (e.g. :func:`population_size`) so a smaller last batch does not recompile.
+        optimizers: one optimizer spec per member (default: ``optimizer`` for all), e.g. different momenta. They
+            must share ``optimizer``'s structure (class, and the sign of each setting a program takes as input:
+            :func:`lrsearch.engine._common.split_optimizer_spec`); the settings themselves are per-member inputs.
 
     Returns:
         ``TrainResult`` per schedule, in order (``engine`` is ``"population"`` for vmapped members).
@@ -174,6 +178,15 @@ def train_population(factory: Callable[[int], Any], data: Dataset, schedules: Se
     size = len(schedules) if population is None else int(population)
     if size < len(schedules):
         raise ValueError(f"population must be >= len(schedules) = {len(schedules)}, but got population={size}")
+    specs = [optimizer] * len(schedules) if optimizers is None else list(optimizers)
+    if len(specs) != len(schedules):
+        raise ValueError(f"optimizers must have one spec per schedule ({len(schedules)}), but got "
+                         f"{len(specs)} specs")
+    structure = split_optimizer_spec(optimizer)[0]
+    for i, spec in enumerate(specs):
+        if split_optimizer_spec(spec)[0] != structure:
+            raise ValueError(f"optimizers[{i}] must have the structure of optimizer ({structure}), but got "
+                             f"{split_optimizer_spec(spec)[0]}: group members by it and train each group apart")
     pruned_types = _pruned_exceptions()
 
     def one_by_one() -> list[TrainResult]:
@@ -187,7 +200,7 @@ def train_population(factory: Callable[[int], Any], data: Dataset, schedules: Se
                     report(i, epoch, values)
 
             try:
-                results.append(train(factory, data, schedule, optimizer=optimizer, epochs=epochs,
+                results.append(train(factory, data, schedule, optimizer=specs[i], epochs=epochs,
                                      batch_size=batch_size, seed=seed, report=member_report, shuffle=shuffle,
                                      engine=engine, epochs_per_call=epochs_per_call, report_at=report_at))
             except pruned_types:
@@ -201,8 +214,8 @@ def train_population(factory: Callable[[int], Any], data: Dataset, schedules: Se
         return one_by_one()  # train() prints the notice and falls back to model.fit
     program, init = prepared
     program.start(init.trainable, init.non_trainable, population=size)
-    members = [_Member(s, data, epochs, program, optimizer) for s in schedules]
-    members += [_Member(schedules[0], data, epochs, program, optimizer, active=False)
+    members = [_Member(s, data, epochs, program, spec) for s, spec in zip(schedules, specs)]
+    members += [_Member(schedules[0], data, epochs, program, specs[0], active=False)
                 for _ in range(size - len(schedules))]
 
     def member_report(i: int, epoch: int, values: dict[str, float]) -> None:

@@ -137,3 +137,29 @@ def test_warm_up_compiles_the_population_program(ionosphere, ionosphere_factory)
     engine.train_population(ionosphere_factory, ionosphere, [schedule_from_config(c) for c in CONFIGS[:2]],
                             epochs=3, population=3, **kwargs)
     assert sum(p.traces for p in engine._PROGRAMS.values()) == traces
+
+
+def test_members_with_their_own_optimizer_settings_are_each_the_trial_alone(ionosphere, ionosphere_factory):
+    schedules = [schedule_from_config(c) for c in CONFIGS[:4]]
+    specs = [optimizer_spec("sgd", {"momentum": m, "nesterov": True}) for m in (0.5, 0.9, 0.1, 0.99)]
+    kwargs = dict(epochs=5, batch_size=32, seed=3, epochs_per_call=2)
+    pop = engine.train_population(ionosphere_factory, ionosphere, schedules, optimizer=specs[0], optimizers=specs,
+                                  population=6, **kwargs)
+    assert [r.engine for r in pop] == ["population"] * 4
+    for schedule, spec, member in zip(schedules, specs, pop):
+        assert_same_run(member, engine.train(ionosphere_factory, ionosphere, schedule, optimizer=spec, **kwargs))
+    # Different momenta really train differently (the settings are inputs, not the first member's for all).
+    assert pop[0].history["loss"] != pop[1].history["loss"]
+
+
+@pytest.mark.parametrize("other", [optimizer_spec("adam"),
+                                   optimizer_spec("sgd", {"momentum": 0.9, "nesterov": False})])
+def test_members_must_share_the_program_s_optimizer_structure(ionosphere, ionosphere_factory, other):
+    schedules = [schedule_from_config(CONFIGS[0])] * 2
+    sgd = optimizer_spec("sgd", {"momentum": 0.9, "nesterov": True})
+    with pytest.raises(ValueError, match=r"optimizers\[1\] must have the structure of optimizer"):
+        engine.train_population(ionosphere_factory, ionosphere, schedules, optimizer=sgd, optimizers=[sgd, other],
+                                epochs=1, batch_size=32, seed=0)
+    with pytest.raises(ValueError, match=r"optimizers must have one spec per schedule \(2\), but got 1 specs"):
+        engine.train_population(ionosphere_factory, ionosphere, schedules, optimizer=sgd, optimizers=[sgd],
+                                epochs=1, batch_size=32, seed=0)

@@ -45,3 +45,30 @@ def test_a_population_member_matches_the_same_trial_trained_alone(workdir):
         assert x.params == y.params
         assert x.value == pytest.approx(y.value, rel=1e-4)
     assert one.trials["complete"] + one.trials["pruned"] == many.trials["complete"] + many.trials["pruned"] == 3
+
+
+def test_a_population_searches_optimizers_each_trial_with_its_own(workdir):
+    """--optimizers in population mode: each trial trains with the optimizer it was given (grouped by program),
+    its document names that optimizer, and its value equals the same trial trained alone."""
+    from lrsearch.pipeline import find
+    from lrsearch.space import suggest_optimizer
+
+    kwargs = dict(trials=8, epochs=6, quiet=True, top_k=1, seeds=1, optimizers="sgd,adam",
+                  schedules="constant,cosine")
+    many = find("ionosphere", population=8, study="many", **kwargs)
+    assert "population" not in " ".join(many.notes)
+    trials = optuna.load_study(study_name="many", storage="sqlite:///studies/many.db").trials
+    assert len(trials) == 8 and {t.params["optimizer"] for t in trials} == {"sgd", "adam"}
+    for t in trials:
+        spec = suggest_optimizer(optuna.trial.FixedTrial(t.params), ["sgd", "adam"])
+        assert t.user_attrs["schedule"]["optimizer"] == spec, t.number
+    # The same trials one at a time (the same study seed asks the same warm-start trials first).
+    one = find("ionosphere", population=1, study="one", **kwargs)
+    alone = optuna.load_study(study_name="one", storage="sqlite:///studies/one.db").trials
+    warm = [t for t in trials if t.user_attrs.get("warm_start")]
+    assert len(warm) >= 3 and {t.params["optimizer"] for t in warm} == {"sgd", "adam"}
+    for x in warm:
+        y = next(t for t in alone if t.number == x.number)
+        assert x.params == y.params
+        assert x.value == pytest.approx(y.value, rel=1e-4), x.number
+    assert one.trials["complete"] + one.trials["pruned"] == 8
