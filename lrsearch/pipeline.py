@@ -86,14 +86,20 @@ class _Run:
     #: Notes for the summary gathered while searching (e.g. trial plots that failed).
     notes: list[str] = field(default_factory=list)
 
+    def spec_for(self, params: dict[str, Any]) -> dict[str, Any]:
+        """The optimizer spec a trial with ``params`` trained with: its own with ``--optimizers``, else the run's."""
+        if not self.opt_names:
+            return self.opt_spec
+        import optuna
+
+        from lrsearch.space import suggest_optimizer
+
+        return suggest_optimizer(optuna.trial.FixedTrial(params), self.opt_names)
+
     def use_params(self, params: dict[str, Any] | None) -> dict[str, Any]:
         """Point ``factory`` at the architecture of a trial's ``hp.*`` params (tunable models); return them."""
-        if params is not None and self.opt_names:
-            import optuna
-
-            from lrsearch.space import suggest_optimizer
-
-            self.opt_spec = suggest_optimizer(optuna.trial.FixedTrial(params), self.opt_names)
+        if params is not None:
+            self.opt_spec = self.spec_for(params)
         if self.trial_factory is None or params is None:
             return {}
         from lrsearch.tuner import OptunaHP
@@ -173,26 +179,38 @@ class _Run:
     def train_many(self, schedules: list[Any], reports: list[Any], numbers: list[int] | None = None) -> list[Any]:
         """Train several schedules at once (JAX ``vmap``); ``reports[i]`` gets member i's epochs.
 
-        ``numbers`` are the trials' numbers: with ``--optimizers`` each trains with its own optimizer, and the
-        members are trained in groups that share one compiled program (same class, same kind of settings).
+        ``numbers`` are the trials' numbers: with ``--optimizers`` each trains with its own optimizer.
         """
+        specs = ([self.trial_opt.get(n, self.opt_spec) for n in numbers] if numbers
+                 else [self.opt_spec] * len(schedules))
+        return self.train_together(schedules, specs, reports=reports)
+
+    def train_together(self, schedules: list[Any], specs: list[dict[str, Any]], *, reports: list[Any] | None = None,
+                       seed: int | None = None, data: Any = None) -> list[Any]:
+        """Train ``schedules[i]`` with optimizer ``specs[i]`` from the same seed and batch order, ``population`` at
+        a time; members that need another compiled program (another optimizer class, Nesterov or not) train in
+        a group of their own. Same results as :meth:`train` one by one."""
         from lrsearch.engine import train_population
         from lrsearch.engine._common import split_optimizer_spec
 
-        specs = ([self.trial_opt.get(n, self.opt_spec) for n in numbers] if numbers
-                 else [self.opt_spec] * len(schedules))
         groups: dict[str, list[int]] = {}
         for i, spec in enumerate(specs):
             groups.setdefault(json.dumps(split_optimizer_spec(spec)[0], sort_keys=True), []).append(i)
         results: list[Any] = [None] * len(schedules)
-        for members in groups.values():
-            trained = train_population(
-                self.factory, self.ds, [schedules[i] for i in members], optimizer=specs[members[0]],
-                optimizers=[specs[i] for i in members], epochs=self.epochs, batch_size=self.batch_size,
-                seed=self.seed, engine=self.engine, population=self.population, report_at=self.prune_at,
-                report=lambda j, epoch, values, members=members: reports[members[j]](epoch, values))
-            for i, result in zip(members, trained):
-                results[i] = result
+        size = max(1, self.population)
+        for group in groups.values():
+            for at in range(0, len(group), size):
+                members = group[at:at + size]
+                report = None if reports is None else (
+                    lambda j, epoch, values, members=members: reports[members[j]](epoch, values))
+                trained = train_population(
+                    self.factory, self.ds if data is None else data, [schedules[i] for i in members],
+                    optimizer=specs[members[0]], optimizers=[specs[i] for i in members], epochs=self.epochs,
+                    batch_size=self.batch_size, seed=self.seed if seed is None else seed, engine=self.engine,
+                    population=self.population, report=report,
+                    report_at=self.prune_at if reports is not None else None)
+                for i, result in zip(members, trained):
+                    results[i] = result
         return results
 
     def objective(self) -> Any:
@@ -564,7 +582,7 @@ def _reselect(run: _Run, completed: list[Any], top_k: int, seeds: int,
     flatters them against the classics (which were not), the winner's curse. Candidates rank by their mean task
     metric over the splits (accuracy, or MAE for regression), mean final val_loss breaking ties; ``select="loss"``
     ranks by mean final val_loss alone. The search split's values are kept in each row (``search_val_loss``,
-    ``search_<metric>``) for the record.
+    ``search_<metric>``) for the record. In population mode (JAX) every candidate trains at once on each split.
 
     Why: the search ranks by final val_loss on one validation split, which on small data sets is too noisy to
     choose between close schedules and rewards calibration (an under-fit run) over the accuracy users train for.
@@ -593,15 +611,23 @@ def _reselect(run: _Run, completed: list[Any], top_k: int, seeds: int,
         if t not in candidates:
             candidates.append(t)
     splits = resplits(run.ds, seeds + 1, seed=run.seed)[1:]
+    schedules = [schedule_from_config(t.user_attrs["schedule"]["schedule"]) for t in candidates]
+    histories: list[list[dict[str, list[float]]]] = [[] for _ in candidates]
+    for i, split in enumerate(splits, start=1):
+        if run.population > 1:  # every candidate at once (JAX): same seed and batch order, as one by one
+            results = run.train_together(schedules, [run.spec_for(t.params) for t in candidates],
+                                         seed=run.seed + i, data=split)
+        else:
+            results = []
+            for t, schedule in zip(candidates, schedules):
+                run.use_params(t.params)
+                results.append(run.train(schedule, seed=run.seed + i, data=split))
+        for h, result in zip(histories, results):
+            h.append(result.history)
     ranking = []
-    for t in candidates:
-        losses, scores = [], []
-        run.use_params(t.params)
-        schedule = schedule_from_config(t.user_attrs["schedule"]["schedule"])
-        for i, split in enumerate(splits, start=1):
-            history = run.train(schedule, seed=run.seed + i, data=split).history
-            losses.append(_finite_or(history["val_loss"][-1], math.inf))
-            scores.append(_finite_or(history[run.metric][-1], _worst(run.metric)))
+    for t, trained in zip(candidates, histories):
+        losses = [_finite_or(h["val_loss"][-1], math.inf) for h in trained]
+        scores = [_finite_or(h[run.metric][-1], _worst(run.metric)) for h in trained]
         row = _ranking_row(run, t, losses, scores)
         row["search_val_loss"] = _clean(_final(t, "val_loss"))
         row[f"search_{run.metric}"] = _clean(_final(t, run.metric))

@@ -72,3 +72,23 @@ def test_a_population_searches_optimizers_each_trial_with_its_own(workdir):
         assert x.params == y.params
         assert x.value == pytest.approx(y.value, rel=1e-4), x.number
     assert one.trials["complete"] + one.trials["pruned"] == 8
+
+
+def test_reselection_in_a_population_ranks_as_one_by_one(workdir):
+    """Reselection trains every candidate at once per split in population mode; the ranking is the same."""
+    from lrsearch.pipeline import find
+
+    kwargs = dict(trials=7, epochs=6, quiet=True, top_k=2, seeds=3, optimizers="sgd,adam",
+                  schedules="constant,cosine,step_decay")
+    one = find("ionosphere", population=1, study="one", **kwargs)
+    many = find("ionosphere", population=4, study="many", **kwargs)
+    rows = {}
+    for name in ("one", "many"):
+        rows[name] = optuna.load_study(study_name=name, storage=f"sqlite:///studies/{name}.db"
+                                       ).user_attrs["reselection"]
+    assert len(rows["one"]) >= 4 and [r["trial"] for r in rows["one"]] == [r["trial"] for r in rows["many"]]
+    for a, b in zip(rows["one"], rows["many"]):
+        assert len(a["val_loss"]) == 3
+        assert b["val_loss"] == pytest.approx(a["val_loss"], rel=1e-4)
+        assert b["val_accuracy"] == pytest.approx(a["val_accuracy"], abs=1e-6)
+    assert one.best_trial == many.best_trial
