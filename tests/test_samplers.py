@@ -32,10 +32,10 @@ class Counting(LazyGroupTPESampler):
         return super().sample_independent(study, trial, name, dist)
 
 
-def objective(trial: optuna.Trial) -> float:
+def objective(trial: optuna.Trial, lr_range: tuple[float, float] = (1e-4, 1.0)) -> float:
     """lrsearch's own search space, scored by a smooth function of its parameters (no training: the sampler is
     under test)."""
-    schedule = suggest_schedule(trial, choices=FAMILIES, epochs=20, lr_range=(1e-4, 1.0))
+    schedule = suggest_schedule(trial, choices=FAMILIES, epochs=20, lr_range=lr_range)
     if trial.params["family"] == "reduce_on_plateau":  # no formula of time: score its parameters directly
         return abs(trial.params["initial_lr"] * trial.params["reduce_on_plateau.factor"] - 0.01) + 0.02
     lrs = [schedule.lr_at(e) for e in range(20)]
@@ -94,3 +94,43 @@ def test_constant_liar_shares_the_sampled_params_with_other_workers() -> None:
 def test_multivariate_and_group_cannot_be_turned_off(flag: str) -> None:
     with pytest.raises(ValueError, match=f"{flag} must be True for LazyGroupTPESampler, but got {flag}=False"):
         LazyGroupTPESampler(**{flag: False})
+
+
+class OptunasOwn(LazyGroupTPESampler):
+    """The same lazy sampler on Optuna's own code paths: the group decomposition recomputed from every trial at
+    every trial, and the below/above split made afresh for every group."""
+
+    def __init__(self, **kwargs: object) -> None:
+        from optuna.search_space.group_decomposed import _GroupDecomposedSearchSpace
+
+        super().__init__(**kwargs)
+        self._group_decomposed_search_space = _GroupDecomposedSearchSpace(True)
+
+    _sample = optuna.samplers.TPESampler._sample
+
+
+def pruned_objective(trial: optuna.Trial, lr_range: tuple[float, float] = (1e-4, 1.0)) -> float:
+    """``objective`` reported over 10 steps, with the pruner asked: the split then sorts pruned trials too."""
+    value = objective(trial, lr_range)
+    for step in range(10):
+        trial.report(value * (1.0 + 1.0 / (step + 1)), step)
+        if step >= 5 and trial.should_prune():
+            raise optuna.TrialPruned()
+    return value
+
+
+@pytest.mark.parametrize("constant_liar", [True, False])
+def test_the_cached_groups_and_split_sample_what_optunas_code_samples(constant_liar: bool) -> None:
+    studies = []
+    for cls in (LazyGroupTPESampler, OptunasOwn):
+        study = optuna.create_study(sampler=cls(seed=3, n_startup_trials=8, constant_liar=constant_liar),
+                                    pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=5))
+        study.optimize(pruned_objective, n_trials=90)
+        # The same sampler asked over another LR range (a study resumed after a new range test).
+        study.optimize(lambda trial: pruned_objective(trial, (1e-3, 10.0)), n_trials=40)
+        studies.append(study)
+    ours, theirs = ([(t.state, t.params) for t in s.trials] for s in studies)
+    assert sum(state == optuna.trial.TrialState.PRUNED for state, _ in ours) >= 10
+    assert ours == theirs
+    assert (studies[0].sampler._search_space_group.search_spaces
+            == studies[1].sampler._search_space_group.search_spaces)
