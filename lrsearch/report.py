@@ -556,9 +556,9 @@ def _render(name: str, storage: str, settings: dict[str, Any], counts: dict[str,
         score = next((k[:-5] for k in reselection[0] if k.startswith("val_") and k.endswith("_mean")), None)
         parts.append("<h2>Reselection</h2>")
         splits = len(reselection[0].get("val_loss") or [])
-        parts.append(f"<p>The best trials and the warm-start classics, re-scored on {splits} "
-                     "validation splits (the search's own and re-splits of the training and validation rows), "
-                     "best first: the first row was exported.</p>")
+        parts.append(f"<p>The best trials and the warm-start classics, re-scored on {splits} fresh validation "
+                     "splits (re-splits of the training and validation rows, not the search's own split), best "
+                     "first: the first row was exported.</p>")
         parts.append(_table(["trial", "schedule", f"mean {score or 'metric'}", "mean val_loss", "per split"],
                             [(f"#{r.get('trial')}", r.get("label") or r.get("family"), _fmt(r.get(f"{score}_mean")),
                               _fmt(r.get("mean")), ", ".join(_fmt(v) for v in r.get(score) or []))

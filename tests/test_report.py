@@ -390,6 +390,8 @@ def test_report_shows_the_reselection_and_the_classics(real):
     study = optuna.load_study(study_name="ionosphere", storage=f"sqlite:///{folder}/studies/ionosphere.db")
     page = (folder / report.html).read_text(encoding="utf-8")
     section = page.split("<h2>Reselection</h2>", 1)[1].split("<h2>", 1)[0]
+    n = len(study.user_attrs["reselection"][0]["val_loss"])
+    assert f"re-scored on {n} fresh validation splits" in section and "not the search's own split" in section
     rows = re.findall(r'<tr(?: class="best")?><td class="num">#(\d+)</td>', section)
     assert [int(r) for r in rows] == [r["trial"] for r in study.user_attrs["reselection"]]
     assert int(rows[0]) == found.best_trial
