@@ -156,7 +156,7 @@ def resplits(ds: Dataset, n: int, seed: int) -> list[Dataset]:
     if n < 1:
         raise ValueError(f"n must be at least 1, but got n={n}")
     rng = np.random.default_rng(seed)
-    n_train, n_val = len(ds.x_train), len(ds.x_val)
+    n_train = len(ds.x_train)
 
     def codes(y: np.ndarray) -> np.ndarray:
         if ds.task == "regression":

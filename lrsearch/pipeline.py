@@ -403,7 +403,7 @@ def worker(study: str, storage: str, *, data: str | None = None, labels: str | N
     """
     import optuna
 
-    from lrsearch import search, space
+    from lrsearch import search
     from lrsearch.data import load_dataset
     from lrsearch.errors import StorageError
     from lrsearch.models import is_tunable, make_factory, make_trial_factory, parse_model_spec
