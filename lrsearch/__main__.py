@@ -1,7 +1,5 @@
 """``python -m lrsearch``."""
 
-import sys
+from lrsearch.cli import run
 
-from lrsearch.cli import main
-
-sys.exit(main())
+run()

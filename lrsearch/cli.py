@@ -6,7 +6,7 @@ import argparse
 import json
 import os
 import sys
-from typing import Any, Sequence
+from typing import Any, NoReturn, Sequence
 
 from lrsearch import __version__
 from lrsearch.errors import LrSearchError
@@ -328,5 +328,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
 
+def run(argv: Sequence[str] | None = None) -> NoReturn:
+    """The ``lrsearch`` command: :func:`main`, then an exit that skips TensorFlow's teardown.
+
+    After a ``find`` the interpreter spent ~1.9 s exiting (measured on the dev CPU: exit handlers 2 ms, the rest
+    the finalisation of TensorFlow's runtime and of the objects around it). By then everything is written: the
+    study commits every change, files are closed, the plot helper is joined. So once TensorFlow is loaded the
+    command does what Python does before finalising (wait for non-daemon threads, run the exit handlers: logging,
+    multiprocessing), flushes its output and leaves with ``os._exit``.
+    """
+    code = main(argv)
+    if "tensorflow" in sys.modules:
+        import atexit
+        import threading
+
+        for thread in threading.enumerate():  # what the interpreter would wait for before its exit handlers
+            if thread is not threading.main_thread() and not thread.daemon:
+                thread.join()
+        atexit._run_exitfuncs()
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):  # a closed or broken pipe: nothing more can be said there
+                pass
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

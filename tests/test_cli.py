@@ -94,3 +94,42 @@ def test_bad_arguments_are_one_line_exit_2(tmp_path, args, words):
     lines = [line for line in p.stderr.splitlines() if line.strip()]
     assert p.returncode == 2 and len(lines) == 1, p.stderr
     assert words in lines[0] and "--help" in lines[0] and "usage:" not in p.stderr
+
+
+def test_the_command_exits_without_teardown_but_with_everything_written(tmp_path):
+    """``lrsearch`` leaves with os._exit once TensorFlow is loaded (its teardown took ~1.9 s): the study, the
+    export, every trial's artifact and the last line of output must all be there."""
+    import json
+
+    import optuna
+
+    p = run("find", "--data", "ionosphere", "--trials", "4", "--epochs", "3", "--seeds", "2", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.rstrip().splitlines()[-1].startswith("use it:")
+    study = optuna.load_study(study_name="ionosphere", storage=f"sqlite:///{tmp_path}/studies/ionosphere.db")
+    assert len(study.trials) == 4 and study.user_attrs["best_schedule"]
+    doc = json.loads((tmp_path / "studies" / "ionosphere" / "best_schedule.json").read_text())
+    assert doc["provenance"]["trial"] == study.user_attrs["best_schedule"]["provenance"]["trial"]
+    artifacts = tmp_path / "studies" / "ionosphere" / "artifacts"
+    from optuna.artifacts import get_all_artifact_meta
+
+    for t in study.trials:
+        metas = get_all_artifact_meta(t, storage=study._storage)
+        assert metas and all((artifacts / m.artifact_id).stat().st_size > 1000 for m in metas)
+
+
+def test_the_command_waits_for_threads_and_exit_handlers_before_it_leaves(tmp_path):
+    # A thread still writing when the command's work is done, and an exit handler.
+    code = ("import atexit, threading, time\n"
+            "from lrsearch import cli\n"
+            "def late():\n    time.sleep(0.5)\n    open('thread.txt', 'w').write('done')\n"
+            "main = cli.main\n"
+            "def main_then_thread(argv=None):\n"
+            "    code = main(argv)\n    threading.Thread(target=late).start()\n    return code\n"
+            "cli.main = main_then_thread\n"
+            "atexit.register(lambda: open('atexit.txt', 'w').write('done'))\n"
+            "cli.run(['find', '--data', 'no_such_file.csv'])\n")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, env=ENV,
+                       timeout=300)
+    assert p.returncode == 2 and p.stderr.strip().startswith("lrsearch: error:"), p.stderr
+    assert (tmp_path / "thread.txt").read_text() == "done" and (tmp_path / "atexit.txt").read_text() == "done"
