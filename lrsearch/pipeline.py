@@ -323,7 +323,13 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
                 "families": choices, "seed": seed, "split": list(fractions), "target": ds.target, "trials": trials,
                 "artifacts": None if no_artifacts else str(art_dir.resolve()), "lrsearch_version": __version__}
     search.check_compatible(the_study, expected)
-    the_study.set_user_attr(search.STUDY_ATTR, expected)
+    try:  # the first write of a run: a full disk or a read-only database shows here first
+        the_study.set_user_attr(search.STUDY_ATTR, expected)
+    except Exception as exc:
+        failure = _storage_failure(exc)
+        if failure is None:
+            raise
+        raise _storage_error(study_name, failure) from None
     progress.message(f"data: {describe(ds)}; study {study_name!r} in {search.redact(url)}")
 
     files: dict[str, str] = {}
@@ -483,11 +489,7 @@ def _search(run: _Run, budget: int, timeout: float | None, progress: Any, worker
         failure = _storage_failure(exc)
         if failure is None:
             raise
-        from lrsearch.errors import StorageError
-
-        reason = str(getattr(failure, "orig", None) or failure).strip().splitlines()[0][:160]
-        raise StorageError(f"writing study {run.name!r} failed ({reason}); its finished trials are kept: free disk "
-                           "space or fix the database, then run the same command again to resume") from None
+        raise _storage_error(run.name, failure) from None
     except BaseException:
         run.close_plots()  # on success the plots still queued are drawn while the export retrains (see _export)
         raise
@@ -547,6 +549,15 @@ def _population(run: _Run, requested: int | str) -> tuple[int, str | None]:
     fits = population_size(model, run.batch_size, device_memory(), val_rows=len(run.ds.x_val), max_population=64)
     # Never compile for more members than the study's budget: padded members cost as much as real ones.
     return max(1, min(fits, int(run.settings.get("trials") or fits))), None
+
+
+def _storage_error(study: str, failure: BaseException) -> LrSearchError:
+    """The one-line error for a storage ``failure`` (see :func:`_storage_failure`) while writing ``study``."""
+    from lrsearch.errors import StorageError
+
+    reason = str(getattr(failure, "orig", None) or failure).strip().splitlines()[0][:160]
+    return StorageError(f"writing study {study!r} failed ({reason}); its finished trials are kept: free disk "
+                        "space or fix the database, then run the same command again to resume")
 
 
 def _storage_failure(exc: BaseException) -> BaseException | None:

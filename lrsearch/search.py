@@ -83,6 +83,7 @@ def make_storage(url: str, *, read_only: bool = False, create: bool = True) -> A
             storage = optuna.storages.RDBStorage(url, engine_kwargs=kwargs, skip_table_creation=read_only, **beats)
         if url.startswith("sqlite:") and not read_only:
             _sqlite_wal(storage)
+        _close_at_exit(storage)
         return storage
     except (sqlalchemy.exc.ArgumentError, ValueError) as exc:
         raise StorageError(f"--storage {url!r} is not a valid database URL ({_first_line(exc)}); "
@@ -118,6 +119,24 @@ def _journal_storage(url: str, *, read_only: bool) -> Any:
         return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
     except (OSError, ValueError) as exc:
         raise StorageError(f"cannot open journal file {str(path)!r}: {_first_line(exc)}") from None
+
+
+def _close_at_exit(storage: Any) -> None:
+    """Close ``storage``'s connections at exit: SQLite folds its WAL file into the database when the last one
+    closes. Python's finalisation did it implicitly; the ``lrsearch`` command leaves with ``os._exit`` after the
+    exit handlers (see :func:`lrsearch.cli.run`), so it is done here, explicitly."""
+    import atexit
+    import weakref
+
+    ref = weakref.ref(storage)  # the handler must not keep every storage ever opened alive
+
+    def close() -> None:
+        s = ref()
+        if s is not None:
+            s.remove_session()
+            s.engine.dispose()
+
+    atexit.register(close)
 
 
 def _sqlite_wal(storage: Any) -> None:

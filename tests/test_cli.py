@@ -106,6 +106,8 @@ def test_the_command_exits_without_teardown_but_with_everything_written(tmp_path
     p = run("find", "--data", "ionosphere", "--trials", "4", "--epochs", "3", "--seeds", "2", cwd=tmp_path)
     assert p.returncode == 0, p.stderr
     assert p.stdout.rstrip().splitlines()[-1].startswith("use it:")
+    # SQLite folded its write-ahead log into the database file: the .db alone holds the study.
+    assert not (tmp_path / "studies" / "ionosphere.db-wal").exists()
     study = optuna.load_study(study_name="ionosphere", storage=f"sqlite:///{tmp_path}/studies/ionosphere.db")
     assert len(study.trials) == 4 and study.user_attrs["best_schedule"]
     doc = json.loads((tmp_path / "studies" / "ionosphere" / "best_schedule.json").read_text())

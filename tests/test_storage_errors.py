@@ -45,6 +45,32 @@ def _limit_file_size(limit: int):
     return apply
 
 
+def test_a_storage_failure_at_the_first_write_is_one_line(tmp_path, monkeypatch, capsys):
+    """The run's first write (its settings on the study) failing for lack of space: CI met it once, when a
+    write-ahead log left by an earlier process had no room to grow. A real full disk reaches this write only in
+    such states, so the failure is injected here, as SQLite reports it."""
+    import optuna
+    import sqlalchemy.exc
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["find", "--data", "ionosphere", "--trials", "2", "--epochs", "2", "--quiet"]) == 0
+    capsys.readouterr()
+    real = optuna.Study.set_user_attr
+
+    def full(self, key, value):
+        if key == "lrsearch":
+            raise sqlalchemy.exc.OperationalError("UPDATE study_user_attributes", {},
+                                                  Exception("database or disk is full"))
+        return real(self, key, value)
+
+    monkeypatch.setattr(optuna.Study, "set_user_attr", full)
+    assert main(["find", "--data", "ionosphere", "--trials", "4", "--epochs", "2", "--quiet"]) == 2
+    err = _one_line(capsys.readouterr().err)
+    assert "writing study 'ionosphere' failed (database or disk is full)" in err and "free disk space" in err
+    study = optuna.load_study(study_name="ionosphere", storage="sqlite:///studies/ionosphere.db")
+    assert len(study.trials) == 2
+
+
 def test_full_disk_mid_search_keeps_the_study(tmp_path):
     args = [sys.executable, "-m", "lrsearch", "find", "--data", "ionosphere", "--epochs", "3", "--quiet"]
     first = subprocess.run(args + ["--trials", "3"], cwd=tmp_path, env=ENV, capture_output=True, text=True)
