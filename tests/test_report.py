@@ -122,7 +122,7 @@ def test_plot_trial_complete_trial_from_the_study(real, tmp_path):
                    title=f"trial {t.number}: {t.user_attrs['family']}")
     data = p.read_bytes()
     assert p == tmp_path / "sub" / "t.png"
-    assert png_size(data) == (560, 208)  # 7 x 2.6 in at 80 dpi: no tight bbox (it would cost a second draw)
+    assert png_size(data) == (560, 208)  # 7 x 2.6 in at 80 dpi
 
 
 @pytest.mark.parametrize("history", [
@@ -143,37 +143,6 @@ def test_plot_trial_without_lr_values(tmp_path):
     from lrsearch.plots import plot_trial
 
     assert plot_trial([], {"val_loss": [1.0]}, tmp_path / "e.png").read_bytes()[:8] == PNG_MAGIC
-
-
-TRIAL_JOBS = [  # (lr_per_epoch, history, title): the shapes a search produces
-    ([0.01, 0.005, 0.001], {"loss": [0.7, 0.5, 0.4], "val_loss": [0.6, 0.5, 0.45], "val_accuracy": [0.6, 0.7, 0.8]},
-     "trial 0: cosine"),
-    ([1.0 * 0.8**i for i in range(50)], {"loss": [10 * 0.7**i for i in range(50)],  # log axes on both panels
-                                         "val_loss": [20 * 0.7**i for i in range(50)]}, ""),
-    ([], {"val_loss": {0: 0.9, 1: 0.8}}, "trial 2: step_decay (pruned)"),
-    ([0.1] * 5, None, "trial 3"),
-    ([0.02, 0.02], {"loss": [None, 0.5], "val_loss": [0.4, None], "val_mae": [3.0, 2.5]}, "t4"),
-    ([0.05, 0.01], {}, ""),
-]
-
-
-@pytest.mark.parametrize("order", [range(6), [5, 3, 1, 4, 0, 2]])
-def test_a_reused_trial_figure_draws_what_a_fresh_one_draws(tmp_path, order):
-    """The trial-plot helper redraws one TrialFigure; every PNG must be pixel for pixel plot_trial's, whatever
-    trial came before (a log axis, a twin axis, a title, an empty panel)."""
-    import numpy as np
-    from matplotlib.image import imread
-
-    from lrsearch.plots import TrialFigure, plot_trial
-
-    figure = TrialFigure()
-    for i in order:
-        lrs, history, title = TRIAL_JOBS[i]
-        fresh = imread(plot_trial(lrs, history, tmp_path / f"fresh{i}.png", title=title))
-        reused = imread(figure.draw(lrs, history, tmp_path / f"reused{i}.png", title=title))
-        assert fresh.shape == reused.shape == (208, 560, 4)
-        differ = np.any(fresh != reused, axis=-1)
-        assert not differ.any(), f"job {i}: {differ.mean():.2%} of pixels differ after job {list(order)}"
 
 
 # ----------------------------------------------------------------------------------------------------------------
