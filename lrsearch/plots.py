@@ -1,7 +1,8 @@
 """Plots of schedules, trials and range tests. Drawing only: every value drawn is given or comes from a formula.
 
 All plots share the style of :mod:`lrsearch.plotstyle` and are drawn on an Agg canvas of their own (no pyplot), so
-they are safe in a headless process and from several threads. Keras is never imported here.
+they are safe in a headless process and from several threads; the per-trial figure, drawn once per trial, is drawn
+with Pillow instead (:mod:`lrsearch.trialpng`, several times cheaper). Keras is never imported here.
 """
 
 from __future__ import annotations
