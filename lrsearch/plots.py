@@ -8,9 +8,12 @@ with Pillow instead (:mod:`lrsearch.trialpng`, several times cheaper). Keras is 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
 from lrsearch import plotstyle
+from lrsearch.trialpng import plot_trial  # public here too; drawn with Pillow
+
+__all__ = ["plot_range_test", "plot_schedule", "plot_trial"]
 
 
 def plot_schedule(src: Any, epochs: int, path: str | Path, steps_per_epoch: int | None = None) -> Path:
@@ -70,41 +73,6 @@ def plot_schedule(src: Any, epochs: int, path: str | Path, steps_per_epoch: int 
         ax.set_title(f"{schedule.type} schedule ({spe} steps per epoch{note})")
         ax.legend()
         return plotstyle.save(fig, path)
-
-
-def plot_trial(lr_per_epoch: Sequence[float] | None, history: Mapping[str, Any] | None, path: str | Path, *,
-               title: str = "") -> Path:
-    """Write one trial's PNG: LR per epoch (left) and its training/validation curves (right).
-
-    Cheap by design (it runs after every trial): drawn with Pillow by :func:`lrsearch.trialpng.draw_trial_png`
-    (~5 ms, where matplotlib took ~65), 560 x 208 pixels. Epochs are numbered from 1. Everything drawn is given:
-    nothing is recomputed.
-
-    Args:
-        lr_per_epoch: the LR used in each epoch (the trial's ``lr_per_epoch`` user attr); may be empty.
-        history: per-epoch lists: ``loss``, ``val_loss`` and optionally one validation score (``val_accuracy``,
-            ``val_mae``), drawn on a second y axis. For a pruned trial pass what exists, e.g.
-            ``{"val_loss": [...]}`` from its intermediate values (a ``{epoch: value}`` dict works too); ``None``
-            draws the LR panel only. ``None`` entries (non-finite values) leave gaps.
-        path: the PNG to write (folders are created).
-        title: figure title, e.g. ``"trial 7: cosine (pruned)"``.
-
-    Returns:
-        The path written.
-
-    Example:
-        >>> import os, tempfile
-        >>> d = tempfile.mkdtemp()
-        >>> p = plot_trial([0.01, 0.005, 0.001], {"loss": [0.7, 0.5, 0.4], "val_loss": [0.6, 0.5, 0.45],
-        ...                "val_accuracy": [0.6, 0.7, 0.8]}, os.path.join(d, "t0.png"), title="trial 0")
-        >>> p.read_bytes()[:8] == b"\\x89PNG\\r\\n\\x1a\\n"
-        True
-        >>> plot_trial([0.01, 0.01], {"val_loss": {0: 0.9, 1: 0.8}}, os.path.join(d, "t1.png")).exists()
-        True
-    """
-    from lrsearch.trialpng import draw_trial_png
-
-    return draw_trial_png(lr_per_epoch, history, path, title=title)
 
 
 def plot_range_test(lrs: Sequence[float], losses: Sequence[float], path: str | Path, *,

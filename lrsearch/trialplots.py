@@ -1,6 +1,6 @@
 """Per-trial curve PNGs, drawn in a separate process while the search goes on.
 
-Drawing a trial's PNG (:mod:`lrsearch.trialpng`) takes ~8 ms on a CPU core, a third of what the compiled engine
+Drawing a trial's PNG (:mod:`lrsearch.trialpng`) takes ~10 ms on a CPU core, a third of what the compiled engine
 needs to train a small model for 50 epochs. A helper process draws them instead, so the search does not share its
 core with the drawing: the trial gets its artifact record at once (as :func:`optuna.artifacts.upload_artifact`
 does, record first) and the file appears in the artifact store when the drawing is done (written aside, then moved
@@ -24,10 +24,10 @@ __all__ = ["TrialPlots"]
 
 def _draw(lr_per_epoch: list[float], history: dict[str, Any], target: str, title: str = "") -> str:
     """Draw, then move the PNG into place in one step (never a half-written file)."""
-    from lrsearch.trialpng import draw_trial_png
+    from lrsearch.trialpng import plot_trial
 
     part = f"{target}.part.png"
-    draw_trial_png(lr_per_epoch, history, part, title=title)
+    plot_trial(lr_per_epoch, history, part, title=title)
     os.replace(part, target)
     return target
 

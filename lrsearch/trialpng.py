@@ -3,7 +3,7 @@
 A search draws one of these for every trial, and on a CPU a small model trains in less time than matplotlib needs
 for the figure (~65 ms, most of it text layout and tick artists). The trial figure has one fixed layout, so it is
 drawn here directly: ticks from :func:`nice_ticks` and :func:`log_ticks`, text in the DejaVu Sans that matplotlib
-ships, lines and markers drawn at twice the size and reduced (anti-aliasing). About 5 ms a figure. It follows the
+ships, lines and markers drawn at twice the size and reduced (anti-aliasing). About 10 ms a figure. It follows the
 conventions of :mod:`lrsearch.plotstyle` (colours, epochs from 1, a log LR axis beyond one decade, a log loss axis
 beyond two). Drawing only: every value drawn is given.
 """
@@ -17,7 +17,7 @@ from typing import Any, Mapping, Sequence
 
 from lrsearch import plotstyle
 
-__all__ = ["draw_trial_png", "log_ticks", "nice_ticks"]
+__all__ = ["log_ticks", "nice_ticks", "plot_trial"]
 
 _W, _H, _DPI = 560, 208, 80  # 7 x 2.6 inches at 80 dpi
 _S = 2  # drawn at twice the size, then reduced: anti-aliased lines and markers
@@ -289,15 +289,19 @@ class _Panel:
         self.p.text((self.left + self.right) / 2, (self.top + self.bottom) / 2, text, 11, anchor="mm")
 
 
-def draw_trial_png(lr_per_epoch: Sequence[float] | None, history: Mapping[str, Any] | None, path: str | Path, *,
-                   title: str = "") -> Path:
-    """Write one trial's PNG (560 x 208 pixels): LR per epoch on the left, training and validation loss on the right
-    with one validation score (``val_accuracy``, ``val_mae``, ...) on a second y axis.
+def plot_trial(lr_per_epoch: Sequence[float] | None, history: Mapping[str, Any] | None, path: str | Path, *,
+               title: str = "") -> Path:
+    """Write one trial's PNG (560 x 208 pixels): LR per epoch (left) and its training/validation curves (right).
+
+    Cheap by design (it runs after every trial): ~10 ms. Epochs are numbered from 1. Everything drawn is given:
+    nothing is recomputed. Also importable as ``lrsearch.plots.plot_trial``.
 
     Args:
-        lr_per_epoch: the LR used in each epoch; may be empty.
-        history: per-epoch lists (or Optuna's ``{step: value}``) of ``loss``, ``val_loss`` and one score; ``None``
-            values (non-finite ones stored as JSON null) leave gaps.
+        lr_per_epoch: the LR used in each epoch (the trial's ``lr_per_epoch`` user attr); may be empty.
+        history: per-epoch lists: ``loss``, ``val_loss`` and optionally one validation score (``val_accuracy``,
+            ``val_mae``), drawn on a second y axis. For a pruned trial pass what exists, e.g.
+            ``{"val_loss": [...]}`` from its intermediate values (a ``{epoch: value}`` dict works too); ``None``
+            draws the LR panel only. ``None`` entries (non-finite values) leave gaps.
         path: the PNG to write (folders are created).
         title: figure title, e.g. ``"trial 7: cosine (pruned)"``.
 
@@ -306,9 +310,12 @@ def draw_trial_png(lr_per_epoch: Sequence[float] | None, history: Mapping[str, A
 
     Example:
         >>> import os, tempfile
-        >>> p = draw_trial_png([0.1, 0.05, 0.01], {"loss": [0.7, 0.5, 0.4], "val_loss": [0.6, 0.5, 0.45],
-        ...                    "val_accuracy": [0.6, 0.7, 0.8]}, os.path.join(tempfile.mkdtemp(), "t.png"))
+        >>> d = tempfile.mkdtemp()
+        >>> p = plot_trial([0.01, 0.005, 0.001], {"loss": [0.7, 0.5, 0.4], "val_loss": [0.6, 0.5, 0.45],
+        ...                "val_accuracy": [0.6, 0.7, 0.8]}, os.path.join(d, "t0.png"), title="trial 0")
         >>> p.read_bytes()[:8] == b"\\x89PNG\\r\\n\\x1a\\n"
+        True
+        >>> plot_trial([0.01, 0.01], {"val_loss": {0: 0.9, 1: 0.8}}, os.path.join(d, "t1.png")).exists()
         True
     """
     path = Path(path)

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from lrsearch.plotstyle import COLORS
-from lrsearch.trialpng import draw_trial_png, log_ticks, nice_ticks
+from lrsearch.trialpng import plot_trial, log_ticks, nice_ticks
 
 BLUE, ORANGE, GREEN = COLORS[0], COLORS[1], COLORS[2]
 
@@ -42,7 +42,7 @@ def _near(pixels: np.ndarray, color: str, tol: int = 40) -> np.ndarray:
 @pytest.mark.parametrize("job", range(len(TRIAL_JOBS)))
 def test_every_shape_a_search_produces_is_drawn(tmp_path, job):
     lrs, history, title = TRIAL_JOBS[job]
-    path = draw_trial_png(lrs, history, tmp_path / "sub" / "t.png", title=title)
+    path = plot_trial(lrs, history, tmp_path / "sub" / "t.png", title=title)
     image = Image.open(path)
     assert image.format == "PNG" and image.size == (560, 208)
 
@@ -51,7 +51,7 @@ def test_an_exponential_lr_is_a_straight_line_on_the_log_axis(tmp_path):
     """Four decades: the axis is logarithmic, so the LR's pixels lie on a line falling from left to right (a linear
     axis would draw an L-shaped curve)."""
     lrs = [0.1 * 0.8**i for i in range(40)]
-    pix = _pixels(draw_trial_png(lrs, {"val_loss": [1.0] * 40}, tmp_path / "t.png"))
+    pix = _pixels(plot_trial(lrs, {"val_loss": [1.0] * 40}, tmp_path / "t.png"))
     rows, cols = np.nonzero(_near(pix[:, :280], BLUE))
     assert len(cols) > 200
     slope, intercept = np.polyfit(cols, rows, 1)
@@ -61,7 +61,7 @@ def test_an_exponential_lr_is_a_straight_line_on_the_log_axis(tmp_path):
 
 def test_a_missing_value_breaks_the_line(tmp_path):
     flat = [0.5, 0.5, 0.5, None, None, 0.5, 0.5, 0.5]
-    pix = _pixels(draw_trial_png([0.1] * 8, {"val_loss": flat}, tmp_path / "t.png"))
+    pix = _pixels(plot_trial([0.1] * 8, {"val_loss": flat}, tmp_path / "t.png"))
     panel = _near(pix[40:, 300:], ORANGE)  # below the legend: the curve only
     cols = np.flatnonzero(panel.any(axis=0))
     gaps = np.diff(cols)
@@ -71,15 +71,15 @@ def test_a_missing_value_breaks_the_line(tmp_path):
 
 def test_the_score_gets_its_own_axis_only_when_there_is_one(tmp_path):
     base = {"loss": [0.7, 0.5, 0.4], "val_loss": [0.6, 0.5, 0.45]}
-    without = _pixels(draw_trial_png([0.1] * 3, base, tmp_path / "a.png"))
-    with_score = _pixels(draw_trial_png([0.1] * 3, {**base, "val_accuracy": [0.6, 0.7, 0.8]}, tmp_path / "b.png"))
+    without = _pixels(plot_trial([0.1] * 3, base, tmp_path / "a.png"))
+    with_score = _pixels(plot_trial([0.1] * 3, {**base, "val_accuracy": [0.6, 0.7, 0.8]}, tmp_path / "b.png"))
     assert not _near(without, GREEN).any()
     assert _near(with_score[:, 300:], GREEN).sum() > 100
     assert _near(with_score[:, :280], GREEN).sum() == 0  # the LR panel is untouched
 
 
 def test_the_right_panel_is_empty_without_losses(tmp_path):
-    pix = _pixels(draw_trial_png([0.1, 0.05], None, tmp_path / "t.png"))
+    pix = _pixels(plot_trial([0.1, 0.05], None, tmp_path / "t.png"))
     assert _near(pix[:, :280], BLUE).sum() > 50
     assert not _near(pix[:, 300:], BLUE).any() and not _near(pix[:, 300:], ORANGE).any()
 
