@@ -66,9 +66,10 @@ def log_ticks(lo: float, hi: float) -> tuple[list[float], list[float]]:
         [1e-06, 1e-05, 0.0001, 0.001, 0.01, 0.1]
     """
     d0, d1 = math.floor(math.log10(lo)), math.ceil(math.log10(hi))
-    inside = lambda v: lo * (1 - 1e-9) <= v <= hi * (1 + 1e-9)  # noqa: E731
-    decades = [float(f"1e{k}") for k in range(d0, d1 + 1) if inside(float(f"1e{k}"))]
-    subs = [float(f"{m}e{k}") for k in range(d0, d1 + 1) for m in (2, 5) if inside(float(f"{m}e{k}"))]
+    # Parsed from text, so that 5e-05 is the float the label shows (5 * 10**-5 is not always).
+    candidates = [[float(f"{m}e{k}") for k in range(d0, d1 + 1)] for m in (1, 2, 5)]
+    decades, twos, fives = ([v for v in vs if lo * (1 - 1e-9) <= v <= hi * (1 + 1e-9)] for vs in candidates)
+    subs = sorted(twos + fives)
     if math.log10(hi / lo) <= 3:
         return sorted(decades + subs), []
     stride = max(1, math.ceil(len(decades) / 6))

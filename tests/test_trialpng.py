@@ -105,11 +105,15 @@ def test_nice_ticks_are_round_evenly_spaced_and_inside(lo, span, nbins, integer)
 
 @settings(max_examples=200, deadline=None)
 @given(lo_exp=st.floats(-12, 6), decades=st.floats(1.01, 40))
-def test_log_ticks_label_a_few_values_inside_the_range(lo_exp, decades):
+def test_log_ticks_label_the_1_2_5_values_or_thinned_decades(lo_exp, decades):
     lo, hi = 10.0**lo_exp, 10.0 ** (lo_exp + decades)
+    values = [m * 10.0**k for k in range(-13, 48) for m in (1, 2, 5)]
+    in_range = [v for v in values if lo * (1 - 1e-9) <= v <= hi * (1 + 1e-9)]
+    powers = [v for v in in_range if math.isclose(10 ** round(math.log10(v)), v, rel_tol=1e-9)]
     labelled, minor = log_ticks(lo, hi)
-    assert 1 <= len(labelled) <= 12 and labelled == sorted(labelled)
-    assert all(lo * (1 - 1e-9) <= v <= hi * (1 + 1e-9) for v in labelled + minor)
-    assert not set(labelled) & set(minor)
-    if decades > 3:
-        assert len(labelled) <= 6  # decades only, thinned out beyond six
+    if decades <= 3:  # narrow: every 1, 2 and 5 value is labelled, nothing is left unlabelled
+        assert np.allclose(labelled, in_range, rtol=1e-9) and minor == []
+    else:  # wide: the decades, every s-th, at most six; the 2x and 5x values are short ticks
+        stride = math.ceil(len(powers) / 6)
+        assert np.allclose(labelled, powers[::stride], rtol=1e-9) and len(labelled) <= 6
+        assert np.allclose(minor, [v for v in in_range if v not in powers], rtol=1e-9)
