@@ -55,7 +55,7 @@ def nice_ticks(lo: float, hi: float, nbins: int = 4, *, integer: bool = False) -
 def log_ticks(lo: float, hi: float) -> tuple[list[float], list[float]]:
     """Labelled and unlabelled ticks of a log axis over ``[lo, hi]`` (both > 0).
 
-    Decades are labelled; the 2x and 5x ticks too when the axis spans at most three decades (so a narrow range
+    Decades are labelled; the 2x and 5x ticks too when the axis spans at most two decades (so a narrow range
     still shows several labels), else they are short unlabelled ticks. At most six decades are labelled (every
     other one beyond that, and so on), so a diverged loss still has readable labels.
 
@@ -70,7 +70,7 @@ def log_ticks(lo: float, hi: float) -> tuple[list[float], list[float]]:
     candidates = [[float(f"{m}e{k}") for k in range(d0, d1 + 1)] for m in (1, 2, 5)]
     decades, twos, fives = ([v for v in vs if lo * (1 - 1e-9) <= v <= hi * (1 + 1e-9)] for vs in candidates)
     subs = sorted(twos + fives)
-    if math.log10(hi / lo) <= 3:
+    if math.log10(hi / lo) <= 2:
         return sorted(decades + subs), []
     stride = max(1, math.ceil(len(decades) / 6))
     return decades[::stride], subs
@@ -94,13 +94,20 @@ def _val_metric(history: Mapping[str, Any]) -> str | None:
 
 
 def _label(value: float, ticks: Sequence[float], log: bool) -> str:
-    """A tick label: the LR style on log axes and for tiny or huge values, else as many decimals as the step needs."""
+    """A tick label: the LR style on log axes and for tiny or huge values, else as many decimals as the step needs,
+    trailing zeros dropped (``0.003`` beside ``0.00275``: narrow labels leave room for the axis label).
+
+    Example:
+        >>> [_label(v, [0.002, 0.0025, 0.003], False) for v in (0.002, 0.0025, 0.003)]
+        ['0.002', '0.0025', '0.003']
+    """
     if log or (value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e5)):
         return plotstyle.lr_label(value) if value > 0 else f"{value:.2g}"
     for decimals in range(7):
         if all(abs(round(t, decimals) - t) < 1e-9 * max(1.0, abs(t)) for t in ticks):
             break
-    return f"{value:.{decimals}f}"
+    text = f"{value:.{decimals}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def _limits(values: Sequence[float], log: bool) -> tuple[float, float]:
@@ -263,7 +270,9 @@ class _Panel:
             p.line([(self.left - _pt(2), y(v)), (self.left, y(v))], _BLACK, 0.6)
         p.text((self.left + self.right) / 2, self.bottom + tick + pad + _pt(10) + _pt(3.5), "epoch", 11,
                anchor="mt")
-        p.vertical_text(self.left - tick - pad - widest - _pt(4), (self.top + self.bottom) / 2, ylabel, 11)
+        # Beside the widest tick label, but never off the canvas (it may then touch a very wide label).
+        x_label = max(self.left - tick - pad - widest - _pt(4), _rotated(ylabel, 11).width / _S + 1)
+        p.vertical_text(x_label, (self.top + self.bottom) / 2, ylabel, 11)
 
     def right_ticks(self, y: _Axis, label: str, color: str) -> None:
         """A second y axis on the right edge, in the colour of its curve."""

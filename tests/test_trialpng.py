@@ -111,9 +111,17 @@ def test_log_ticks_label_the_1_2_5_values_or_thinned_decades(lo_exp, decades):
     in_range = [v for v in values if lo * (1 - 1e-9) <= v <= hi * (1 + 1e-9)]
     powers = [v for v in in_range if math.isclose(10 ** round(math.log10(v)), v, rel_tol=1e-9)]
     labelled, minor = log_ticks(lo, hi)
-    if decades <= 3:  # narrow: every 1, 2 and 5 value is labelled, nothing is left unlabelled
+    if decades <= 2:  # narrow: every 1, 2 and 5 value is labelled, nothing is left unlabelled
         assert np.allclose(labelled, in_range, rtol=1e-9) and minor == []
     else:  # wide: the decades, every s-th, at most six; the 2x and 5x values are short ticks
         stride = math.ceil(len(powers) / 6)
         assert np.allclose(labelled, powers[::stride], rtol=1e-9) and len(labelled) <= 6
         assert np.allclose(minor, [v for v in in_range if v not in powers], rtol=1e-9)
+
+
+def test_the_lr_axis_label_stays_on_the_canvas(tmp_path):
+    lrs = [0.003 / (1 + 0.02 * e) for e in range(25)]  # time decay 0.003 -> 0.002, linear axis: long tick labels
+    pix = _pixels(plot_trial(lrs, {"val_loss": [0.5] * len(lrs)}, tmp_path / "t.png"))
+    dark = pix.max(axis=-1) < 128
+    assert not dark[:, 0].any()  # nothing cut off at the left edge
+    assert dark[:, 1:20].sum() > 30  # and the label is there
