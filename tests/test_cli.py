@@ -25,6 +25,17 @@ def test_help_does_not_import_keras():
     assert "--trials" in out
 
 
+def test_the_command_imports_keras_without_scikit_learn_which_stays_importable():
+    """Keras imports scikit-learn for its wrappers (~0.9 s); the command hides it from that import only."""
+    pytest.importorskip("sklearn")
+    code = ("import sys\nfrom lrsearch.cli import _quiet_frameworks\n_quiet_frameworks()\n"
+            "print('KERAS', 'keras' in sys.modules, 'SKLEARN', 'sklearn' in sys.modules)\n"
+            "import sklearn.base\nprint('LATER', sklearn.base.BaseEstimator.__name__)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, timeout=300).stdout
+    assert "KERAS True SKLEARN False" in out
+    assert "LATER BaseEstimator" in out
+
+
 @pytest.mark.parametrize("args, words", [
     (["--data", "no_such_file.csv"], "not found"),
     (["--data", "ionosphere", "--trials", "0"], "trials must be a positive integer"),
