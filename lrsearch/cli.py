@@ -189,29 +189,48 @@ def _plot_schedule(args: argparse.Namespace) -> int:
     return 0
 
 
+def _configured_backend() -> str:
+    """The backend Keras will load, read the way Keras reads it (KERAS_BACKEND, then keras.json), without Keras."""
+    if os.environ.get("KERAS_BACKEND"):
+        return os.environ["KERAS_BACKEND"]
+    home = os.environ.get("KERAS_HOME")
+    if home is None:
+        base = os.path.expanduser("~")
+        home = os.path.join(base if os.access(base, os.W_OK) else "/tmp", ".keras")
+    try:
+        with open(os.path.join(os.path.expanduser(home), "keras.json")) as f:
+            return str(json.load(f).get("backend", "tensorflow"))
+    except (OSError, ValueError, AttributeError):
+        return "tensorflow"
+
+
 def _quiet_frameworks() -> None:
-    """Import Keras with the C++ start-up chatter (absl/XLA info lines on fd 2) silenced, and without scikit-learn.
+    """Import Keras with the C++ start-up chatter (absl/XLA info lines on fd 2) silenced, and without the optional
+    packages it imports for features no command uses.
 
     TensorFlow's native logging ignores Python's sys.stderr, so the file descriptor itself is redirected for the
     import only; an import error is raised again with stderr restored, so nothing real is hidden.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    # Keras imports scikit-learn, when installed, for keras.wrappers alone (~0.9 s of a ~4 s import); TensorFlow
+    # imports JAX, when installed, for TFLite's JAX converter alone (~1 s). No lrsearch command uses either, so this
+    # process hides them from that import (a None entry in sys.modules makes `import x` fail, which both handle)
+    # and then lets later imports of them work as usual. JAX stays visible when it is the backend.
+    optional = ["sklearn"] + (["jax"] if _configured_backend() == "tensorflow" else [])
+    hidden = [name for name in optional if name not in sys.modules]
     saved = os.dup(2)
     try:
         with open(os.devnull, "w") as devnull:
             os.dup2(devnull.fileno(), 2)
             try:
-                # Keras imports scikit-learn, when installed, for keras.wrappers alone: ~0.9 s of a ~4 s import. No
-                # lrsearch command uses those wrappers, so this process hides it from that import (a None entry in
-                # sys.modules makes `import sklearn` fail) and then lets later imports of scikit-learn work as usual.
-                hidden = "sklearn" not in sys.modules
-                if hidden:
-                    sys.modules["sklearn"] = None  # type: ignore[assignment]
+                for name in hidden:
+                    sys.modules[name] = None  # type: ignore[assignment]
                 try:
                     import keras
                 finally:
-                    if hidden:
-                        del sys.modules["sklearn"]
+                    for name in hidden:
+                        if name in sys.modules and sys.modules[name] is None:
+                            del sys.modules[name]
 
                 # On another backend Keras imports TensorFlow (when installed) at its first seeding, to seed it
                 # too: let that import and its chatter happen here, silenced. The pipeline reseeds anyway.
