@@ -69,6 +69,9 @@ def _parser() -> argparse.ArgumentParser:
                         "(default), or val_loss")
     f.add_argument("--no-warm-start", action="store_true",
                    help="don't start a new study with the classic schedules and a constant LR at the suggestion")
+    f.add_argument("--compile-cache", default="auto", metavar="DIR",
+                   help="keep compiled trial programs in DIR for the next run and the workers (default auto: "
+                        "$LRSEARCH_COMPILE_CACHE, else ~/.cache/lrsearch/xla); 'none' to compile afresh")
     f.add_argument("--quiet", action="store_true", help="print only the final summary")
     f.add_argument("--json", action="store_true", help="print the summary as JSON (implies --quiet)")
 
@@ -86,6 +89,8 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--timeout", type=float, help="stop starting new trials after this many seconds")
     w.add_argument("--population", default="auto", type=_auto_or_count,
                    help="trials trained at once (KERAS_BACKEND=jax): auto or a number")
+    w.add_argument("--compile-cache", default="auto", metavar="DIR",
+                   help="compiled trial programs' folder, as for find (default auto)")
     w.add_argument("--quiet", action="store_true", help="print only the final line")
 
     d = sub.add_parser("dashboard", help="optuna-dashboard on a study, with its trial plots",
@@ -290,7 +295,8 @@ def _find(args: argparse.Namespace) -> int:
                   split=args.split, study=args.study, storage=args.storage, out=args.out, schedules=args.schedules,
                   optimizer=args.optimizer, optimizers=args.optimizers, engine=args.engine, workers=args.workers,
                   artifacts=args.artifacts, top_k=args.top_k, seeds=args.seeds, select=args.select,
-                  warm_start=not args.no_warm_start, population=args.population, quiet=quiet)
+                  warm_start=not args.no_warm_start, population=args.population, quiet=quiet,
+                  compile_cache=args.compile_cache)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
     else:
@@ -302,7 +308,8 @@ def _worker(args: argparse.Namespace) -> int:
     from lrsearch.pipeline import worker
 
     r = worker(args.study, args.storage, data=args.data, labels=args.labels, artifacts=args.artifacts,
-               engine=args.engine, timeout=args.timeout, population=args.population, quiet=args.quiet)
+               engine=args.engine, timeout=args.timeout, population=args.population, quiet=args.quiet,
+               compile_cache=args.compile_cache)
     t = r["trials"]
     print(f"worker ran {r['ran']} trials; study {r['study']!r}: {t['complete']} complete, {t['pruned']} pruned, "
           f"{t['failed']} failed, {t['running']} running")

@@ -85,6 +85,8 @@ class _Run:
     plots: Any = None
     #: Notes for the summary gathered while searching (e.g. trial plots that failed).
     notes: list[str] = field(default_factory=list)
+    #: The ``compile_cache`` argument, passed on to the worker processes this run starts.
+    compile_cache: str | Path | None = None
 
     def spec_for(self, params: dict[str, Any]) -> dict[str, Any]:
         """The optimizer spec a trial with ``params`` trained with: its own with ``--optimizers``, else the run's."""
@@ -240,7 +242,7 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
          engine: str = "auto", repeats: int = 3,
          workers: int = 1, artifacts: str | Path | None = None, top_k: int = 5,
          seeds: int | str = "auto", select: str = "metric", warm_start: bool = True,
-         population: int | str = "auto", quiet: bool = False,
+         population: int | str = "auto", quiet: bool = False, compile_cache: str | Path | None = "auto",
          stream: TextIO | None = None, live: bool | None = None) -> FindResult:
     """Search a learning-rate schedule for ``data`` and export the best one.
 
@@ -256,7 +258,9 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
     wins: by the task metric (accuracy or MAE) with val_loss breaking ties, or by val_loss alone with
     ``select="loss"``. ``population`` trials train at once on the JAX backend (``"auto"``: as many as fit the GPU's
     memory, at most 64, when there is one, else 1). ``split`` gives the train, validation and test fractions
-    (``"0.8,0.1,0.1"`` or a sequence; default 0.7, 0.15, 0.15).
+    (``"0.8,0.1,0.1"`` or a sequence; default 0.7, 0.15, 0.15). Compiled trial programs are kept in
+    ``compile_cache`` (see :func:`lrsearch.compilecache.use_compile_cache`; ``"auto"``: the user's cache folder,
+    ``None``: off) for the next run and for the workers.
 
     Example:
         >>> import tempfile, os, lrsearch
@@ -269,6 +273,7 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
 
     from lrsearch import __version__
     from lrsearch import search, space
+    from lrsearch.compilecache import use_compile_cache
     from lrsearch.data import describe, load_dataset
     from lrsearch.models import is_tunable, make_factory, make_trial_factory, parse_model_spec
     from lrsearch.optimizers import optimizer_spec
@@ -291,6 +296,7 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
     opt_names = space.parse_optimizers(optimizers)
     opt_spec = optimizer_spec(opt_names[0] if opt_names else optimizer)
     model_spec = parse_model_spec(model)
+    use_compile_cache(compile_cache)  # before the first training: TensorFlow reads it once
 
     fractions = _split(split)
     ds = load_dataset(data, target=target, labels=labels, seed=seed, split=fractions)
@@ -356,7 +362,8 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
     run = _Run(ds=ds, factory=factory, opt_spec=opt_spec, settings=expected, study=the_study, url=url,
                out_dir=out_dir, lr_range=lr_range, engine=engine,
                artifacts=None if no_artifacts else _artifact_store(art_dir), files=files,
-               timing={"range_test_s": round(rt_took, 3)}, trial_factory=trial_factory, opt_names=opt_names)
+               timing={"range_test_s": round(rt_took, 3)}, trial_factory=trial_factory, opt_names=opt_names,
+               compile_cache=compile_cache)
     run.population, note = _population(run, population)
     if "range_test_png" in files:
         _upload(run, files["range_test_png"], the_study)
@@ -388,13 +395,13 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
 
 def worker(study: str, storage: str, *, data: str | None = None, labels: str | None = None,
            artifacts: str | Path | None = None, engine: str = "auto", timeout: float | None = None,
-           population: int | str = "auto", quiet: bool = False, stream: TextIO | None = None,
-           live: bool | None = None) -> dict[str, Any]:
+           population: int | str = "auto", quiet: bool = False, compile_cache: str | Path | None = "auto",
+           stream: TextIO | None = None, live: bool | None = None) -> dict[str, Any]:
     """Join an existing study and run its trials until the study's budget is reached.
 
     The study records what a worker needs (data file and sha256, model, epochs, search space, budget), so a worker
     on another machine needs only the storage, the study name and the same data file (``data`` when its path there
-    differs; checked by hash).
+    differs; checked by hash). ``compile_cache`` as in :func:`find`.
 
     Returns:
         ``{"study", "ran", "trials"}``: this worker's trial count and the study's counts.
@@ -410,6 +417,7 @@ def worker(study: str, storage: str, *, data: str | None = None, labels: str | N
     import optuna
 
     from lrsearch import search
+    from lrsearch.compilecache import use_compile_cache
     from lrsearch.data import load_dataset
     from lrsearch.errors import StorageError
     from lrsearch.models import is_tunable, make_factory, make_trial_factory, parse_model_spec
@@ -417,6 +425,7 @@ def worker(study: str, storage: str, *, data: str | None = None, labels: str | N
     from lrsearch.progress import Progress
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # failed trials are reported by lrsearch itself
+    use_compile_cache(compile_cache)
     the_study = search.open_study(search.make_storage(storage, create=False), study, seed=0, epochs=1, create=False)
     settings = the_study.user_attrs.get(search.STUDY_ATTR)
     rt = the_study.user_attrs.get("range_test")
@@ -837,7 +846,8 @@ def _start_workers(run: _Run, n: int, data: str) -> list[Any]:
     procs = []
     for _ in range(n):
         cmd = [sys.executable, "-m", "lrsearch", "worker", "--study", run.name, "--storage", run.url,
-               "--data", _data_arg(data), "--engine", run.engine, "--quiet"]
+               "--data", _data_arg(data), "--engine", run.engine, "--quiet",
+               "--compile-cache", "none" if run.compile_cache is None else str(run.compile_cache)]
         procs.append(subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL))
     return procs
 

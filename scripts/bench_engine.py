@@ -6,7 +6,10 @@ same data (bundled UCI Ionosphere, 245/53/53 split of ``lrsearch.data.load_datas
 
 * ``lrsearch``: ``lrsearch find --data ionosphere --trials N --epochs E --quiet`` with a SQLite study, timed from
   process start to exit (imports, range test, search, final retrain, export). Trained epochs = sum over trials of
-  ``len(trial.user_attrs["lr_per_epoch"])`` (pruned trials train fewer) plus the final retrain (E).
+  ``len(trial.user_attrs["lr_per_epoch"])`` (pruned trials train fewer) plus the final retrain (E). Each run gets
+  an empty compile cache of its own (``--compile-cache``): what a first run costs.
+* ``lrsearch, rerun`` (``--rerun-too``): ``lrsearch find`` again, in a new study, on the first run's compile cache:
+  what a second run, or each extra worker, costs.
 * ``lrsearch --engine fit`` (``--with-fit-engine``): the same pipeline through ``model.fit``.
 * ``optuna + model.fit``: a hand-written Optuna loop (SQLite study, TPE, MedianPruner(5, E // 2)); the objective
   suggests ``lr`` log-uniform in [1e-4, 1e-1] and a family among constant / time decay / step decay / exponential /
@@ -30,7 +33,7 @@ first trial (0 expected), and on JAX the population mode's trials per second at 
 About a minute.
 
 Run: ``TF_CPP_MIN_LOG_LEVEL=3 .venv/bin/python scripts/bench_engine.py [--trials 20] [--epochs 50]
-[--with-fit-engine] [--skip-kerastuner] [--internals | --internals-only] [--keep]``.
+[--with-fit-engine] [--rerun-too] [--skip-kerastuner] [--internals | --internals-only] [--keep]``.
 """
 
 from __future__ import annotations
@@ -407,7 +410,7 @@ print("BENCH_RESULT " + json.dumps(out))
 
 
 def _env() -> dict[str, str]:
-    env = dict(os.environ)
+    env = {k: v for k, v in os.environ.items() if k != "TF_XLA_FLAGS"}  # no compile cache but lrsearch's own
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     env["PYTHONPATH"] = str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     env.setdefault("PYTHONUNBUFFERED", "1")
@@ -439,6 +442,8 @@ def run_lrsearch(n: int, e: int, work: Path, engine: str, timeout: float, worklo
         cmd += ["--split", MNIST_SPLIT, "--batch-size", "128"]
     if engine != "auto":
         cmd += ["--engine", engine]
+    if "--compile-cache" not in extra:  # a first run: an empty compile cache of its own
+        cmd += ["--compile-cache", str(work / "xla")]
     cmd += list(extra)
     wall, out, start_dt, end_dt = _run(cmd, work, timeout)
 
@@ -455,7 +460,8 @@ def run_lrsearch(n: int, e: int, work: Path, engine: str, timeout: float, worklo
     durations = [(t.datetime_complete - t.datetime_start).total_seconds() for t in sorted(done, key=lambda t: t.number)]
     doc = study.user_attrs.get("best_schedule", {})
     return {
-        "name": " ".join(["lrsearch find", *([] if engine == "auto" else ["--engine", engine]), *extra]),
+        "name": ("lrsearch find, rerun (warm)" if "--compile-cache" in extra else
+                 " ".join(["lrsearch find", *([] if engine == "auto" else ["--engine", engine]), *extra])),
         "wall_s": wall, "epochs": trial_epochs + e, "trial_epochs": trial_epochs,
         "complete": states.count("COMPLETE"), "pruned": states.count("PRUNED"), "failed": states.count("FAIL"),
         "best_val_loss": study.best_value, "retrain_val_loss": doc.get("metrics", {}).get("val_loss"),
@@ -564,6 +570,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-artifacts-too", action="store_true",
                     help="also run lrsearch find --artifacts none (no per-trial plots)")
     ap.add_argument("--skip-kerastuner", action="store_true", help="leave KerasTuner RandomSearch out")
+    ap.add_argument("--rerun-too", action="store_true",
+                    help="also run lrsearch find again on the first run's compile cache (a rerun or a worker)")
     ap.add_argument("--timeout", type=float, default=1800.0, help="seconds allowed per contender (default 1800)")
     ap.add_argument("--internals", action="store_true", help="also time the engine alone, per backend")
     ap.add_argument("--internals-only", action="store_true", help="only the engine internals section")
@@ -632,6 +640,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.no_artifacts_too:
         plan.append(("noart", lambda: run_lrsearch(n, e, tmp / "lrsearch_noart", "auto", args.timeout, wl,
                                                    ("--artifacts", "none"))))
+    if args.rerun_too:
+        plan.append(("rerun", lambda: run_lrsearch(n, e, tmp / "lrsearch_rerun", "auto", args.timeout, wl,
+                                                   ("--compile-cache", str(tmp / "lrsearch" / "xla")))))
     if args.with_fit_engine:
         plan.append(("fit", lambda: run_lrsearch(n, e, tmp / "lrsearch_fit", "fit", args.timeout, wl)))
     try:

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# Searches keep their compiled programs in a cache of this test session's own (not the user's ~/.cache), so the
+# suite runs the cache as users do, misses and hits, and leaves nothing behind.
+if "LRSEARCH_COMPILE_CACHE" not in os.environ:
+    _cache = tempfile.mkdtemp(prefix="lrsearch-test-xla-")
+    os.environ["LRSEARCH_COMPILE_CACHE"] = _cache
+    atexit.register(shutil.rmtree, _cache, True)
 
 import pytest  # noqa: E402
 

@@ -9,6 +9,8 @@ stateless API. The LR of each step is input data; ``reduce_on_plateau`` runs in 
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 import jax
@@ -183,6 +185,22 @@ class Program:
         by_id = {id(v): pick(val) for v, val in zip(self.model.trainable_variables, tv)}
         by_id.update({id(v): pick(val) for v, val in zip(self.model.non_trainable_variables, ntv)})
         return [by_id[id(v)] for v in self.model.weights]
+
+
+def use_compile_cache(root: Path) -> Path:
+    """Keep compiled programs in ``root/jax-<version>`` (``lrsearch.compilecache``); the user's folder wins.
+
+    Programs that compile in under 0.2 s (single operations) are not written: loading them costs about as much.
+    """
+    from lrsearch.compilecache import private_folder
+
+    own = os.environ.get("JAX_COMPILATION_CACHE_DIR") or jax.config.jax_compilation_cache_dir
+    if own:
+        return Path(own)
+    folder = private_folder(root / f"jax-{jax.__version__}")
+    jax.config.update("jax_compilation_cache_dir", str(folder))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
+    return folder
 
 
 def accelerator_memory() -> int | None:
