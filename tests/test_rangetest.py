@@ -311,7 +311,7 @@ def test_a_sweep_whose_loss_never_falls_is_a_config_error(iono):
 def test_jax_backend_runs_and_does_not_leak():
     pytest.importorskip("jax")
     code = textwrap.dedent(
-        f"""
+        """
         import numpy as np, keras
         assert keras.backend.backend() == "jax"
         from lrsearch.rangetest import range_test
