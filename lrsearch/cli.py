@@ -9,7 +9,7 @@ import sys
 from typing import Any, NoReturn, Sequence
 
 from lrsearch import __version__
-from lrsearch.errors import LrSearchError
+from lrsearch.errors import LrSearchError, first_line, one_line
 
 
 class _Parser(argparse.ArgumentParser):
@@ -178,7 +178,7 @@ def _plot_schedule(args: argparse.Namespace) -> int:
     except FileNotFoundError:
         raise ConfigError(f"{args.file!r} not found; give an exported best_schedule.json") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError, ValueError) as exc:
-        reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        reason = first_line(exc, 160)
         raise ConfigError(f"{args.file!r} is not a JSON schedule document ({reason}); give an exported "
                           "best_schedule.json") from None
     # A bare schedule object has a "type" and none of a document's sections; anything else is read (and
@@ -186,7 +186,8 @@ def _plot_schedule(args: argparse.Namespace) -> int:
     sections = {"format", "schedule", "optimizer", "training", "metrics", "provenance"}
     bare = isinstance(raw, dict) and "type" in raw and not sections & set(raw)
     src = raw if bare else read_document(args.file)
-    epochs = args.epochs or (src.get("training", {}).get("epochs") if "format" in src else None)
+    epochs = args.epochs if args.epochs is not None else (
+        src.get("training", {}).get("epochs") if "format" in src else None)
     if epochs is None:
         raise ConfigError("--epochs is required for a bare schedule object")
     out = args.out or str(text.with_suffix(".png"))
@@ -354,7 +355,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "range-test": _range_test, "plot-schedule": _plot_schedule}
         return commands[args.command](args)
     except LrSearchError as exc:
-        print(f"lrsearch: error: {exc}", file=sys.stderr)
+        print(f"lrsearch: error: {one_line(exc)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:  # before or after the trials (those are handled by the search: study kept)
         print("lrsearch: interrupted", file=sys.stderr)

@@ -1,10 +1,14 @@
-"""Compiled trial programs kept on disk, so that a rerun or a worker skips the XLA compile.
+"""Compiled trial programs kept on disk, so that a rerun or a worker skips the XLA compile (JAX backend).
 
 Every process compiles its trial programs once (about a second on a CPU; tens of seconds for a population of
-CNNs on a GPU, where XLA autotunes the convolutions). Both backends can keep the compiled executables in a folder
-and load them in the next process: JAX's persistent compilation cache and TensorFlow's
-``--tf_xla_persistent_cache_directory``. lrsearch turns that on for ``find`` and ``worker``, in one sub-folder per
-backend and version.
+CNNs on a GPU, where XLA autotunes the convolutions). JAX's persistent compilation cache keeps the compiled
+executables in a folder and loads them in the next process; lrsearch turns it on for ``find`` and ``worker``, in
+one sub-folder per JAX version.
+
+TensorFlow has a cache of the same kind (``--tf_xla_persistent_cache_directory``), but a cache file it cannot
+write fails the training step that compiled it: a full disk would then crash a search instead of stopping it
+cleanly, so the TensorFlow backend compiles afresh in every process. JAX only warns about a failed write, and
+lrsearch silences that warning: the cache is an optimisation.
 
 A compilation cache is trusted code (whoever can write into it can make the process run code), so the default
 folder is the user's own cache folder, created private (mode 0700), and never a shared temporary folder.
@@ -16,6 +20,7 @@ import os
 from pathlib import Path
 
 from lrsearch.errors import ConfigError
+from lrsearch.folders import make_folder
 
 #: Environment variable that sets the default folder; ``none`` turns the cache off.
 ENV = "LRSEARCH_COMPILE_CACHE"
@@ -40,16 +45,15 @@ def default_folder() -> Path | None:
 def use_compile_cache(folder: str | Path | None = "auto") -> Path | None:
     """Keep this process's compiled programs in ``folder`` and load them from there.
 
-    Call it before the first training of the process: TensorFlow reads its setting when it starts its runtime
-    (later calls change nothing there), JAX at each compile. A cache setting of the user's own
-    (``TF_XLA_FLAGS=--tf_xla_persistent_cache_directory=...``, ``JAX_COMPILATION_CACHE_DIR``) is kept.
+    JAX reads the setting at each compile, so programs compiled before the call are not written. A cache folder
+    of the user's own (``JAX_COMPILATION_CACHE_DIR``, ``jax.config``) is kept.
 
     Args:
         folder: a folder, ``"auto"`` (:func:`default_folder`), or None / ``"none"`` for no cache.
 
     Returns:
-        The backend's sub-folder in use (``<folder>/<backend>-<version>``), or None when off, when the backend has no
-        compiled path, or when the default folder cannot be created (caching is an optimisation).
+        The sub-folder in use (``<folder>/jax-<version>``), or None when off, on another backend than JAX, or when
+        the default folder cannot be created (caching is an optimisation).
 
     Raises:
         ConfigError: a folder given explicitly cannot be created.
@@ -66,23 +70,17 @@ def use_compile_cache(folder: str | Path | None = "auto") -> Path | None:
         return None
     import keras
 
-    backend = keras.backend.backend()
-    if backend == "tensorflow":
-        from lrsearch.engine._tf import use_compile_cache as use
-    elif backend == "jax":
-        from lrsearch.engine._jax import use_compile_cache as use
-    else:
+    on_jax = keras.backend.backend() == "jax"
+    if not (on_jax or explicit):
         return None
     try:
-        return use(private_folder(root))
-    except OSError as exc:
+        make_folder(root, "compile cache folder", private=True)  # a folder given is checked on every backend
+        if not on_jax:
+            return None
+        from lrsearch.engine._jax import use_compile_cache as use
+
+        return use(root)
+    except ConfigError:
         if explicit:
-            raise ConfigError(f"compile cache folder {str(root)!r} cannot be created ({exc.strerror or exc}); "
-                              "give a writable folder, or 'none' for no cache") from None
+            raise
         return None
-
-
-def private_folder(path: Path) -> Path:
-    """Create ``path`` (and its parents) readable by this user only, if missing; return it."""
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return path

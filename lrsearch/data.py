@@ -53,7 +53,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from lrsearch.errors import DataError
+from lrsearch.errors import DataError, first_line
 
 if TYPE_CHECKING:  # pandas is imported lazily: the CLI imports this module and must start fast
     import pandas as pd
@@ -394,9 +394,7 @@ class _Opts:
 
 def _one_line(e: BaseException | str, limit: int = 160) -> str:
     """First line of an exception message, shortened: DataError messages are one line."""
-    text = str(e).strip().splitlines()
-    line = text[0].strip() if text else type(e).__name__
-    return line if len(line) <= limit else line[: limit - 3] + "..."
+    return first_line(e, limit)
 
 
 def _quote_list(items: list[str], limit: int = 5) -> str:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from lrsearch.errors import ConfigError
+from lrsearch.folders import make_folder
 from lrsearch.optimizers import validate_spec
 from lrsearch.schedules import Schedule, families, schedule_from_config
 
@@ -395,7 +396,7 @@ def _messages(error: Any) -> list[str]:
 def write_document(doc: dict[str, Any], path: str | Path) -> Path:
     """Write ``doc`` atomically (a temporary file renamed into place), so a crash never leaves half a file."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(path.parent)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(doc, indent=2, allow_nan=False) + "\n", encoding="utf-8")
     tmp.replace(path)

@@ -7,6 +7,36 @@ is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import re
+
+# Terminal colour codes (Keras puts them in its messages) and Keras's call-context lines around the real reason.
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+_CONTEXT = ("Exception encountered when calling", "Arguments received by", "\u2022 ")
+
+
+def one_line(text: object) -> str:
+    """``text`` on one line: terminal colours dropped, every run of whitespace (newlines too) made one space.
+
+    Example:
+        >>> one_line("data 'x.csv':\\n  \\x1b[1mno rows\\x1b[0m")
+        "data 'x.csv': no rows"
+    """
+    return " ".join(_ANSI.sub("", str(text)).split())
+
+
+def first_line(exc: BaseException | str, limit: int = 200) -> str:
+    """The first informative line of an exception's message, for a one-line error: terminal colours and Keras's
+    call-context lines dropped, shortened to ``limit`` characters; the type's name when there is no message.
+
+    Example:
+        >>> first_line(ValueError("Exception encountered when calling Dense.call().\\n\\n\\x1b[1mbad shape\\x1b[0m"))
+        'bad shape'
+    """
+    lines = [ln.strip() for ln in _ANSI.sub("", str(exc)).splitlines() if ln.strip()]
+    useful = [ln for ln in lines if not ln.startswith(_CONTEXT)] or lines
+    line = useful[0] if useful else (type(exc).__name__ if isinstance(exc, BaseException) else "")
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
 
 class LrSearchError(Exception):
     """Base class of the errors a user can cause (bad data, model, config, storage)."""

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from lrsearch.errors import ModelError
+from lrsearch.errors import ModelError, first_line
 
 ModelFactory = Callable[[int], Any]
 TrialFactory = Callable[[Any], ModelFactory]  # OptunaHP -> (seed -> model)
@@ -121,7 +121,7 @@ def _load_user_function(spec: ModelSpec) -> Any:
     try:
         module_spec.loader.exec_module(module)
     except Exception as exc:  # the user's file: any error is theirs to fix
-        raise ModelError(f"importing {spec.path!r} failed: {type(exc).__name__}: {exc}") from None
+        raise ModelError(f"importing {spec.path!r} failed: {type(exc).__name__}: {first_line(exc)}") from None
     fn = getattr(module, spec.function, None)
     if fn is None or not (callable(fn) or callable(getattr(fn, "build", None))):
         raise ModelError(f"{spec.path!r} has no function or KerasTuner HyperModel named {spec.function!r}")
@@ -161,7 +161,7 @@ def _build_with(builder: Callable[[Any], Any], hp: Any, spec: ModelSpec) -> Any:
     except LrSearchError:
         raise  # e.g. a bad hp.Int(...) call: its message already says what to fix
     except Exception as exc:
-        raise ModelError(f"{spec.describe()} raised {type(exc).__name__}: {exc}") from None
+        raise ModelError(f"{spec.describe()} raised {type(exc).__name__}: {first_line(exc)}") from None
     if not isinstance(model, keras.Model):
         raise ModelError(f"{spec.describe()} must return a keras.Model, but returned {type(model).__name__}")
     return model
@@ -201,7 +201,7 @@ def make_factory(spec: ModelSpec, input_shape: tuple[int, ...], n_outputs: int, 
                 try:
                     model = fn(input_shape, n_outputs)
                 except Exception as exc:
-                    raise ModelError(f"{spec.describe()} raised {type(exc).__name__}: {exc}") from None
+                    raise ModelError(f"{spec.describe()} raised {type(exc).__name__}: {first_line(exc)}") from None
                 if not isinstance(model, keras.Model):
                     raise ModelError(
                         f"{spec.describe()} must return a keras.Model, but returned {type(model).__name__}")
@@ -210,7 +210,7 @@ def make_factory(spec: ModelSpec, input_shape: tuple[int, ...], n_outputs: int, 
         try:
             template = keras.models.load_model(spec.path, compile=False, safe_mode=True)
         except Exception as exc:
-            raise ModelError(f"cannot load {spec.path!r}: {type(exc).__name__}: {exc}") from None
+            raise ModelError(f"cannot load {spec.path!r}: {type(exc).__name__}: {first_line(exc)}") from None
 
         def build() -> Any:
             return keras.models.clone_model(template)  # same architecture, freshly initialised weights
@@ -281,7 +281,7 @@ def _check_shapes(model: Any, spec: ModelSpec, input_shape: tuple[int, ...], n_o
     except Exception as exc:
         raise ModelError(
             f"model {label} does not accept inputs of shape (batch, {', '.join(map(str, input_shape))}): "
-            f"{type(exc).__name__}: {exc}"
+            f"{type(exc).__name__}: {first_line(exc)}"
         ) from None
     if tuple(out.shape[1:]) != (n_outputs,):
         raise ModelError(

@@ -10,7 +10,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence, TextIO
 
-from lrsearch.errors import ConfigError, DataError, Interrupted, LrSearchError
+from lrsearch.errors import ConfigError, DataError, Interrupted, LrSearchError, first_line
+from lrsearch.folders import make_folder
 
 
 @dataclass
@@ -300,9 +301,12 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
 
     fractions = _split(split)
     ds = load_dataset(data, target=target, labels=labels, seed=seed, split=fractions)
-    study_name = study or ds.name
+    study_name = ds.name if study is None else study
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}", study_name):
         raise ConfigError(f"study name must be letters, digits, '.', '_' or '-', but got study={study_name!r}")
+    out_dir = Path(out) if out is not None else Path("studies") / study_name
+    no_artifacts = artifacts is not None and str(artifacts).lower() == "none"
+    art_dir = Path(artifacts) if artifacts is not None and not no_artifacts else out_dir / "artifacts"
     if storage is None and workers > 1:
         Path("studies").mkdir(exist_ok=True)
         storage = f"studies/{study_name}.log"  # a journal file: several local processes can share it
@@ -314,9 +318,10 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
     factory = make_factory(model_spec, ds.input_shape, ds.n_outputs, ds.task)  # build(hp): hp at its defaults
     trial_factory = (make_trial_factory(model_spec, ds.input_shape, ds.n_outputs, ds.task)
                      if is_tunable(model_spec) else None)
-    out_dir = Path(out) if out is not None else Path("studies") / study_name
-    no_artifacts = artifacts is not None and str(artifacts).lower() == "none"
-    art_dir = Path(artifacts) if artifacts is not None and not no_artifacts else out_dir / "artifacts"
+    # Before the storage is opened: a folder that cannot be made leaves no new study and no changed setting behind.
+    make_folder(out_dir, "--out folder")
+    if not no_artifacts:
+        make_folder(art_dir, "--artifacts folder")
     progress = Progress(trials, stream=stream, live=live, quiet=quiet)
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # failed trials are reported by lrsearch itself
@@ -564,7 +569,7 @@ def _storage_error(study: str, failure: BaseException) -> LrSearchError:
     """The one-line error for a storage ``failure`` (see :func:`_storage_failure`) while writing ``study``."""
     from lrsearch.errors import StorageError
 
-    reason = str(getattr(failure, "orig", None) or failure).strip().splitlines()[0][:160]
+    reason = first_line(getattr(failure, "orig", None) or failure, 160)
     return StorageError(f"writing study {study!r} failed ({reason}); its finished trials are kept: free disk "
                         "space or fix the database, then run the same command again to resume")
 
@@ -825,7 +830,7 @@ def _artifact_store(folder: Path) -> Any:
     """Optuna's file-system artifact store under ``folder`` (where the dashboard finds trial plots)."""
     from optuna.artifacts import FileSystemArtifactStore
 
-    folder.mkdir(parents=True, exist_ok=True)
+    make_folder(folder, "artifact folder")
     return FileSystemArtifactStore(str(folder))
 
 
@@ -896,7 +901,7 @@ def _run_range_test(factory: Any, ds: Any, opt_spec: dict[str, Any], batch_size:
 
 
 def _write_range_test(result: Any, out_dir: Path) -> dict[str, str]:
-    out_dir.mkdir(parents=True, exist_ok=True)
+    make_folder(out_dir, "--out folder")
     return {"range_test_csv": str(result.to_csv(out_dir / "range_test.csv")),
             "range_test_png": str(result.plot(out_dir / "range_test.png"))}
 

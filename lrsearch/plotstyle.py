@@ -29,6 +29,8 @@ import threading
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+from lrsearch.folders import make_folder
+
 #: Okabe–Ito colours (readable by colour-blind readers and in greyscale prints); yellow last, it is faint on white.
 COLORS = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442"]
 #: For context that must not compete with the data (other runs, pruned trials).
@@ -117,7 +119,7 @@ def save(fig: Any, path: str | Path, *, tight: bool = True) -> Path:
     themselves out with ``subplots_adjust``).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(path.parent)
     fig.savefig(path, bbox_inches="tight" if tight else None)  # None: the style's "standard" box
     return path
 

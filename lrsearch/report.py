@@ -37,6 +37,7 @@ from typing import Any, Iterable, Sequence
 
 from lrsearch import plotstyle
 from lrsearch.errors import LrSearchError
+from lrsearch.folders import make_folder
 
 #: The PNGs a report can contain, in page order.
 PLOTS = ("range_test", "lr_curves", "val_curves", "history", "importance", "families")
@@ -643,11 +644,7 @@ def write_report(study: str | None = None, storage: str | None = None,
     metric = _metric_name(ranked, best_doc)
 
     out_dir = Path(out) if out is not None else Path("studies") / name / "report"
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise LrSearchError(f"cannot create the report folder {str(out_dir)!r} ({exc.strerror}); choose another "
-                            "--out") from None
+    make_folder(out_dir, "report folder")
 
     notes: list[str] = []
     top = ranked[:TOP_CURVES]

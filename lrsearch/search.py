@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from lrsearch.data import DEFAULT_SPLIT
-from lrsearch.errors import StorageError
+from lrsearch.errors import StorageError, first_line
 
 STUDY_ATTR = "lrsearch"
 #: Keys of the study's ``lrsearch`` attr that a resumed run must match exactly.
-MATCHED_KEYS = ("data_sha256", "task", "model", "epochs", "batch_size", "optimizer", "space_version", "families",
-                "seed", "split")
+MATCHED_KEYS = ("data_sha256", "task", "target", "model", "epochs", "batch_size", "optimizer", "space_version",
+                "families", "seed", "split")
 #: What a study made before a setting existed ran with (so it still resumes).
 SETTING_DEFAULTS: dict[str, Any] = {"split": list(DEFAULT_SPLIT)}
 
@@ -154,8 +154,7 @@ def _sqlite_wal(storage: Any) -> None:
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(getattr(exc, "orig", None) or exc).strip()
-    return text.splitlines()[0][:200] if text else type(exc).__name__
+    return first_line(getattr(exc, "orig", None) or exc)
 
 
 def resolve_study(study: str | None, storage: str | None) -> tuple[str, str]:
@@ -242,7 +241,9 @@ def check_compatible(study: Any, expected: dict[str, Any]) -> None:
             raise StorageError(f"study {study.study_name!r} exists but was not made by lrsearch; use another "
                                "--study name")
         return
-    diffs = [k for k in MATCHED_KEYS if stored.get(k, SETTING_DEFAULTS.get(k)) != expected.get(k)]
+    # A setting the study never stored (made before it was recorded, like "target") cannot be compared.
+    diffs = [k for k in MATCHED_KEYS if (k in stored or k in SETTING_DEFAULTS)
+             and stored.get(k, SETTING_DEFAULTS.get(k)) != expected.get(k)]
     if diffs:
         k = diffs[0]
         raise StorageError(

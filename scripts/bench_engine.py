@@ -9,7 +9,7 @@ same data (bundled UCI Ionosphere, 245/53/53 split of ``lrsearch.data.load_datas
   ``len(trial.user_attrs["lr_per_epoch"])`` (pruned trials train fewer) plus the final retrain (E). Each run gets
   an empty compile cache of its own (``--compile-cache``): what a first run costs.
 * ``lrsearch, rerun`` (``--rerun-too``): ``lrsearch find`` again, in a new study, on the first run's compile cache:
-  what a second run, or each extra worker, costs.
+  what a second run, or each extra worker, costs (``KERAS_BACKEND=jax``; TensorFlow keeps no compile cache).
 * ``lrsearch --engine fit`` (``--with-fit-engine``): the same pipeline through ``model.fit``.
 * ``optuna + model.fit``: a hand-written Optuna loop (SQLite study, TPE, MedianPruner(5, E // 2)); the objective
   suggests ``lr`` log-uniform in [1e-4, 1e-1] and a family among constant / time decay / step decay / exponential /

@@ -377,6 +377,46 @@ def test_bad_split_is_one_line_and_the_study_is_untouched(split: str, in_study_d
     assert out == ""
 
 
+@pytest.mark.parametrize("flag", ["--out", "--artifacts"])
+def test_an_output_folder_that_is_a_file_is_one_line_and_the_study_is_untouched(
+        flag: str, in_study_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Aimed at the finished study: the folder is checked before the storage is opened, so not even the study's
+    recorded settings (its artifact folder) change."""
+    (tmp_path / "a_file").write_text("")
+    code, out, err = run_cli(capsys, "find", "--data", "ionosphere", "--study", "keep", "--storage",
+                             "sqlite:///studies/keep.db", "--trials", "5", "--epochs", "2", flag,
+                             str(tmp_path / "a_file"))
+    one_line_error(code, err, [f"{flag} folder", "a_file", "is a file", "give a folder"])
+    assert out == ""
+
+
+@pytest.mark.parametrize("args, words", [
+    (["range-test", "--data", "ionosphere", "--out", "{file}"], ["--out folder", "is a file"]),
+    (["plot-schedule", "{doc}", "--out", "{file}/lr.png"], ["output folder", "is a file"]),
+    (["plot-schedule", "{doc}", "--epochs", "0"], ["epochs must be a positive integer", "epochs=0"]),
+])
+def test_other_commands_with_bad_output_or_epochs(args: list[str], words: list[str], in_study_dir: Path,
+                                                  tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "a_file").write_text("")
+    fill = {"file": str(tmp_path / "a_file"), "doc": "studies/keep/best_schedule.json"}
+    code, out, err = run_cli(capsys, *[a.format(**fill) for a in args])
+    one_line_error(code, err, words, advice=False)
+
+
+def test_a_model_for_other_inputs_is_one_plain_line(in_study_dir: Path, tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """Keras's own message is several lines with terminal colours; the error keeps its one informative line."""
+    import keras
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1, activation="sigmoid")])
+    model.save(tmp_path / "three.keras")
+    code, _, err = run_cli(capsys, "find", "--data", "ionosphere", "--model", str(tmp_path / "three.keras"),
+                           "--trials", "1", "--epochs", "1")
+    message = one_line_error(code, err, ["does not accept inputs of shape (batch, 34)", "expected axis -1",
+                                         "value 3"], advice=False)
+    assert "\x1b" not in message and "Arguments received" not in message
+
+
 def test_data_larger_than_memory_is_refused_before_reading(in_study_dir: Path, tmp_path: Path,
                                                           capsys: pytest.CaptureFixture[str],
                                                           monkeypatch: pytest.MonkeyPatch) -> None:

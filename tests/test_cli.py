@@ -76,6 +76,7 @@ def test_the_backend_is_read_as_keras_reads_it(tmp_path, monkeypatch):
     (["--data", "ionosphere", "--storage", "postgresql+psycopg://u:secret@127.0.0.1:1/db"], "storage"),
     (["--data", "ionosphere", "--target", "nope"], "nope"),
     (["--data", "ionosphere", "--compile-cache", "/dev/null/cache"], "compile cache folder"),
+    (["--data", "ionosphere", "--study", ""], "study name must be"),
 ])
 def test_bad_input_is_one_line_exit_2(tmp_path, args, words):
     p = run("find", *args, "--epochs", "1", cwd=tmp_path)

@@ -1,4 +1,4 @@
-"""The compile cache: compiled trial programs kept on disk for the next process (reruns, workers)."""
+"""The compile cache: compiled trial programs kept on disk for the next process (reruns, workers; JAX backend)."""
 
 from __future__ import annotations
 
@@ -45,29 +45,47 @@ def test_an_unusable_default_folder_only_turns_the_cache_off(tmp_path, monkeypat
     assert use_compile_cache("auto") is None
 
 
-def _find(folder: Path, cache: Path, log: bool) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "TF_XLA_FLAGS"}  # the test process may have set its own
-    if log:  # TensorFlow says when it loads an executable from its persistent cache
-        env.update(TF_CPP_MIN_LOG_LEVEL="0", TF_CPP_VMODULE="device_executable_persistor=3")
-    return subprocess.run([sys.executable, "-m", "lrsearch", "find", "--data", "ionosphere", "--trials", "2",
-                           "--epochs", "3", "--seeds", "1", "--artifacts", "none", "--no-warm-start", "--json",
-                           "--compile-cache", str(cache)],
-                          cwd=folder, env=env, capture_output=True, text=True, timeout=600)
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="the TensorFlow backend")
+def test_tensorflow_compiles_afresh_and_leaves_no_folder_behind(tmp_path, monkeypatch):
+    """TensorFlow's cache fails a training step whose cache file cannot be written (a full disk): not used."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.delenv(ENV, raising=False)
+    flags = os.environ.get("TF_XLA_FLAGS")
+    assert use_compile_cache("auto") is None
+    assert not (tmp_path / "lrsearch").exists() and os.environ.get("TF_XLA_FLAGS") == flags
 
 
-@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="TensorFlow's persistent cache")
-def test_a_rerun_loads_the_compiled_trial_program_and_trains_the_same(tmp_path):
+# The command, run in a fresh process that counts JAX's persistent-cache hits (JAX's own monitoring events).
+COUNTING_FIND = """
+import sys
+from jax._src import monitoring
+hits = []
+monitoring.register_event_listener(lambda name, **kw: hits.append(name) if name.endswith("cache_hits") else None)
+from lrsearch.cli import main
+code = main(sys.argv[1:])
+print("HITS", len(hits))
+sys.exit(code)
+"""
+
+
+def test_a_rerun_on_jax_loads_the_cache_and_trains_the_same(tmp_path):
+    pytest.importorskip("jax")
     cache = tmp_path / "cache"
+    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
+    env.pop("JAX_COMPILATION_CACHE_DIR", None)
     runs = []
     for i in range(2):
         (tmp_path / str(i)).mkdir()
-        p = _find(tmp_path / str(i), cache, log=True)
+        p = subprocess.run([sys.executable, "-c", COUNTING_FIND, "find", "--data", "ionosphere", "--trials", "2",
+                            "--epochs", "3", "--seeds", "1", "--artifacts", "none", "--no-warm-start", "--json",
+                            "--compile-cache", str(cache)],
+                           cwd=tmp_path / str(i), env=env, capture_output=True, text=True, timeout=600)
         assert p.returncode == 0, p.stderr[-3000:]
-        runs.append(p)
-    folder = cache / f"tensorflow-{__import__('tensorflow').__version__}"
-    assert list(folder.glob("*.pb")), "the first run wrote no compiled program"
-    assert folder.stat().st_mode & 0o777 == 0o700  # trusted code: this user's only
-    assert "Loading cached entry" not in runs[0].stderr and "saving cache entry" in runs[0].stderr
-    assert "Loading cached entry" in runs[1].stderr
-    first, second = (json.loads(p.stdout) for p in runs)
+        summary, hits = p.stdout.rsplit("HITS", 1)
+        runs.append((json.loads(summary), int(hits)))
+    folder = cache / f"jax-{__import__('jax').__version__}"
+    assert any(f.name.startswith("jit_run") for f in folder.iterdir())  # the trial program was written
+    assert folder.stat().st_mode & 0o777 == 0o700  # compiled code: this user's only
+    (first, first_hits), (second, second_hits) = runs
+    assert first_hits == 0 and second_hits >= 2  # the rerun loaded the trial and evaluation programs
     assert first["metrics"] == second["metrics"] and first["schedule"] == second["schedule"]

@@ -109,6 +109,19 @@ def test_mismatched_resume_is_refused_and_changes_nothing(searched, monkeypatch)
     assert db.is_file()
 
 
+def test_a_resume_with_another_target_column_is_refused_and_changes_nothing(workdir):
+    rng = np.random.default_rng(0)
+    rows = "\n".join(f"{a:.4f},{b:.4f},{a * 2 - b:.4f}" for a, b in rng.normal(size=(120, 2)))
+    (workdir / "reg.csv").write_text("a,b,price\n" + rows + "\n")
+    find("reg.csv", trials=2, epochs=2, quiet=True, artifacts="none", seeds=1)
+    study = optuna.load_study(study_name="reg", storage="sqlite:///studies/reg.db")
+    before = (len(study.trials), study.user_attrs["lrsearch"])
+    with pytest.raises(StorageError, match="target='price', but this run has target='a'"):
+        find("reg.csv", trials=3, epochs=2, quiet=True, artifacts="none", seeds=1, target="a")
+    study = optuna.load_study(study_name="reg", storage="sqlite:///studies/reg.db")
+    assert (len(study.trials), study.user_attrs["lrsearch"]) == before
+
+
 def test_split_sets_the_rows_and_a_resume_must_keep_it(workdir):
     said = io.StringIO()
     find("ionosphere", trials=1, epochs=1, split="0.5,0.25,0.25", top_k=1, seeds=1, artifacts="none",

@@ -10,6 +10,7 @@ stateless API. The LR of each step is input data; ``reduce_on_plateau`` runs in 
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -191,15 +192,18 @@ def use_compile_cache(root: Path) -> Path:
     """Keep compiled programs in ``root/jax-<version>`` (``lrsearch.compilecache``); the user's folder wins.
 
     Programs that compile in under 0.2 s (single operations) are not written: loading them costs about as much.
+    A write that fails (a full disk) is skipped without JAX's warning: the search goes on, and the storage, not
+    the cache, reports a full disk.
     """
-    from lrsearch.compilecache import private_folder
+    from lrsearch.folders import make_folder
 
     own = os.environ.get("JAX_COMPILATION_CACHE_DIR") or jax.config.jax_compilation_cache_dir
     if own:
         return Path(own)
-    folder = private_folder(root / f"jax-{jax.__version__}")
+    folder = make_folder(root / f"jax-{jax.__version__}", "compile cache folder", private=True)
     jax.config.update("jax_compilation_cache_dir", str(folder))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
+    warnings.filterwarnings("ignore", message="Error writing persistent compilation cache entry")
     return folder
 
 

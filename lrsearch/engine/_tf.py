@@ -10,9 +10,6 @@ input buffers have static shapes), so neither a short last chunk nor a different
 
 from __future__ import annotations
 
-import os
-import re
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,27 +21,6 @@ _DTYPES = {"lrs": tf.float32, "alive": tf.bool, "best": tf.float32, "wait": tf.i
            "enabled": tf.bool, "sign": tf.float32, "min_delta": tf.float64, "patience": tf.int32,
            "cooldown": tf.int32, "monitor": tf.int32, "lr_table": tf.float32, "can_reduce": tf.bool,
            "hyper": tf.float32}
-
-
-def use_compile_cache(root: Path) -> Path | None:
-    """Keep XLA executables in ``root/tensorflow-<version>`` (``lrsearch.compilecache``); the user's folder wins.
-
-    TensorFlow reads ``TF_XLA_FLAGS`` when its runtime starts, so this takes effect only before the first operation
-    of the process (and in every child process, which inherits the variable). Flags are separated by spaces, so a
-    folder whose path has one is not used.
-    """
-    from lrsearch.compilecache import private_folder
-
-    flags = os.environ.get("TF_XLA_FLAGS", "")
-    own = re.search(r"--tf_xla_persistent_cache_directory=(\S+)", flags)
-    if own:
-        return Path(own.group(1))
-    folder = root / f"tensorflow-{tf.__version__}"
-    if any(c.isspace() for c in str(folder)):
-        return None
-    private_folder(folder)
-    os.environ["TF_XLA_FLAGS"] = f"{flags} --tf_xla_persistent_cache_directory={folder}".strip()
-    return folder
 
 
 def _improves(value: Any, best: Any, min_delta: Any) -> Any:

@@ -1,0 +1,34 @@
+"""Folders lrsearch writes into: created on demand, with a one-line error naming the folder when they cannot be."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lrsearch.errors import ConfigError
+
+
+def make_folder(path: str | Path, what: str = "output folder", *, private: bool = False) -> Path:
+    """Create the folder ``path`` (and its parents) if missing, and return it.
+
+    Args:
+        path: the folder.
+        what: how the error names it, e.g. ``"--out folder"``.
+        private: create it readable by this user only (mode 0700), e.g. for a cache of compiled code.
+
+    Raises:
+        ConfigError: ``path`` is a file, or cannot be created (a parent is a file, no permission, ...).
+
+    Example:
+        >>> import tempfile
+        >>> make_folder(Path(tempfile.mkdtemp()) / "a" / "b").is_dir()
+        True
+    """
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True, mode=0o700 if private else 0o777)
+    except FileExistsError:
+        raise ConfigError(f"{what} {str(path)!r} is a file, not a folder; give a folder") from None
+    except OSError as exc:
+        raise ConfigError(f"{what} {str(path)!r} cannot be created ({exc.strerror or exc}); give a folder you "
+                          "can write to") from None
+    return path
