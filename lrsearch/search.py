@@ -318,8 +318,10 @@ def make_objective(*, train_fn: Callable[..., Any], schedule_fn: Callable[[Any],
             report_many(trial, run.pending)  # every epoch up to here is stored before the pruner looks
             run.pending.clear()
             if trial.should_prune():
-                trial.set_user_attr("prune_reason", f"median pruner at epoch {epoch + 1}: val_loss "
-                                    f"{values['val_loss']:.4g} worse than the median of earlier trials")
+                family = trial.params.get("family", "its family")
+                trial.set_user_attr("prune_reason", f"family-median pruner at epoch {epoch + 1}: val_loss "
+                                    f"{values['val_loss']:.4g} worse than the median of the completed "
+                                    f"{family} trials there")
                 raise optuna.TrialPruned()
 
         run.report = report

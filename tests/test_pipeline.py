@@ -163,3 +163,25 @@ def test_rank_key_orders_by_metric_then_loss_or_by_loss():
     assert [r["trial"] for r in sorted(rows, key=lambda r: _rank_key(r, "val_accuracy", "loss"))] == [0, 2, 1, 3]
     mae = [{"trial": 0, "mean": 9.0, "val_mae_mean": 40.0}, {"trial": 1, "mean": 8.0, "val_mae_mean": 41.0}]
     assert [r["trial"] for r in sorted(mae, key=lambda r: _rank_key(r, "val_mae", "metric"))] == [0, 1]
+
+
+def test_a_pruned_trial_says_why_in_terms_of_its_own_family(workdir):
+    """The stored reason is what FamilyMedianPruner did: worse than the median of the family's trials completed
+    before it, at the epoch it names."""
+    import re
+    import statistics
+
+    find("ionosphere", trials=14, epochs=6, schedules="constant", artifacts="none", seeds=1, top_k=1, quiet=True)
+    trials = _study(workdir).trials
+    pruned = [t for t in trials if t.state.name == "PRUNED"]
+    assert pruned
+    for t in pruned:
+        reason = t.user_attrs["prune_reason"]
+        m = re.fullmatch(r"family-median pruner at epoch (\d+): val_loss (\S+) worse than the median of the "
+                         r"completed constant trials there", reason)
+        assert m, reason
+        step = int(m.group(1)) - 1
+        assert float(m.group(2)) == pytest.approx(t.intermediate_values[step], rel=1e-3)
+        peers = [p.intermediate_values[step] for p in trials if p.state.name == "COMPLETE"
+                 and p.params["family"] == "constant" and p.datetime_complete < t.datetime_complete]
+        assert t.intermediate_values[step] > statistics.median(peers)
