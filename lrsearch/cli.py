@@ -119,7 +119,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--batch-size", type=int, default=32, help="batch size (default 32)")
     r.add_argument("--repeats", type=int, default=3, help="repeats with different batch orders (default 3)")
     r.add_argument("--seed", type=int, default=0, help="seed (default 0)")
-    r.add_argument("--out", help="output folder (default studies/<data name>/)")
+    r.add_argument("--out", help="output folder (default studies/<data name>/, where find writes its range test "
+                                 "too: give another folder to keep a search's files)")
     r.add_argument("--json", action="store_true", help="print the result as JSON")
 
     ps = sub.add_parser("plot-schedule", help="PNG of a schedule's LR against epoch",
@@ -250,9 +251,13 @@ def _quiet_frameworks() -> None:
         os.close(saved)
 
 
-def _print_summary(r: Any) -> None:
-    params = ", ".join(f"{k}={_fmt(v)}" for k, v in r.schedule.items() if k != "type")
-    print(f"\nbest schedule: {r.schedule['type']} ({params})")
+def _print_summary(r: Any, quiet: bool = False) -> None:
+    schedule, label = r.schedule, r.schedule["type"]
+    if label == "warmup":  # named as the progress lines name it: the inner family, warmed up
+        schedule = {**schedule["schedule"], **{k: v for k, v in schedule.items() if k not in ("type", "schedule")}}
+        label = f"{schedule['type']}+warmup"
+    params = ", ".join(f"{k}={_fmt(v)}" for k, v in schedule.items() if k != "type")
+    print(("" if quiet else "\n") + f"best schedule: {label} ({params})")
     print(f"optimizer:     {r.optimizer['class_name']} {r.optimizer['config'] or ''}".rstrip())
     m = r.metrics
     print("scores:        " + ", ".join(f"{k} {v:.4f}" for k, v in m.items() if not k.endswith(("_mean", "_sd"))
@@ -267,7 +272,7 @@ def _print_summary(r: Any) -> None:
             + ("diverged" if b[name] is None else f"{b[name]:.4f}") for b in r.baselines))
     t = r.trials
     print(f"trials:        {t['complete']} complete, {t['pruned']} pruned, {t['failed']} failed "
-          f"(best: trial {r.best_trial}) on {r.device}")
+          f"(exported: trial {r.best_trial}, after re-scoring the best) on {r.device}")
     for note in r.notes:
         print(f"note:          {note}")
     print("files:")
@@ -301,7 +306,7 @@ def _find(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
     else:
-        _print_summary(result)
+        _print_summary(result, quiet)
     return 0
 
 

@@ -177,3 +177,24 @@ def test_the_command_waits_for_threads_and_exit_handlers_before_it_leaves(tmp_pa
                        timeout=300)
     assert p.returncode == 2 and p.stderr.strip().startswith("lrsearch: error:"), p.stderr
     assert (tmp_path / "thread.txt").read_text() == "done" and (tmp_path / "atexit.txt").read_text() == "done"
+
+
+def test_the_summary_names_a_warmed_up_schedule_as_the_progress_lines_do(capsys):
+    from types import SimpleNamespace
+
+    from lrsearch.cli import _print_summary
+
+    r = SimpleNamespace(
+        schedule={"type": "warmup", "schedule": {"type": "cosine", "initial_lr": 0.01, "decay_epochs": 30.0,
+                                                  "alpha": 0.0}, "warmup_epochs": 2.0, "start_factor": 0.0},
+        optimizer={"class_name": "Adam", "config": {}}, metrics={"val_loss": 0.2, "val_accuracy": 0.9},
+        baselines=[], trials={"complete": 3, "pruned": 1, "failed": 0}, best_trial=2, device="tensorflow on cpu",
+        notes=[], files={"schedule": "studies/x/best_schedule.json"}, study="x", storage="sqlite:///studies/x.db",
+        dashboard_command="lrsearch dashboard --study x")
+    _print_summary(r, quiet=True)
+    out = capsys.readouterr().out
+    assert out.startswith("best schedule: cosine+warmup (initial_lr=0.01, decay_epochs=30, alpha=0, "
+                          "warmup_epochs=2, start_factor=0)\n")
+    assert "(exported: trial 2, after re-scoring the best)" in out
+    _print_summary(r)
+    assert capsys.readouterr().out.startswith("\nbest schedule: ")  # after the progress lines: a blank line
