@@ -393,7 +393,7 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
         run.timing.update(search_s=round(took, 3), trials_run_here=ran,
                           trials_per_second=round(ran / took, 3) if took > 0 else 0.0)
     try:
-        return _export(run, notes, top_k=top_k, seeds=seeds, select=select)
+        return _export(run, notes, top_k=top_k, seeds=seeds, select=select, progress=progress)
     finally:
         run.close_plots()  # no-op after a normal export; stops the helper if the export failed
 
@@ -720,7 +720,7 @@ def _mean_sd(values: list[float]) -> tuple[float, float]:
 
 
 def _export(run: _Run, notes: list[str], top_k: int = 5, seeds: int | str = "auto",
-            select: str = "metric") -> FindResult:
+            select: str = "metric", progress: Any = None) -> FindResult:
     """Pick the best trial (top-k re-scored over splits), score it on the test split, write best_schedule.json."""
     from lrsearch import search
     from lrsearch.data import reselection_splits
@@ -738,6 +738,9 @@ def _export(run: _Run, notes: list[str], top_k: int = 5, seeds: int | str = "aut
                             "--trials, more --epochs, or another --optimizer")
     if seeds == "auto":
         seeds = reselection_splits(len(ds.x_val))
+    if progress is not None:  # this takes a while (tens of trainings): say what happens
+        progress.message(f"re-scoring the best trials on {seeds} fresh validation split{'s' * (seeds > 1)}, "
+                         f"then the winner on the test split")
     began = time.monotonic()
     best, ranking = _reselect(run, completed, top_k, int(seeds), select)
     run.timing["reselection_s"] = round(time.monotonic() - began, 3)

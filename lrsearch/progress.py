@@ -65,7 +65,7 @@ class Progress:
         else:
             value = "-" if trial.value is None else f"{trial.value:.4f}"
             family = trial.user_attrs.get("family", "?")
-            print(f"trial {trial.number:>4} {state.lower():<8} {family:<18} val_loss {value:<8} "
+            print(f"trial {trial.number:>4} {state.lower():<8} {family:<22} val_loss {value:<8} "
                   f"best {best}  [{self.done}/{self.total}, {elapsed:.1f}s, ~{eta:.0f}s left]",
                   file=self.stream, flush=True)
 
