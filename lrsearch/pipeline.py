@@ -68,7 +68,8 @@ class _Run:
     study: Any
     url: str
     out_dir: Path
-    lr_range: tuple[float, float]
+    #: Initial-LR range of every trial, or one per optimizer (an optimizer search): see ``space.suggest_initial_lr``.
+    lr_range: Any
     engine: str
     artifacts: Any = None
     files: dict[str, str] = field(default_factory=dict)
@@ -330,7 +331,7 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
                 "labels": _abs(labels), "data_sha256": ds.sha256, "task": ds.task,
                 "model": model_spec.describe(), "model_arg": _abs_model(model), "epochs": epochs,
                 "batch_size": batch_size, "optimizer": {"search": opt_names} if opt_names else opt_spec,
-                "optimizers": opt_names, "space_version": space.SPACE_VERSION,
+                "optimizers": opt_names, "space_version": space.space_version(opt_names),
                 "families": choices, "seed": seed, "split": list(fractions), "target": ds.target, "trials": trials,
                 "artifacts": None if no_artifacts else str(art_dir.resolve()), "lrsearch_version": __version__}
     search.check_compatible(the_study, expected)
@@ -360,10 +361,10 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
             r = _run_range_test(factory, ds, optimizer_spec(name), batch_size, seed, repeats).to_dict()
             others[name] = {k: r.get(k) for k in ("suggestion", "interval", "stop_reason")}
         the_study.set_user_attr("range_tests", others)
-    lr_range = _lr_range(the_study)
+    lr_range = _lr_range(the_study, opt_names)
     rt_took = time.monotonic() - rt_began
     progress.message(f"range test: suggested initial LR {rt['suggestion']:.3g} ({rt.get('stop_reason')}); "
-                     f"searching initial LR in [{lr_range[0]:.3g}, {lr_range[1]:.3g}]")
+                     f"searching initial LR in {_describe_range(lr_range)}")
     run = _Run(ds=ds, factory=factory, opt_spec=opt_spec, settings=expected, study=the_study, url=url,
                out_dir=out_dir, lr_range=lr_range, engine=engine,
                artifacts=None if no_artifacts else _artifact_store(art_dir), files=files,
@@ -373,8 +374,9 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
     if "range_test_png" in files:
         _upload(run, files["range_test_png"], the_study)
     if warm_start and not the_study.trials:
+        ranges = lr_range if isinstance(lr_range, dict) else None
         for params in space.warm_start(choices, opt_spec, epochs=epochs, suggestion=rt["suggestion"],
-                                       optimizers=opt_names):
+                                       optimizers=opt_names, lr_ranges=ranges):
             the_study.enqueue_trial(params, user_attrs={"warm_start": True})
 
     notes: list[str] = [note] if note else []
@@ -452,8 +454,8 @@ def worker(study: str, storage: str, *, data: str | None = None, labels: str | N
     no_artifacts = artifacts is not None and str(artifacts).lower() == "none"
     art_dir = Path(artifacts) if artifacts is not None and not no_artifacts else Path(
         settings.get("artifacts") or Path("studies") / study / "artifacts")
-    lr_range = _lr_range(the_study)
     opt_names = list(settings.get("optimizers") or [])
+    lr_range = _lr_range(the_study, opt_names)
     opt_spec = optimizer_spec(opt_names[0]) if opt_names else settings["optimizer"]
     run = _Run(ds=ds, factory=factory, opt_spec=opt_spec, settings=settings, study=the_study, opt_names=opt_names,
                url=storage, out_dir=Path("studies") / study, lr_range=lr_range, engine=engine,
@@ -512,13 +514,27 @@ def _search(run: _Run, budget: int, timeout: float | None, progress: Any, worker
         progress.finish()
 
 
-def _lr_range(study: Any) -> tuple[float, float]:
-    """Initial-LR search range from the study's range test(s): their bounds' union (one per optimizer searched)."""
+def _lr_range(study: Any, opt_names: list[str]) -> Any:
+    """Initial-LR search range from the study's range test: ``(low, high)``, or with an optimizer search one range
+    per optimizer, each from its own range test (``range_test`` is the first optimizer's, ``range_tests`` the
+    others')."""
     from lrsearch import space
 
-    tests = [study.user_attrs["range_test"], *(study.user_attrs.get("range_tests") or {}).values()]
-    bounds = [space.lr_bounds(r["suggestion"], tuple(r["interval"]) if r.get("interval") else None) for r in tests]
-    return min(lo for lo, _ in bounds), max(hi for _, hi in bounds)
+    def bounds(r: dict[str, Any]) -> tuple[float, float]:
+        return space.lr_bounds(r["suggestion"], tuple(r["interval"]) if r.get("interval") else None)
+
+    if space.space_version(opt_names) == space.SPACE_VERSION:
+        return bounds(study.user_attrs["range_test"])
+    others = study.user_attrs.get("range_tests") or {}
+    return {name: bounds(study.user_attrs["range_test"] if i == 0 else others[name])
+            for i, name in enumerate(opt_names)}
+
+
+def _describe_range(lr_range: Any) -> str:
+    """``[0.001, 0.1]``, or ``sgd [0.005, 0.5], adam [0.0007, 0.07]``."""
+    if isinstance(lr_range, dict):
+        return ", ".join(f"{name} {_describe_range(r)}" for name, r in lr_range.items())
+    return f"[{lr_range[0]:.3g}, {lr_range[1]:.3g}]"
 
 
 def _split(split: str | Sequence[float] | None) -> tuple[float, float, float]:
@@ -708,7 +724,8 @@ def _label(run: _Run, t: Any) -> str:
     """A short name of a trial's schedule, e.g. ``SGD step_decay from 0.1``."""
     opt = str(t.params.get("optimizer") or run.opt_spec.get("class_name", "")).replace("sgd", "SGD")
     opt = {"adam": "Adam", "adamw": "AdamW", "rmsprop": "RMSprop"}.get(opt, opt)
-    lr = t.params.get("initial_lr")
+    schedule = (t.user_attrs.get("schedule") or {}).get("schedule") or {}
+    lr = t.params.get("initial_lr", schedule.get("initial_lr", (schedule.get("schedule") or {}).get("initial_lr")))
     return f"{opt} {t.user_attrs.get('family', '?')}" + (f" from {lr:.3g}" if lr is not None else "")
 
 

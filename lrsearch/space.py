@@ -2,19 +2,37 @@
 
 Parameters are named ``<family>.<parameter>`` so that Optuna's multivariate TPE (``group=True``) models each
 family's parameters jointly; the initial LR (``initial_lr``) is shared by every family and searched on a log
-scale around the range test's suggestion.
+scale around the range test's suggestion. With an optimizer search each optimizer has its own range test and range
+(Adam's usable rates are often a decade below SGD's), and the trial's initial LR is ``lr_position``: where in its
+optimizer's range it lies, from 0 (low end) to 1 (high end), so that the sampler models one LR coordinate that means
+the same for every optimizer.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Mapping, Union
 
 from lrsearch.errors import ConfigError
 from lrsearch.schedules import Schedule, families, schedule_from_config
 
 #: Bump when the meaning of a parameter or a range changes: a study records it and refuses to mix versions.
 SPACE_VERSION = 1
+#: The version of an optimizer search's space: 2 since its initial LR is ``lr_position`` in the optimizer's range.
+OPTIMIZER_SEARCH_VERSION = 2
+
+#: One initial-LR range for every trial, or one per optimizer name (an optimizer search).
+LrRange = Union[tuple[float, float], Mapping[str, tuple[float, float]]]
+
+
+def space_version(optimizers: list[str] | None) -> int:
+    """The space version a study with these searched optimizers records (an optimizer search is version 2).
+
+    Example:
+        >>> space_version([]), space_version(["sgd", "adam"])
+        (1, 2)
+    """
+    return OPTIMIZER_SEARCH_VERSION if optimizers and len(optimizers) > 1 else SPACE_VERSION
 
 #: Families searched by default (every registered one except the ``warmup`` wrapper, which is a parameter).
 def default_families() -> list[str]:
@@ -53,10 +71,43 @@ def lr_bounds(suggestion: float, interval: tuple[float, float] | None = None) ->
     return float(max(low, 1e-7)), float(min(high, 10.0))
 
 
-def suggest_schedule(trial: Any, *, choices: list[str], epochs: int, lr_range: tuple[float, float]) -> Schedule:
-    """Ask ``trial`` (an Optuna trial) for one schedule of the space and return it."""
+def suggest_initial_lr(trial: Any, lr_range: LrRange) -> float:
+    """Ask ``trial`` for its initial LR: ``initial_lr`` in ``lr_range``, or, with one range per optimizer (the
+    trial's ``optimizer`` param already suggested), ``lr_position`` in [0, 1] within that optimizer's range (log
+    scale).
+
+    Example:
+        >>> import optuna
+        >>> ranges = {"sgd": (0.01, 1.0), "adam": (0.0001, 0.01)}
+        >>> trial = optuna.trial.FixedTrial({"optimizer": "adam", "lr_position": 0.5})
+        >>> trial.suggest_categorical("optimizer", ["sgd", "adam"])
+        'adam'
+        >>> round(suggest_initial_lr(trial, ranges), 6)
+        0.001
+    """
+    if isinstance(lr_range, Mapping):
+        lo, hi = lr_range[trial.params["optimizer"]]
+        return float(lo * (hi / lo) ** trial.suggest_float("lr_position", 0.0, 1.0))
+    return trial.suggest_float("initial_lr", lr_range[0], lr_range[1], log=True)
+
+
+def lr_position(lr: float, lr_range: tuple[float, float]) -> float:
+    """The ``lr_position`` of ``lr`` in ``lr_range`` (outside [0, 1] for a rate outside it): the inverse of
+    :func:`suggest_initial_lr`'s mapping, for enqueued trials.
+
+    Example:
+        >>> lr_position(0.001, (0.0001, 0.01))
+        0.5
+    """
+    lo, hi = lr_range
+    return math.log(lr / lo) / math.log(hi / lo)
+
+
+def suggest_schedule(trial: Any, *, choices: list[str], epochs: int, lr_range: LrRange) -> Schedule:
+    """Ask ``trial`` (an Optuna trial) for one schedule of the space and return it; ``lr_range`` as in
+    :func:`suggest_initial_lr`."""
     family = trial.suggest_categorical("family", choices)
-    lr = trial.suggest_float("initial_lr", lr_range[0], lr_range[1], log=True)
+    lr = suggest_initial_lr(trial, lr_range)
     E = max(int(epochs), 2)
     p = f"{family}."
     cfg: dict[str, Any]
@@ -162,14 +213,15 @@ def suggest_optimizer(trial: Any, names: list[str]) -> dict[str, Any]:
     return optimizer_spec(name, cfg)
 
 
-def warm_start(choices: list[str], optimizer: dict[str, Any], *, epochs: int,
-               suggestion: float, optimizers: list[str] | None = None) -> list[dict[str, Any]]:
+def warm_start(choices: list[str], optimizer: dict[str, Any], *, epochs: int, suggestion: float,
+               optimizers: list[str] | None = None,
+               lr_ranges: Mapping[str, tuple[float, float]] | None = None) -> list[dict[str, Any]]:
     """Params of the first trials of a new study: the classic hand schedules, then a constant LR at the suggestion.
 
     The classics are the ones tutorials copy: for SGD, step decay from 0.1 halving every 10 epochs, time decay
     0.1/(1 + 0.002·epoch) and constant 0.01; for Adam, its default 0.001. Each is enqueued only when its family is
     searched; values outside this run's ranges are kept (Optuna warns and uses them), so the classics are exactly
-    the tutorials'.
+    the tutorials'. With ``lr_ranges`` (an optimizer search) each initial LR is given as its ``lr_position``.
 
     Example:
         >>> [p["family"] for p in warm_start(["constant", "step_decay"], {"class_name": "SGD", "config": {}},
@@ -193,6 +245,9 @@ def warm_start(choices: list[str], optimizer: dict[str, Any], *, epochs: int,
     if "constant" in choices:
         first = {"optimizer": searched[0], **_defaults_of(searched[0])} if searched else {}
         out.append({**first, "family": "constant", "initial_lr": float(suggestion)})
+    if lr_ranges:
+        for p in out:
+            p["lr_position"] = lr_position(p.pop("initial_lr"), lr_ranges[p["optimizer"]])
     return out
 
 

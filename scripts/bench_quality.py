@@ -178,13 +178,16 @@ def audit_pruning(csv: Path, study: Any, epochs: int) -> dict[str, Any]:
             "would_top5": sum(v < fifth for v in finite), "best_complete": done[0], "finals": finals}
 
 
-def _lr_range(study: Any) -> list[float] | None:
-    """The initial-LR range lrsearch searched (from the study's trials' distributions)."""
-    for t in study.trials:
-        d = t.distributions.get("initial_lr")
-        if d is not None and not t.user_attrs.get("warm_start"):
-            return [float(d.low), float(d.high)]
-    return None
+def _lr_range(study: Any) -> Any:
+    """The initial-LR range lrsearch searched: ``[low, high]``, or one per optimizer of an optimizer search."""
+    from lrsearch import space
+
+    names = study.user_attrs["lrsearch"].get("optimizers") or []
+    tests = {name: study.user_attrs["range_test"] if i == 0 else study.user_attrs["range_tests"][name]
+             for i, name in enumerate(names)} or {"": study.user_attrs["range_test"]}
+    ranges = {name: [round(b, 6) for b in space.lr_bounds(r["suggestion"], tuple(r["interval"]) if r.get("interval")
+                                                          else None)] for name, r in tests.items()}
+    return ranges[""] if "" in ranges else ranges
 
 
 class HPTrial:

@@ -6,6 +6,8 @@ import math
 
 import optuna
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from lrsearch.errors import ConfigError
 from lrsearch.space import default_families, lr_bounds, parse_families, suggest_schedule
@@ -43,3 +45,30 @@ def test_lr_bounds():
     assert lr_bounds(5.0)[1] == 10.0
     with pytest.raises(ConfigError):
         lr_bounds(float("nan"))
+
+
+@given(lo=st.floats(1e-6, 1.0), decades=st.floats(0.5, 4.0), position=st.floats(0.0, 1.0))
+def test_an_lr_position_maps_into_its_optimizers_range_and_back(lo, decades, position):
+    from lrsearch.space import lr_position, suggest_initial_lr
+
+    ranges = {"sgd": (lo, lo * 10 ** decades), "adam": (lo / 10, lo)}
+    trial = optuna.trial.FixedTrial({"optimizer": "sgd", "lr_position": position})
+    trial.suggest_categorical("optimizer", ["sgd", "adam"])
+    lr = suggest_initial_lr(trial, ranges)
+    assert ranges["sgd"][0] * (1 - 1e-9) <= lr <= ranges["sgd"][1] * (1 + 1e-9)
+    assert lr_position(lr, ranges["sgd"]) == pytest.approx(position, abs=1e-9)
+
+
+def test_warm_start_of_an_optimizer_search_gives_positions_of_the_tutorials_rates():
+    from lrsearch.space import warm_start
+
+    ranges = {"sgd": (0.005, 0.5), "adam": (0.0005, 0.05)}
+    plain = warm_start(["constant", "step_decay", "time_decay"], {"class_name": "SGD", "config": {}}, epochs=30,
+                       suggestion=0.05, optimizers=["sgd", "adam"])
+    placed = warm_start(["constant", "step_decay", "time_decay"], {"class_name": "SGD", "config": {}}, epochs=30,
+                        suggestion=0.05, optimizers=["sgd", "adam"], lr_ranges=ranges)
+    assert len(plain) == len(placed) == 5
+    for a, b in zip(plain, placed):
+        lo, hi = ranges[b["optimizer"]]
+        assert "initial_lr" not in b and lo * (hi / lo) ** b["lr_position"] == pytest.approx(a["initial_lr"])
+        assert {k: v for k, v in a.items() if k != "initial_lr"} == {k: v for k, v in b.items() if k != "lr_position"}

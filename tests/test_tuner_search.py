@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 
 import optuna
+import pytest
 
 from lrsearch.cli import main
+from lrsearch.space import lr_bounds
 
 BUILD = '''
 import keras
@@ -39,7 +41,23 @@ def test_optimizer_search_starts_with_the_classics_and_exports_the_winners_optim
     study = optuna.load_study(study_name="ionosphere", storage="sqlite:///studies/ionosphere.db")
     first = study.trials[0].params
     assert first["optimizer"] == "sgd" and first["sgd.momentum"] == 0.9 and first["family"] == "step_decay"
-    assert first["initial_lr"] == 0.1 and first["step_decay.epochs_drop"] == 10
+    # Each optimizer searches its own range (from its own range test): the LR is a position in it, and the
+    # classics are enqueued at their positions, so they train at exactly the tutorials' rates.
+    assert "initial_lr" not in first and first["step_decay.epochs_drop"] == 10
+    assert study.trials[0].user_attrs["schedule"]["schedule"]["initial_lr"] == pytest.approx(0.1, rel=1e-12)
+    assert study.user_attrs["lrsearch"]["space_version"] == 2
+    tests = {"sgd": study.user_attrs["range_test"], "adam": study.user_attrs["range_tests"]["adam"]}
+    ranges = {k: lr_bounds(r["suggestion"], tuple(r["interval"]) if r.get("interval") else None)
+              for k, r in tests.items()}
+    assert ranges["adam"] != ranges["sgd"]
+    for t in study.trials:
+        if t.user_attrs.get("warm_start"):
+            continue
+        lo, hi = ranges[t.params["optimizer"]]
+        doc = t.user_attrs["schedule"]["schedule"]
+        doc = doc.get("schedule", doc)  # inside a warm-up
+        lr = doc["initial_lr"] if "initial_lr" in doc else doc["max_lr"] if "max_lr" in doc else doc["values"][0]
+        assert 0 <= t.params["lr_position"] <= 1 and lo * (1 - 1e-9) <= lr <= hi * (1 + 1e-9), (t.number, lr)
     assert study.trials[1].params["sgd.momentum"] == 0.8 and study.trials[1].params["time_decay.decay"] == 0.002
     assert {t.params["optimizer"] for t in study.trials} == {"sgd", "adam"}
     assert set(study.user_attrs["range_tests"]) == {"adam"}
