@@ -259,6 +259,8 @@ def _print_summary(r: Any, quiet: bool = False) -> None:
     params = ", ".join(f"{k}={_fmt(v)}" for k, v in schedule.items() if k != "type")
     print(("" if quiet else "\n") + f"best schedule: {label} ({params})")
     print(f"optimizer:     {r.optimizer['class_name']} {r.optimizer['config'] or ''}".rstrip())
+    if getattr(r, "model_hp", None):  # a build(hp) model: the architecture the schedule was found for
+        print("model:         " + ", ".join(f"{k}={_fmt(v)}" for k, v in r.model_hp.items()))
     m = r.metrics
     print("scores:        " + ", ".join(f"{k} {v:.4f}" for k, v in m.items() if not k.endswith(("_mean", "_sd"))
                                           and k != "seeds"))

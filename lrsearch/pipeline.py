@@ -33,6 +33,8 @@ class FindResult:
     timing: dict[str, float] = field(default_factory=dict)
     #: The exported schedule and the warm-start classics on the test split (same split, first seed), exported first.
     baselines: list[dict[str, Any]] = field(default_factory=list)
+    #: A KerasTuner-style ``build(hp)`` model's hyperparameters for the exported trial (empty otherwise).
+    model_hp: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -807,7 +809,7 @@ def _export(run: _Run, notes: list[str], top_k: int = 5, seeds: int | str = "aut
         files=files, device=device_description(),
         dashboard_command=f"lrsearch dashboard --study {run.name}" + (
             "" if run.url == search.default_storage(run.name) else f" --storage {search.redact(run.url)}"),
-        notes=notes, timing=run.timing, baselines=baselines)
+        notes=notes, timing=run.timing, baselines=baselines, model_hp=dict(model_hp or {}))
 
 
 def _baselines(run: _Run, trials: list[Any], ranking: list[dict[str, Any]]) -> list[dict[str, Any]]:

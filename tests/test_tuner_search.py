@@ -25,13 +25,15 @@ def test_find_tunes_build_hp_and_schedule_together(workdir, capsys):
     (workdir / "arch.py").write_text(BUILD)
     code = main(["find", "--data", "ionosphere", "--model", "arch.py:build", "--trials", "5", "--epochs", "4",
                  "--top-k", "2", "--seeds", "2", "--quiet"])
-    assert code == 0, capsys.readouterr().err
+    out, err = capsys.readouterr()
+    assert code == 0, err
     study = optuna.load_study(study_name="ionosphere", storage="sqlite:///studies/ionosphere.db")
     for t in study.trials:
         assert t.params["hp.units"] in (8, 16, 24, 32) and t.params["hp.act"] in ("relu", "tanh")
     doc = json.loads((workdir / "studies" / "ionosphere" / "best_schedule.json").read_text())
     best = study.trials[doc["provenance"]["trial"]]
     assert doc["provenance"]["model_hp"] == {"units": best.params["hp.units"], "act": best.params["hp.act"]}
+    assert f"model:         units={best.params['hp.units']}, act={best.params['hp.act']}\n" in out  # the summary
 
 
 def test_optimizer_search_starts_with_the_classics_and_exports_the_winners_optimizer(workdir, capsys):
