@@ -425,7 +425,7 @@ def worker(study: str, storage: str, *, data: str | None = None, labels: str | N
     """
     import optuna
 
-    from lrsearch import search
+    from lrsearch import search, space
     from lrsearch.compilecache import use_compile_cache
     from lrsearch.data import load_dataset
     from lrsearch.errors import StorageError
@@ -441,6 +441,11 @@ def worker(study: str, storage: str, *, data: str | None = None, labels: str | N
     if settings is None or rt is None:
         raise StorageError(f"study {study!r} was not set up by lrsearch find (no settings or range test yet); "
                            "start it with lrsearch find, then add workers")
+    wanted = space.space_version(list(settings.get("optimizers") or []))
+    if settings.get("space_version", space.SPACE_VERSION) != wanted:
+        raise StorageError(f"study {study!r} was made by an lrsearch whose search space differs (space_version="
+                           f"{settings.get('space_version')!r}, this one {wanted}); run its workers with that "
+                           "version, or start a new study")
     the_study = search.open_study(search.make_storage(storage), study, seed=int(settings["seed"]),
                                   epochs=int(settings["epochs"]), create=False)
     source = data or settings.get("data_arg") or settings["data_source"]

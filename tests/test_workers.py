@@ -79,6 +79,23 @@ def test_worker_checks_the_data_by_hash_and_the_study_by_name(tmp_path):
     assert p.returncode == 0 and "ran 0 trials" in p.stdout
 
 
+def test_a_worker_refuses_a_study_of_another_search_space(tmp_path):
+    """An optimizer search made before each optimizer had its own LR range (space version 1) must not be continued
+    with lr_position trials: the worker says so in one line."""
+    p = _cli(tmp_path, "find", "--data", "ionosphere", "--optimizers", "sgd,adam", "--trials", "2", "--epochs", "2",
+             "--seeds", "1", "--artifacts", "none", "--quiet")
+    assert p.returncode == 0, p.stderr
+    url = f"sqlite:///{tmp_path}/studies/ionosphere.db"
+    study = optuna.load_study(study_name="ionosphere", storage=url)
+    settings = study.user_attrs["lrsearch"]
+    assert settings["space_version"] == 2
+    study.set_user_attr("lrsearch", {**settings, "space_version": 1, "trials": 4})  # as the older version wrote it
+    before = [(t.number, t.state) for t in study.get_trials()]  # 2 finished, the other warm-start ones waiting
+    p = _cli(tmp_path, "worker", "--study", "ionosphere", "--storage", url)
+    assert p.returncode == 2 and p.stderr.count("\n") == 1 and "search space differs" in p.stderr, p.stderr
+    assert [(t.number, t.state) for t in optuna.load_study(study_name="ionosphere", storage=url).trials] == before
+
+
 def test_workers_refuse_a_sqlite_study(workdir):
     from lrsearch.cli import main
 
