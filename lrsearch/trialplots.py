@@ -167,7 +167,13 @@ class TrialPlots:
 
 def _serve() -> None:
     """The helper's loop: one JSON job a line on stdin; one line on stdout for each drawing that failed."""
+    import os
     import sys
+
+    try:  # drawings are background work: the search's training comes first on a busy CPU
+        os.nice(10)
+    except (AttributeError, OSError):  # no nice() here (Windows), or not allowed
+        pass
 
     for line in sys.stdin:
         job = json.loads(line)

@@ -144,3 +144,22 @@ def test_jobs_a_dead_helper_never_got_are_drawn_at_close(tmp_path):
     assert any("exited with code" in e for e in errors)
     (meta,) = get_all_artifact_meta(late, storage=study._storage)
     assert (tmp_path / meta.artifact_id).read_bytes()[:8] == PNG
+
+
+def test_the_helper_draws_at_a_lower_priority_than_the_search(tmp_path):
+    """Drawings are background work: on a busy CPU the trials' training goes first (nice +10)."""
+    import os
+    import time
+
+    store = FileSystemArtifactStore(tmp_path)
+    study = optuna.create_study()
+    plots = TrialPlots(store)
+    t = study.ask()
+    plots.submit(t, [0.1, 0.05], {"loss": [1.0, 0.8], "val_loss": [1.1, 0.9]}, "trial 0")
+    deadline = time.monotonic() + 120
+    while not any(p.suffix == ".png" or "." not in p.name for p in tmp_path.iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.05)  # the helper has started (and lowered its priority) once a drawing has landed
+    helper = plots._helper
+    assert helper is not None and helper.poll() is None
+    assert os.getpriority(os.PRIO_PROCESS, helper.pid) == min(19, os.getpriority(os.PRIO_PROCESS, 0) + 10)
+    assert plots.close() == []
