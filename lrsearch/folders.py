@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 from pathlib import Path
 
 from lrsearch.errors import ConfigError
@@ -32,3 +34,31 @@ def make_folder(path: str | Path, what: str = "output folder", *, private: bool 
         raise ConfigError(f"{what} {str(path)!r} cannot be created ({exc.strerror or exc}); give a folder you "
                           "can write to") from None
     return path
+
+
+def check_folder(path: str | Path, what: str = "output folder") -> None:
+    """Raise the error :func:`make_folder` would, without creating anything.
+
+    For checks before a run commits to anything: a run that is refused later leaves no empty folder behind.
+
+    Raises:
+        ConfigError: ``path`` is a file, a parent of it is a file, or its nearest existing parent is not writable.
+
+    Example:
+        >>> import tempfile
+        >>> check_folder(Path(tempfile.mkdtemp()) / "new" / "folder")  # fine: it can be made, and is not
+    """
+    path = Path(path)
+    probe = path
+    try:
+        while not probe.exists() and probe != probe.parent:
+            probe = probe.parent
+        if probe.is_dir() and (probe == path or os.access(probe, os.W_OK | os.X_OK)):
+            return
+        problem = errno.ENOTDIR if not probe.is_dir() else errno.EACCES
+    except OSError as exc:  # e.g. a parent without search permission
+        problem = exc.errno or errno.EACCES
+    if probe == path and problem == errno.ENOTDIR:
+        raise ConfigError(f"{what} {str(path)!r} is a file, not a folder; give a folder")
+    raise ConfigError(f"{what} {str(path)!r} cannot be created ({os.strerror(problem)}); give a folder you can "
+                      "write to")

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Sequence, TextIO
 
 from lrsearch.errors import ConfigError, DataError, Interrupted, LrSearchError, first_line
-from lrsearch.folders import make_folder
+from lrsearch.folders import check_folder, make_folder
 
 
 @dataclass
@@ -321,14 +321,16 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
     factory = make_factory(model_spec, ds.input_shape, ds.n_outputs, ds.task)  # build(hp): hp at its defaults
     trial_factory = (make_trial_factory(model_spec, ds.input_shape, ds.n_outputs, ds.task)
                      if is_tunable(model_spec) else None)
-    # Before the storage is opened: a folder that cannot be made leaves no new study and no changed setting behind.
-    make_folder(out_dir, "--out folder")
+    # Before the storage is opened: a folder that cannot be made leaves no new study and no changed setting behind;
+    # they are made only once the study is accepted, so a refused run leaves no empty folder either.
+    check_folder(out_dir, "--out folder")
     if not no_artifacts:
-        make_folder(art_dir, "--artifacts folder")
+        check_folder(art_dir, "--artifacts folder")
     progress = Progress(trials, stream=stream, live=live, quiet=quiet)
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # failed trials are reported by lrsearch itself
-    the_study = search.open_study(search.make_storage(url), study_name, seed=seed, epochs=epochs)
+    storage_obj = search.make_storage(url)
+    the_study = search.open_study(storage_obj, study_name, seed=seed, epochs=epochs)
     expected = {"data": ds.name, "data_source": ds.source, "data_arg": _data_arg(data),
                 "labels": _abs(labels), "data_sha256": ds.sha256, "task": ds.task,
                 "model": model_spec.describe(), "model_arg": _abs_model(model), "epochs": epochs,
@@ -337,6 +339,10 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
                 "families": choices, "seed": seed, "split": list(fractions), "target": ds.target, "trials": trials,
                 "artifacts": None if no_artifacts else str(art_dir.resolve()), "lrsearch_version": __version__}
     search.check_compatible(the_study, expected)
+    make_folder(out_dir, "--out folder")
+    if not no_artifacts:
+        make_folder(art_dir, "--artifacts folder")
+    search.use_wal(storage_obj)  # accepted: an existing SQLite file in rollback mode becomes WAL only now
     try:  # the first write of a run: a full disk or a read-only database shows here first
         the_study.set_user_attr(search.STUDY_ATTR, expected)
     except Exception as exc:

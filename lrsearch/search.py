@@ -57,11 +57,15 @@ def make_storage(url: str, *, read_only: bool = False, create: bool = True) -> A
     if is_journal(url):
         return _journal_storage(url, read_only=read_only or not create)
     kwargs: dict[str, Any] = {}
+    wal = url.startswith("sqlite:") and not read_only
     if url.startswith("sqlite:"):
         # Wait for a lock instead of failing at once when another process holds the file.
         kwargs = {"connect_args": {"timeout": 60}}
         db = url.split(":///", 1)[-1]
         if db and db != ":memory:":
+            # An existing file in rollback mode (plain Optuna's) keeps it until lrsearch has accepted the study
+            # (use_wal): a refused run leaves someone else's file exactly as it was.
+            wal = wal and (not Path(db).is_file() or _is_wal_file(Path(db)))
             if (read_only or not create) and not Path(db).is_file():
                 raise StorageError(f"study database {db!r} does not exist; check --study/--storage, or run "
                                    "lrsearch find first")
@@ -81,8 +85,8 @@ def make_storage(url: str, *, read_only: bool = False, create: bool = True) -> A
         with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna but stable since 2.x
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             storage = optuna.storages.RDBStorage(url, engine_kwargs=kwargs, skip_table_creation=read_only, **beats)
-        if url.startswith("sqlite:") and not read_only:
-            _sqlite_wal(storage)
+        if wal:
+            use_wal(storage)
         _close_at_exit(storage)
         return storage
     except (sqlalchemy.exc.ArgumentError, ValueError) as exc:
@@ -139,18 +143,39 @@ def _close_at_exit(storage: Any) -> None:
     atexit.register(close)
 
 
-def _sqlite_wal(storage: Any) -> None:
-    """WAL journal: readers and the writer no longer block each other; synchronous=NORMAL is still crash-safe."""
+def use_wal(storage: Any) -> None:
+    """Open a SQLite study file in WAL mode from now on (a no-op for other storages, or when already done).
+
+    WAL: readers (the dashboard, ``lrsearch report``) and the writer no longer block each other, and
+    synchronous=NORMAL is still crash-safe. The journal mode is stored in the file, so this changes it for good:
+    :func:`make_storage` does it at once for new files and files already in WAL mode, and ``find`` does it for
+    any other file only once it has accepted the study there.
+    """
     import sqlalchemy
 
-    @sqlalchemy.event.listens_for(storage.engine, "connect")
-    def _pragmas(dbapi_conn: Any, _record: Any) -> None:
-        cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute("PRAGMA synchronous=NORMAL")
-        cur.close()
+    engine = getattr(storage, "engine", None)
+    if engine is None or engine.dialect.name != "sqlite" or sqlalchemy.event.contains(engine, "connect",
+                                                                                        _wal_pragmas):
+        return
+    sqlalchemy.event.listen(engine, "connect", _wal_pragmas)
+    engine.dispose()  # connections opened before the listener get the pragmas on reconnect
 
-    storage.engine.dispose()  # connections opened before the listener get the pragmas on reconnect
+
+def _wal_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.close()
+
+
+def _is_wal_file(path: Path) -> bool:
+    """Whether a SQLite file is in WAL mode, read from its header (bytes 18-19 are 2) without opening it."""
+    try:
+        with path.open("rb") as f:
+            header = f.read(20)
+    except OSError:
+        return True  # unreadable: the storage's own open reports it
+    return len(header) < 20 or header[18:20] == b"\x02\x02"
 
 
 def _first_line(exc: BaseException) -> str:

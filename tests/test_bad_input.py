@@ -390,6 +390,22 @@ def test_an_output_folder_that_is_a_file_is_one_line_and_the_study_is_untouched(
     assert out == ""
 
 
+def test_a_plain_optuna_study_is_refused_and_its_file_left_byte_for_byte(
+        in_study_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Someone else's Optuna file (rollback journal): the refusal leaves it exactly as it was, journal mode too."""
+    import optuna
+
+    db = tmp_path / "theirs.db"
+    theirs = optuna.create_study(study_name="theirs", storage=f"sqlite:///{db}")
+    theirs.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
+    before_bytes = db.read_bytes()
+    code, out, err = run_cli(capsys, "find", "--data", "ionosphere", "--study", "theirs", "--storage",
+                             f"sqlite:///{db}", "--trials", "1", "--epochs", "1")
+    one_line_error(code, err, ["'theirs'", "not made by lrsearch", "another --study name"])
+    assert db.read_bytes() == before_bytes
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["theirs.db"]  # no -wal or -shm file either
+
+
 @pytest.mark.parametrize("args, words", [
     (["range-test", "--data", "ionosphere", "--out", "{file}"], ["--out folder", "is a file"]),
     (["plot-schedule", "{doc}", "--out", "{file}/lr.png"], ["output folder", "is a file"]),

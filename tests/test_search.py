@@ -80,3 +80,27 @@ def test_a_silent_workers_trial_is_failed_by_heartbeat_and_retried(tmp_path, mon
     states = [x.state.name for x in study.trials]
     assert states == ["FAIL", "WAITING"] and study.trials[1].params == t.params
     assert study.trials[1].system_attrs["failed_trial"] == t.number
+
+
+def _journal_mode(path) -> str:
+    import sqlite3
+
+    with sqlite3.connect(path) as conn:
+        return conn.execute("PRAGMA journal_mode").fetchone()[0]
+
+
+def test_new_sqlite_files_are_wal_and_existing_rollback_files_wait_for_use_wal(tmp_path):
+    new = tmp_path / "new.db"
+    optuna.create_study(storage=search.make_storage(f"sqlite:///{new}"), study_name="n")
+    assert search._is_wal_file(new) and _journal_mode(new) == "wal"
+
+    plain = tmp_path / "plain.db"
+    optuna.create_study(storage=f"sqlite:///{plain}", study_name="p")  # plain Optuna: rollback journal
+    assert not search._is_wal_file(plain)
+    storage = search.make_storage(f"sqlite:///{plain}")
+    optuna.load_study(storage=storage, study_name="p").trials  # reads, and writes nothing
+    assert not search._is_wal_file(plain) and _journal_mode(plain) == "delete"
+    search.use_wal(storage)
+    search.use_wal(storage)  # a second call adds no second listener
+    optuna.load_study(storage=storage, study_name="p").trials
+    assert search._is_wal_file(plain) and _journal_mode(plain) == "wal"
