@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -107,6 +108,71 @@ def test_mismatched_resume_is_refused_and_changes_nothing(searched, monkeypatch)
         find("ionosphere", trials=20, epochs=7, quiet=True, seed=0)
     assert len(_study(where).trials) == n_before
     assert db.is_file()
+
+
+def _other_data(where):
+    """ionosphere with one feature value changed: same shape and task, other bytes."""
+    from lrsearch.data import resolve_data_path
+
+    lines = Path(resolve_data_path("ionosphere")[0]).read_text().splitlines()
+    cells = lines[0].split(",")
+    cells[2] = "0.5"
+    (where / "other.csv").write_text("\n".join([",".join(cells), *lines[1:]]) + "\n")
+    return str(where / "other.csv")
+
+
+def _model_file(where):
+    (where / "wide.py").write_text(
+        "import keras\n\ndef build(input_shape, n_outputs):\n"
+        "    return keras.Sequential([keras.Input(input_shape), keras.layers.Dense(8, activation='relu'),\n"
+        "                             keras.layers.Dense(1, activation='sigmoid')])\n")
+    return str(where / "wide.py") + ":build"
+
+
+#: One run per setting a resume must match; the key the refusal names. ``target`` has its own test below (it needs
+#: numeric columns only). Keys derived from others are refused under the key they follow from: ``task`` comes from
+#: the data and its target, ``space_version`` from ``--optimizers``, which changes ``optimizer`` first.
+RESUME_CHANGES = {
+    "data_sha256": lambda where: {"data": _other_data(where), "study": "ionosphere"},
+    "model": lambda where: {"model": _model_file(where)},
+    "epochs": lambda where: {"epochs": 7},
+    "batch_size": lambda where: {"batch_size": 16},
+    "optimizer": lambda where: {"optimizer": "sgd"},
+    "families": lambda where: {"schedules": "constant,cosine"},
+    "seed": lambda where: {"seed": 1},
+    "split": lambda where: {"split": "0.6,0.2,0.2"},
+}
+DERIVED = {"task": "data_sha256", "space_version": "optimizer"}
+OWN_TEST = {"target": "test_a_resume_with_another_target_column_is_refused_and_changes_nothing"}
+
+
+def test_every_matched_key_has_a_refusal_test():
+    from lrsearch.search import MATCHED_KEYS
+
+    assert set(MATCHED_KEYS) == set(RESUME_CHANGES) | set(DERIVED) | set(OWN_TEST)
+    assert all(name in globals() for name in OWN_TEST.values())
+
+
+@pytest.mark.parametrize("key", sorted(RESUME_CHANGES))
+def test_a_resume_with_any_other_setting_is_refused_and_changes_nothing(key, searched, monkeypatch):
+    where, _ = searched
+    monkeypatch.chdir(where)
+    study = _study(where)
+    before = ([(t.number, t.state, t.value) for t in study.trials], study.user_attrs)
+    args = {"data": "ionosphere", "trials": 8, "epochs": 6, "seed": 0, "quiet": True} | RESUME_CHANGES[key](where)
+    with pytest.raises(StorageError, match=f"was made with {key}=.*, but this run has {key}="):
+        find(args.pop("data"), **args)
+    study = _study(where)
+    assert ([(t.number, t.state, t.value) for t in study.trials], study.user_attrs) == before
+
+
+def test_a_resume_with_optimizers_is_refused_under_optimizer(searched, monkeypatch):
+    where, _ = searched
+    monkeypatch.chdir(where)
+    n = len(_study(where).trials)
+    with pytest.raises(StorageError, match="was made with optimizer=.*, but this run has optimizer={'search'"):
+        find("ionosphere", trials=8, epochs=6, seed=0, quiet=True, optimizers="sgd,adam")
+    assert len(_study(where).trials) == n
 
 
 def test_a_resume_with_another_target_column_is_refused_and_changes_nothing(workdir):

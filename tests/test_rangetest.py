@@ -218,6 +218,17 @@ def test_repeats_give_an_interval(iono, tmp_path):
     lo, hi = res.interval
     assert lo <= res.suggestion <= hi
     assert res.unstable == (hi / lo > 10)
+    # Each run's suggestions are those of its own curve; the result's are their medians in log space.
+    from lrsearch.suggest import suggest_all
+
+    for (lrs, losses), per_run in zip(res.runs, res.run_suggestions):
+        assert per_run == pytest.approx(suggest_all(lrs, losses), rel=1e-12)
+    picks = [r[res.method] for r in res.run_suggestions]
+    assert len(set(picks)) == 3  # three different values: the median is not also the first or last run's by luck
+    assert res.suggestion == pytest.approx(10 ** np.median(np.log10(picks)), rel=1e-9)
+    for method, value in res.suggestions.items():
+        assert value == pytest.approx(10 ** np.median(np.log10([r[method] for r in res.run_suggestions])), rel=1e-9)
+    assert (lo, hi) == (min(picks), max(picks))
     assert not all(np.array_equal(res.runs[0][1], r[1]) for r in res.runs[1:])  # different batch orders
     assert np.array_equal(res.lrs, res.runs[0][0]) and np.array_equal(res.losses, res.runs[0][1])
 

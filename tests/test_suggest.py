@@ -67,6 +67,58 @@ def test_methods_ordering_on_a_clean_curve():
     assert S.suggest_lr(lrs, y) == s["auto"]
 
 
+@pytest.mark.parametrize("seed, x0, w, x_div", [(0, -3.0, 0.4, -2.0), (1, -4.5, 0.3, -3.3), (2, -2.0, 0.9, -0.5),
+                                                 (3, -5.0, 0.2, -1.0), (4, -3.5, 0.6, -3.0)])
+def test_auto_is_the_median_of_the_three_methods_in_log_space(seed, x0, w, x_div):
+    lrs, y, _ = synthetic(seed, 0.01, x0=x0, w=w, x_div=x_div)
+    s = S.suggest_all(lrs, y)
+    three = np.log10([s["steepest"], s["valley"], s["minimum"]])
+    assert math.log10(s["auto"]) == pytest.approx(float(np.median(three)), abs=1e-9)
+
+
+def test_the_median_differs_from_the_mean_on_these_curves():
+    """The test above can tell the median from the (log) mean: on some of its curves they are far apart."""
+    gaps = []
+    for seed, x0, w, x_div in [(2, -2.0, 0.9, -0.5), (3, -5.0, 0.2, -1.0)]:
+        s = S.suggest_all(*synthetic(seed, 0.01, x0=x0, w=w, x_div=x_div)[:2])
+        three = np.log10([s["steepest"], s["valley"], s["minimum"]])
+        gaps.append(abs(float(np.median(three) - np.mean(three))))
+    assert max(gaps) > 0.1
+
+
+def test_valley_is_two_thirds_down_the_descent():
+    """On a noise-free curve (one descent, then divergence) the smoothed loss at the valley suggestion is the
+    level two thirds of the way from the curve's start down to its minimum."""
+    lrs, y, _ = synthetic(0, 0.0, x0=-3.0, w=0.5, x_div=-1.5)
+    sm = S.smoothed_curve(lrs, y)
+    i_min = int(np.argmin(sm))
+    assert np.all(np.diff(sm[: i_min + 1]) < 0)  # one decreasing run from the first point to the minimum
+    level = sm[0] - 2.0 / 3.0 * (sm[0] - sm[i_min])
+    x = np.log10(lrs)
+    at_valley = float(np.interp(math.log10(S.suggest_all(lrs, y)["valley"]), x, sm))
+    assert at_valley == pytest.approx(level, abs=1e-6 + 0.02 * (sm[0] - sm[i_min]))
+    for fraction in (0.5, 0.8):  # a valley placed elsewhere would be far from this level
+        assert abs(sm[0] - fraction * (sm[0] - sm[i_min]) - at_valley) > 0.1 * (sm[0] - sm[i_min])
+
+
+def test_auto_width_is_02_decade_at_25_points_per_decade_and_scales_with_the_cube_root():
+    assert S.auto_width(np.logspace(-7, 1, 201)) == pytest.approx(0.2)
+    assert S.auto_width(np.logspace(-7, 1, 26)) == pytest.approx(0.4)  # 1/8 of the density
+    assert S.auto_width(np.logspace(-7, 1, 1601)) == pytest.approx(0.1)  # 8x the density
+    assert S.auto_width(np.logspace(-7, 1, 10)) == 0.5  # very sparse: clipped at the widest
+    assert S.auto_width(np.logspace(-7, 1, 20001)) == 0.1  # very dense: clipped at the narrowest
+
+
+def test_the_divergence_spike_is_clipped_so_its_size_does_not_matter():
+    lrs, y, _ = synthetic(5, 0.01)
+    div = S.divergence_index(y)
+    assert div is not None and div == len(y) - 1  # synthetic() cuts the curve just after it diverges
+    moderate, huge = y.copy(), y.copy()
+    moderate[-1], huge[-1] = y[-1] * 2, 1e12
+    assert S.suggest_all(lrs, moderate) == S.suggest_all(lrs, huge)
+    assert np.array_equal(S.smoothed_curve(lrs, moderate), S.smoothed_curve(lrs, huge))
+
+
 # ------------------------------------------------------------------------------------------------ smoothing
 
 
