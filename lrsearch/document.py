@@ -398,6 +398,10 @@ def write_document(doc: dict[str, Any], path: str | Path) -> Path:
     path = Path(path)
     make_folder(path.parent)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=2, allow_nan=False) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    try:
+        tmp.write_text(json.dumps(doc, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full disk: leave the earlier file, and no half-written side file
+        raise
     return path

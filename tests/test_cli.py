@@ -104,8 +104,9 @@ def test_range_test_command(tmp_path):
     lo, hi = out["interval"]
     assert lo <= out["suggestion"] <= hi
     assert (tmp_path / "rt" / "range_test.png").stat().st_size > 1000
-    assert (tmp_path / "rt" / "range_test.csv").read_text().startswith("run,lr,loss") or \
-        "lr" in (tmp_path / "rt" / "range_test.csv").read_text().splitlines()[0]
+    lines = (tmp_path / "rt" / "range_test.csv").read_text().splitlines()
+    assert lines[0] == "run,lr,loss,smoothed"
+    assert sorted({line.split(",")[0] for line in lines[1:]}) == ["0", "1"]  # both repeats, every row numbered
 
 
 def test_plot_schedule_command(tmp_path):

@@ -126,6 +126,21 @@ def test_a_search_writes_the_study_while_the_dashboard_reads_it(server, browser,
     assert "Trial 9" in _wait_text(browser, "Trial 9")
 
 
+def test_dashboard_listens_on_this_machine_only_by_default(server):
+    """The default --host binds the loopback address, not every interface (read from the kernel's socket table)."""
+    table = Path("/proc/net/tcp")
+    if not table.is_file():
+        pytest.skip("no /proc/net/tcp on this system")
+    port = int(server.rsplit(":", 1)[1])
+    listening = []
+    for line in table.read_text().splitlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        address, hex_port = local.split(":")
+        if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+            listening.append(".".join(str(int(address[i:i + 2], 16)) for i in (6, 4, 2, 0)))
+    assert listening == ["127.0.0.1"]
+
+
 def test_dashboard_on_a_missing_study_is_one_clear_error(workdir, capsys):
     assert main(["dashboard", "--study", "nope"]) == 2
     err = capsys.readouterr().err

@@ -33,6 +33,29 @@ def test_round_trip_through_file(tmp_path):
     assert not list(tmp_path.glob("sub/*.tmp"))
 
 
+def test_a_write_that_fails_halfway_leaves_the_old_file_whole(tmp_path, monkeypatch):
+    """A full disk mid-write: the earlier export is still there, byte for byte (the new one went to a side file)."""
+    import errno
+    import pathlib
+
+    doc = build_document(schedule_from_config(GOOD["schedule"]), GOOD["optimizer"], epochs=30, batch_size=32,
+                         steps_per_epoch=8, metrics={"val_loss": 0.2}, provenance={"a": 1})
+    path = write_document(doc, tmp_path / "best.json")
+    before = path.read_bytes()
+    real_write_text = pathlib.Path.write_text
+
+    def half_then_full(self, text, *args, **kwargs):
+        real_write_text(self, text[: len(text) // 2], *args, **kwargs)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(pathlib.Path, "write_text", half_then_full)
+    with pytest.raises(OSError):
+        write_document(dict(doc, metrics={"val_loss": 0.1}), path)
+    monkeypatch.undo()
+    assert path.read_bytes() == before and read_document(path) == doc
+    assert [f.name for f in tmp_path.iterdir()] == ["best.json"]  # the half-written side file is gone
+
+
 @pytest.mark.parametrize("mutate, expected", [
     (lambda d: d["schedule"].update(drop=1.5), "schedule.drop must be in (0.0, 1.0], but got drop=1.5"),
     (lambda d: d["schedule"].update(type="nope"), "unknown schedule type 'nope'"),

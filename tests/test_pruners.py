@@ -64,6 +64,17 @@ def test_maximize() -> None:
     assert _run(study, "constant", [0.95, 0.95]).state == optuna.trial.TrialState.COMPLETE
 
 
+@pytest.mark.parametrize("direction", ["minimize", "maximize"])
+def test_a_trial_equal_to_the_median_is_kept_and_one_just_worse_is_pruned(direction: str) -> None:
+    """"Worse than the median" is strict: a tie is not worse."""
+    study = optuna.create_study(direction=direction, pruner=FamilyMedianPruner(n_startup_trials=2))
+    _run(study, "constant", [0.4, 0.4])
+    _run(study, "constant", [0.6, 0.6])  # median 0.5 at every step
+    assert _run(study, "constant", [0.5, 0.5]).state == optuna.trial.TrialState.COMPLETE
+    worse = 0.5 + (1e-9 if direction == "minimize" else -1e-9)
+    assert _run(study, "constant", [worse, worse]).state == optuna.trial.TrialState.PRUNED
+
+
 @pytest.mark.parametrize("kwargs, message", [
     ({"n_startup_trials": 0}, "n_startup_trials must be a positive integer, but got n_startup_trials=0"),
     ({"n_startup_trials": True}, "n_startup_trials must be a positive integer"),

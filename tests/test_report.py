@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import doctest
 import importlib
+import json
 import os
 import re
 import struct
@@ -103,7 +104,23 @@ def test_report_top_trials_table_is_ranked(real):
     table = page.split("Top ", 1)[1]
     rows = re.findall(r'<tr(?: class="best")?><td class="num">#(\d+)</td>', table)
     assert [int(r) for r in rows] == [t.number for t in complete][:10]
-    assert complete[0].number == found.best_trial or found.best_trial in [t.number for t in complete]
+
+
+def test_report_best_schedule_section_is_the_export(real):
+    """The "Best schedule" section names the exported trial and shows its schedule and metrics, which need not be
+    the trial with the lowest val_loss (reselection picks the export)."""
+    folder, found, report = real
+    page = (folder / report.html).read_text(encoding="utf-8")
+    from lrsearch.report import _schedule_type
+
+    section = page.split("<h2>Best schedule</h2>", 1)[1].split("<h2>", 1)[0]
+    doc = json.loads((folder / "studies" / "ionosphere" / "best_schedule.json").read_text())
+    assert f"from trial #{found.best_trial} " in section
+    assert f"<b>{_schedule_type(doc['schedule'])}</b>" in section
+    for key, value in doc["metrics"].items():
+        if key.startswith("test_"):
+            shown = re.escape(f"{value:.4g}")
+            assert re.search(rf"<td>{key}</td><td[^>]*>{shown}</td>", section), key
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -32,6 +32,32 @@ def test_every_family_is_searchable_and_valid():
     assert seen == set(default_families())
 
 
+@pytest.mark.parametrize("epochs", [3, 30, 200])
+def test_the_space_is_log_scaled_and_follows_the_epoch_count(epochs):
+    """Rates are searched on a log scale inside the range; decay parameters are in units of the run's length, so
+    a 200-epoch search decays as far by its end as a 30-epoch one."""
+    from optuna.distributions import FloatDistribution, IntDistribution
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=epochs))
+    families = ["time_decay", "step_decay", "exponential"]
+    E = max(epochs, 2)
+    for family in families * 8:
+        study.enqueue_trial({"family": family})
+        trial = study.ask()
+        s = suggest_schedule(trial, choices=families, epochs=epochs, lr_range=(1e-4, 1e-1))
+        cfg = (s.schedule if s.type == "warmup" else s).to_config()
+        assert trial.distributions["initial_lr"] == FloatDistribution(1e-4, 1e-1, log=True)
+        if family == "time_decay":  # lr0 / (1 + decay E): the rate after E epochs is lr0/1.01 .. lr0/101
+            assert trial.distributions["time_decay.decay"] == FloatDistribution(0.01 / E, 100.0 / E, log=True)
+            assert 1 / 101 * 0.999 <= 1 / (1 + cfg["decay"] * E) <= 1 / 1.01 * 1.001
+        elif family == "step_decay":
+            assert trial.distributions["step_decay.epochs_drop"] == IntDistribution(max(2, E // 10), max(3, E // 2))
+        else:  # lr0 decay_rate^E is the searched total decay after E epochs
+            assert cfg["decay_rate"] ** E == pytest.approx(trial.params["exponential.total_decay"], rel=1e-9)
+        study.tell(trial, 0.0)
+
+
 def test_parse_families():
     assert parse_families(None) == default_families()
     assert parse_families("cosine, constant,cosine") == ["cosine", "constant"]

@@ -1,0 +1,91 @@
+"""Progress lines and the live bar, fed by a real (in-memory) Optuna study; the clock is set by the test."""
+
+from __future__ import annotations
+
+import io
+
+import optuna
+import pytest
+from optuna.distributions import FloatDistribution
+from optuna.trial import TrialState, create_trial
+
+from lrsearch import progress as progress_module
+from lrsearch.progress import Progress
+
+
+@pytest.fixture
+def study() -> optuna.Study:
+    """Two complete trials (0.30, 0.25), one pruned, one failed, one complete with NaN."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    s = optuna.create_study()
+    dist = {"x": FloatDistribution(0, 1)}
+    for state, value, family in [(TrialState.COMPLETE, 0.30, "cosine"), (TrialState.PRUNED, None, "constant"),
+                                 (TrialState.FAIL, None, "step_decay"), (TrialState.COMPLETE, 0.25, "one_cycle")]:
+        s.add_trial(create_trial(state=state, value=value, params={"x": 0.5}, distributions=dist,
+                                 user_attrs={"family": family}, intermediate_values={0: 0.9} if value else {}))
+    return s
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_one_line_per_trial_with_counts_best_and_time_left(study, monkeypatch):
+    clock = Clock(100.0)
+    monkeypatch.setattr(progress_module.time, "monotonic", clock)
+    out = io.StringIO()
+    p = Progress(total=6, stream=out, live=False)
+    clock.now = 110.0
+    p(study, study.trials[1])  # the pruned trial finishes
+    clock.now = 120.0
+    p(study, study.trials[3])
+    lines = out.getvalue().splitlines()
+    # done = complete + pruned = 3 of 6; failed trials do not count; best is the lowest complete value
+    assert lines[0] == ("trial    1 pruned   constant               val_loss -        best 0.2500  "
+                        "[3/6, 10.0s, ~30s left]")  # 10 s for this process's 1 trial, 3 to go
+    assert lines[1] == ("trial    3 complete one_cycle              val_loss 0.2500   best 0.2500  "
+                        "[3/6, 20.0s, ~30s left]")  # 20 s for 2 trials: 10 s each, 3 to go
+    assert (p.done, p.pruned, p.failed, p.best) == (3, 1, 1, 0.25)
+
+
+def test_the_live_bar_fills_and_ends_its_line(study, monkeypatch):
+    clock = Clock(0.0)
+    monkeypatch.setattr(progress_module.time, "monotonic", clock)
+    out = io.StringIO()
+    p = Progress(total=4, stream=out, live=True)
+    clock.now = 6.0
+    p(study, study.trials[3])
+    assert out.getvalue() == ("\r[##################......] 3/4 trials  pruned 1  failed 1  best val_loss 0.2500    "
+                              "6.0s elapsed  ~  6.0s left")
+    study.add_trial(create_trial(state=TrialState.COMPLETE, value=0.5, params={"x": 0.1},
+                                 distributions={"x": FloatDistribution(0, 1)}))
+    clock.now = 8.0
+    p(study, study.trials[-1])
+    assert out.getvalue().endswith("\r[########################] 4/4 trials  pruned 1  failed 1  best val_loss "
+                                   "0.2500    8.0s elapsed  ~  0.0s left\n")
+
+
+def test_quiet_prints_nothing_but_still_counts(study):
+    out = io.StringIO()
+    p = Progress(total=4, stream=out, quiet=True)
+    p.message("range test")
+    p(study, study.trials[0])
+    p.finish()
+    assert out.getvalue() == "" and (p.done, p.best) == (3, 0.25)
+
+
+def test_finish_ends_a_live_line_only_when_the_run_stopped_early(study):
+    out = io.StringIO()
+    p = Progress(total=10, stream=out, live=True)
+    p(study, study.trials[0])
+    p.finish()
+    assert out.getvalue().endswith("left\n")
+    out2 = io.StringIO()
+    done = Progress(total=3, stream=out2, live=True)
+    done(study, study.trials[0])  # 3 of 3: the bar ended its own line
+    done.finish()
+    assert out2.getvalue().endswith("left\n") and not out2.getvalue().endswith("\n\n")
