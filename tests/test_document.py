@@ -128,6 +128,8 @@ def test_fuzzed_documents_load_or_raise_config_error(section, key, value):
     try:
         schedule = validate_document(doc)
     except ConfigError as exc:
-        assert str(exc)  # every refusal says why
+        # every refusal says why, naming the part of the document it is about, in a line per problem
+        assert all(line.strip() for line in str(exc).splitlines()), str(exc)
+        assert section in str(exc), str(exc)
     else:
         assert schedule.to_config()["type"] == doc["schedule"]["type"]
