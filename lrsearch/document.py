@@ -60,26 +60,47 @@ def _json_number(value: Any) -> Any:
 
 
 def read_document(src: str | Path | dict[str, Any]) -> dict[str, Any]:
-    """Parse ``src`` (a path, a JSON string or a dict) into a validated document dict."""
+    """Parse ``src`` (a path, a JSON string or a dict) into a validated document dict.
+
+    A problem in a file's content names the file first, as a compiler does: ``best.json: invalid schedule
+    document: schedule.drop must be ...``.
+    """
     if isinstance(src, dict):
         doc = src
     elif isinstance(src, (str, Path)):
-        text = _read_text(src)
+        text = _read_text(src)  # its errors name the path already
         try:
             doc = json.loads(text, parse_constant=_reject_constant)
         except json.JSONDecodeError as exc:
-            raise ConfigError(f"schedule document is not valid JSON (line {exc.lineno}, column {exc.colno}: "
-                              f"{exc.msg})") from None
+            raise name_source(ConfigError(f"schedule document is not valid JSON (line {exc.lineno}, column "
+                                          f"{exc.colno}: {exc.msg})"), src) from None
         except RecursionError:  # json's C parser recurses once per nesting level
-            raise ConfigError("schedule document is not valid JSON (nested too deeply); is this an lrsearch "
-                              "export?") from None
+            raise name_source(ConfigError("schedule document is not valid JSON (nested too deeply); is this an "
+                                          "lrsearch export?"), src) from None
         except ValueError as exc:
             reason = "a number has too many digits" if "digits" in str(exc) else str(exc).splitlines()[0]
-            raise ConfigError(f"schedule document is not valid JSON ({reason})") from None
+            raise name_source(ConfigError(f"schedule document is not valid JSON ({reason})"), src) from None
     else:
         raise ConfigError(f"schedule document must be a path, JSON text or a dict, but got {type(src).__name__}")
-    validate_document(doc)
+    try:
+        validate_document(doc)
+    except ConfigError as exc:
+        raise name_source(exc, src) from None
     return doc
+
+
+def name_source(exc: ConfigError, src: Any) -> ConfigError:
+    """``exc`` with the file it is about in front (``path: message``) when ``src`` is a path; else ``exc``.
+
+    Example:
+        >>> str(name_source(ConfigError("invalid schedule document", ["schedule.drop is missing"]), "b.json"))
+        'b.json: invalid schedule document: schedule.drop is missing'
+    """
+    if isinstance(src, dict) or (isinstance(src, str) and src.lstrip("\ufeff \t\r\n").startswith(("{", "["))):
+        return exc
+    if not isinstance(src, (str, Path)):
+        return exc
+    return ConfigError(f"{_printable(str(src))}: {exc.summary}", exc.problems)
 
 
 def _printable(text: str) -> str:

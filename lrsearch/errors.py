@@ -63,6 +63,7 @@ class ConfigError(LrSearchError):
 
     def __init__(self, message: str, problems: list[str] | None = None) -> None:
         self.problems = list(problems or [])
+        self.summary = message
         if self.problems:
             message = f"{message}: " + "; ".join(self.problems)
         super().__init__(message)

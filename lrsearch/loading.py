@@ -2,25 +2,30 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
-from lrsearch.document import _printable, read_document, validate_document
+from lrsearch.document import _printable, name_source, read_document, validate_document
 from lrsearch.errors import ConfigError
 
 Source = str | Path | dict[str, Any]
 
 
-def load_callback(src: Source, verbose: int = 0) -> Any:
+def load_callback(src: Source, verbose: int = 0, steps_per_epoch: int | None = None) -> Any:
     """A Keras callback that applies the exported schedule in ``model.fit``.
 
     It sets the optimizer's learning rate at every epoch (and every step for families that change within an
     epoch) and logs the LR of each epoch's first step as ``learning_rate`` in the History. Use it with an optimizer
     from :func:`load_optimizer` (its LR is a plain variable the callback can set). ``initial_epoch`` is honoured.
+    Within an epoch it follows the steps Keras reports for *your* training, so more data or another batch size
+    than the search's still gives every epoch the schedule's LRs for that epoch.
 
     Args:
         src: path to ``best_schedule.json``, the JSON text, or the parsed dict.
         verbose: 1 prints the LR at each epoch.
+        steps_per_epoch: Force this count of steps per epoch. None: the count Keras reports, or the document's
+            ``training.steps_per_epoch`` when Keras reports none (a dataset of unknown length).
 
     Example:
         >>> import keras, numpy as np, lrsearch
@@ -36,16 +41,19 @@ def load_callback(src: Source, verbose: int = 0) -> Any:
     """
     from lrsearch.schedules.callback import ScheduleCallback
 
-    doc = read_document(src)
-    return ScheduleCallback(validate_document(doc), steps_per_epoch=doc["training"]["steps_per_epoch"],
-                            verbose=verbose)
+    doc, schedule = _load(src)
+    return ScheduleCallback(schedule, steps_per_epoch=steps_per_epoch, verbose=verbose,
+                            default_steps_per_epoch=doc["training"]["steps_per_epoch"])
 
 
-def load_schedule(src: Source) -> Any:
+def load_schedule(src: Source, steps_per_epoch: int | None = None) -> Any:
     """The exported schedule as a per-step ``keras.optimizers.schedules.LearningRateSchedule``.
 
-    It uses the document's ``training.steps_per_epoch`` to turn optimizer steps into epochs; it serialises with
-    the model. ``reduce_on_plateau`` has no step form: use :func:`load_callback`.
+    It turns optimizer steps into epochs with ``steps_per_epoch``, by default the document's
+    ``training.steps_per_epoch`` (the search's). It cannot see your epochs: when they have another number of steps
+    (more data, another batch size), pass that number, or the schedule runs ahead of or behind your epochs. It
+    serialises with the model (reload it after ``import lrsearch.schedules.keras_schedule``).
+    ``reduce_on_plateau`` has no step form: use :func:`load_callback`.
 
     Example:
         >>> import lrsearch
@@ -57,18 +65,22 @@ def load_schedule(src: Source) -> Any:
     """
     from lrsearch.schedules.keras_schedule import StepSchedule
 
-    doc = read_document(src)
-    return StepSchedule(validate_document(doc).to_config(), doc["training"]["steps_per_epoch"])
+    doc, schedule = _load(src)
+    steps = doc["training"]["steps_per_epoch"] if steps_per_epoch is None else steps_per_epoch
+    return StepSchedule(schedule.to_config(), steps)
 
 
-def load_optimizer(src: Source, scheduled: bool = False) -> Any:
+def load_optimizer(src: Source, scheduled: bool = False, steps_per_epoch: int | None = None) -> Any:
     """A new Keras optimizer of the exported class and config.
 
     Args:
         src: path, JSON text or dict of an exported document.
-        scheduled: False (default): the LR is a plain float, the schedule's first LR, for use with
-            :func:`load_callback`. True: the LR is :func:`load_schedule`'s ``LearningRateSchedule``, so the
-            optimizer carries the schedule and a saved model resumes it at the right step.
+        scheduled: False (default): the LR is a plain float, the schedule's first LR, **for use with**
+            :func:`load_callback`, which sets it every epoch (alone, it would train at that one rate). True: the LR
+            is :func:`load_schedule`'s ``LearningRateSchedule``, so the optimizer carries the schedule and a saved
+            model resumes it at the right step.
+        steps_per_epoch: With ``scheduled=True``: your training's steps per epoch, when they differ from the
+            search's (see :func:`load_schedule`).
 
     Example:
         >>> import lrsearch
@@ -81,44 +93,72 @@ def load_optimizer(src: Source, scheduled: bool = False) -> Any:
     """
     from lrsearch.optimizers import make_optimizer
 
+    doc, schedule = _load(src)
+    learning_rate = load_schedule(doc, steps_per_epoch) if scheduled else schedule.first_lr()
+    return make_optimizer(doc["optimizer"], learning_rate)
+
+
+def _load(src: Source) -> tuple[dict[str, Any], Any]:
+    """The document and its schedule, after checking all of it, the optimizer's config included: every loader
+    refuses the same documents (a callback for a document whose optimizer cannot be built would be a trap)."""
     doc = read_document(src)
     schedule = validate_document(doc)
     problems = _config_problems(doc["optimizer"])
     if problems:
-        raise ConfigError("invalid schedule document", [_printable(p) for p in problems])
-    learning_rate = load_schedule(doc) if scheduled else schedule.first_lr()
-    return make_optimizer(doc["optimizer"], learning_rate)
+        raise name_source(ConfigError("invalid schedule document", [_printable(p) for p in problems]), src)
+    return doc, schedule
 
 
 #: Keras arguments that count something: a positive integer or null.
 _COUNTS = ("ema_overwrite_frequency", "gradient_accumulation_steps")
+#: Where a number makes sense: (low, high, low included, high included); Keras itself checks few of these and
+#: trains with the rest (a beta_1 of 1.5 makes Adam's step grow without bound).
+_RANGES = {"beta_1": (0.0, 1.0, True, False), "beta_2": (0.0, 1.0, True, False), "rho": (0.0, 1.0, True, False),
+           "momentum": (0.0, 1.0, True, True), "ema_momentum": (0.0, 1.0, True, True),
+           "epsilon": (0.0, math.inf, False, False), "weight_decay": (0.0, math.inf, True, False),
+           "clipnorm": (0.0, math.inf, False, False), "clipvalue": (0.0, math.inf, False, False),
+           "global_clipnorm": (0.0, math.inf, False, False), "loss_scale_factor": (0.0, math.inf, False, False)}
 
 
 def _config_problems(spec: dict[str, Any]) -> list[str]:
-    """Type problems of ``optimizer.config`` against the Keras class's own defaults.
+    """Problems of ``optimizer.config`` against the Keras class's own arguments.
 
-    Keras builds e.g. ``Adam(beta_1="x")`` without complaint and fails deep in the first training step, so a
-    value must have its default's type: a boolean for a boolean, a number (or null where the default is null)
-    otherwise. Unknown names are left to Keras, which refuses them when the optimizer is built.
+    Keras builds e.g. ``Adam(beta_1="x")`` or ``Adam(beta_1=1.5)`` without complaint and fails (or diverges) deep
+    in training, so a value must have its default's type (a boolean for a boolean, a number, or null where the
+    default is null), lie in the argument's range (:data:`_RANGES`), and name an argument of the class.
     """
     import inspect
 
     import keras
 
-    params = inspect.signature(getattr(keras.optimizers, spec["class_name"]).__init__).parameters
+    cls_name = spec["class_name"]
+    params = inspect.signature(getattr(keras.optimizers, cls_name).__init__).parameters
+    named = [k for k, v in params.items() if k not in ("self", "learning_rate", "name")
+             and v.kind is not inspect.Parameter.VAR_KEYWORD]
     problems = []
     for key, value in (spec.get("config") or {}).items():
         param = params.get(key)
-        if param is None or key == "name" or param.kind is inspect.Parameter.VAR_KEYWORD:
-            continue  # the name is not passed on (see make_optimizer)
-        where, default = f"optimizer.config.{key}", param.default
+        where = f"optimizer.config.{key}"
+        if key == "name":
+            continue  # not passed on (see make_optimizer)
+        if param is None or param.kind is inspect.Parameter.VAR_KEYWORD:
+            problems.append(f"{where} is not an argument of {cls_name}; allowed: {', '.join(named)}")
+            continue
+        default = param.default
         if isinstance(default, bool):
             if not isinstance(value, bool):
                 problems.append(f"{where} must be true or false, but got {key}={value!r}")
         elif key in _COUNTS:
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 problems.append(f"{where} must be a positive integer or null, but got {key}={value!r}")
-        elif value is None and default is not None or isinstance(value, (bool, str)):
+        elif value is None and default is not None or isinstance(value, (bool, str)) or (
+                value is not None and not isinstance(value, (int, float))):
             problems.append(f"{where} must be a number{' or null' if default is None else ''}, but got "
                             f"{key}={value!r}")
+        elif value is not None and key in _RANGES:
+            low, high, low_in, high_in = _RANGES[key]
+            inside = ((value >= low if low_in else value > low) and (value <= high if high_in else value < high))
+            if not inside:
+                shown = f"{'[' if low_in else '('}{low:g}, {high:g}{']' if high_in else ')'}"
+                problems.append(f"{where} must be in {shown.replace('inf', '∞')}, but got {key}={value!r}")
     return problems

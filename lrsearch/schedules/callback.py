@@ -31,9 +31,10 @@ class ScheduleCallback(keras.callbacks.Callback):
     * Per-epoch families: at the start of epoch ``e`` the LR becomes ``schedule.lr_at(e)``.
     * Per-step families: before every batch ``b`` of epoch ``e`` it becomes ``schedule.lr_at(e, b, spe)``, where
       ``spe`` is ``steps_per_epoch`` if given, else the steps per epoch Keras reports (``self.params["steps"]``),
-      else 1. The schedule's parameters are in epochs, so pass the ``steps_per_epoch`` of the training the
-      schedule is meant for, or leave it out to use the actual one; when they differ, the fractional epoch time
-      runs faster or slower than the real epochs.
+      else ``default_steps_per_epoch``, else 1. The schedule's parameters are in epochs, so the actual count keeps
+      every epoch's LRs on the schedule's epoch even when your epochs have more or fewer steps than the search's
+      (more data, another batch size); a ``steps_per_epoch`` that differs from the real one makes the fractional
+      epoch time run faster or slower than the real epochs.
     * ``reduce_on_plateau``: epoch ``e`` uses the state machine's LR; at the end of the epoch the monitored value
       (``logs[schedule.monitor]``) is fed to it and gives the next epoch's LR. A missing monitor warns once and
       counts as NaN (no improvement). The state carries over to a later ``fit`` with the same callback.
@@ -51,14 +52,19 @@ class ScheduleCallback(keras.callbacks.Callback):
         schedule: A :class:`Schedule` or its config ``{"type": ..., **parameters}``.
         steps_per_epoch: Steps per epoch for per-step families (integer >= 1), or None for Keras's count.
         verbose: 1 prints the LR at the start of every epoch.
+        default_steps_per_epoch: The count to use when Keras reports none (a dataset of unknown length), e.g. the
+            exported document's; None: 1.
     """
 
     def __init__(self, schedule: Schedule | dict[str, Any], steps_per_epoch: int | None = None,
-                 verbose: int = 0) -> None:
+                 verbose: int = 0, default_steps_per_epoch: int | None = None) -> None:
         super().__init__()
         self.schedule = _as_schedule(schedule)
         self.steps_per_epoch = (None if steps_per_epoch is None else
                                 check_number("steps_per_epoch", steps_per_epoch, low=1, high=10**9, integer=True))
+        self.default_steps_per_epoch = (
+            None if default_steps_per_epoch is None else
+            check_number("default_steps_per_epoch", default_steps_per_epoch, low=1, high=10**9, integer=True))
         self.verbose = verbose
         self.lr_per_epoch: list[float] = []
         self._state: Any = self.schedule.start() if self.schedule.metric_driven else None
@@ -72,7 +78,7 @@ class ScheduleCallback(keras.callbacks.Callback):
         if self.steps_per_epoch is not None:
             return self.steps_per_epoch
         steps = (self.params or {}).get("steps")
-        return int(steps) if steps else 1
+        return int(steps) if steps else (self.default_steps_per_epoch or 1)
 
     def _optimizer(self) -> Any:
         optimizer = self.model.optimizer

@@ -83,11 +83,62 @@ def test_initial_epoch_continues_the_schedule(model: keras.Model, name: str) -> 
     assert history["learning_rate"] == cb.lr_per_epoch
 
 
-def test_document_steps_per_epoch_wins_over_the_actual_one(model: keras.Model) -> None:
+def test_an_explicit_steps_per_epoch_wins_over_the_actual_one(model: keras.Model) -> None:
     schedule = schedule_from_config(EXAMPLES["one_cycle"])
     rec, _ = _fit(model, ScheduleCallback(schedule, steps_per_epoch=8), epochs=2)
     expected = [schedule.lr_at(e, b, 8) for e in range(2) for b in range(SPE)]
     np.testing.assert_allclose(rec.lrs, expected, rtol=1e-6)
+
+
+def _doc(name: str, steps_per_epoch: int) -> dict:
+    return {"format": "lrsearch.schedule/1", "schedule": EXAMPLES[name],
+            "optimizer": {"class_name": "SGD", "config": {}},
+            "training": {"epochs": 3, "batch_size": BATCH, "steps_per_epoch": steps_per_epoch}}
+
+
+@pytest.mark.parametrize("name", ["one_cycle", "cosine_restarts", "warmup_cosine"])
+def test_load_callback_follows_your_steps_not_the_searchs(model: keras.Model, name: str) -> None:
+    """The search had 8 steps per epoch; this training has 4 (e.g. another batch size): every epoch still gets
+    its own part of the schedule, and no step runs into the next epoch's."""
+    import lrsearch
+
+    schedule = schedule_from_config(EXAMPLES[name])
+    rec, _ = _fit(model, lrsearch.load_callback(_doc(name, steps_per_epoch=8)), epochs=3)
+    np.testing.assert_allclose(rec.lrs, schedule.lr_per_step(3, SPE), rtol=1e-6)
+    rec, _ = _fit(model, lrsearch.load_callback(_doc(name, 8), steps_per_epoch=8), epochs=1)  # forced
+    np.testing.assert_allclose(rec.lrs, [schedule.lr_at(0, b, 8) for b in range(SPE)], rtol=1e-6)
+
+
+def test_the_documents_count_is_the_fallback_when_keras_reports_none(model: keras.Model) -> None:
+    import lrsearch
+
+    schedule = schedule_from_config(EXAMPLES["one_cycle"])
+    x, y = _data()
+
+    def batches():  # a generator: Keras knows no step count before the epoch ends
+        for i in range(0, ROWS, BATCH):
+            yield x[i:i + BATCH], y[i:i + BATCH]
+
+    rec = Recorder()
+    model.fit(batches(), epochs=1, verbose=0, shuffle=False,
+              callbacks=[lrsearch.load_callback(_doc("one_cycle", 8)), rec])
+    # (Keras begins one batch more before it finds the generator exhausted.)
+    assert len(rec.lrs) >= SPE
+    np.testing.assert_allclose(rec.lrs, [schedule.lr_at(0, b, 8) for b in range(len(rec.lrs))], rtol=1e-6)
+
+
+def test_load_schedule_and_a_scheduled_optimizer_take_your_steps_per_epoch() -> None:
+    import lrsearch
+
+    schedule = schedule_from_config(EXAMPLES["one_cycle"])
+    doc = _doc("one_cycle", steps_per_epoch=8)
+    for step_schedule in (lrsearch.load_schedule(doc, steps_per_epoch=SPE),
+                          lrsearch.load_optimizer(doc, scheduled=True, steps_per_epoch=SPE)._learning_rate):
+        got = [float(step_schedule(step)) for step in range(3 * SPE)]
+        np.testing.assert_allclose(got, schedule.lr_per_step(3, SPE), rtol=1e-5)
+    searchs = lrsearch.load_schedule(doc)  # the document's count by default
+    np.testing.assert_allclose([float(searchs(s)) for s in range(8)], [schedule.lr_at(0, b, 8) for b in range(8)],
+                               rtol=1e-5)
 
 
 @pytest.mark.parametrize("name", ["cosine_restarts", "piecewise", "warmup_step_decay"])
