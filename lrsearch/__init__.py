@@ -18,6 +18,7 @@ _LAZY = {
     "load_callback": "lrsearch.loading",
     "load_optimizer": "lrsearch.loading",
     "load_schedule": "lrsearch.loading",
+    "load_hyperparameters": "lrsearch.loading",
     "schedule_from_config": "lrsearch.schedules",
     "suggest_lr": "lrsearch.suggest",
     "range_test": "lrsearch.rangetest",

@@ -32,7 +32,9 @@ def _parser() -> argparse.ArgumentParser:
                                                  "(ionosphere, mnist)")
     f.add_argument("--target", help="target column name or index (default: last column)")
     f.add_argument("--labels", help="labels .npy file when --data is an .npy array of inputs")
-    f.add_argument("--model", help="'default', FILE.keras, or FILE.py:FUNCTION(input_shape, n_outputs) -> Model")
+    f.add_argument("--model", help="'default', FILE.keras, FILE.py:FUNCTION(input_shape, n_outputs) -> Model, or "
+                                   "FILE.py:build with a KerasTuner-style build(hp) or a keras_tuner.HyperModel "
+                                   "(its hyperparameters are searched with the schedule)")
     f.add_argument("--trials", type=int, default=50, help="study's budget of finished trials (default 50)")
     f.add_argument("--timeout", type=float, help="stop starting new trials after this many seconds")
     f.add_argument("--epochs", type=int, default=50, help="epochs per trial (default 50)")
@@ -269,12 +271,15 @@ def _print_summary(r: Any, quiet: bool = False) -> None:
             f"{k} {m[k + '_mean']:.4f} ± {m[k + '_sd']:.4f}" for k in m if k + "_mean" in m))
     if r.baselines:
         name = next(k for k in r.baselines[0] if k.startswith("test_") and k != "test_loss")
-        print(f"vs classics:   {name} on the same test split: " + "; ".join(
+        default_model = " (classics: the model's default hyperparameters)" if getattr(r, "model_hp", None) else ""
+        print(f"vs classics:   {name} on the same test split{default_model}: " + "; ".join(
             f"{b['label']}{' (exported)' if b['exported'] else ''} "
             + ("diverged" if b[name] is None else f"{b[name]:.4f}") for b in r.baselines))
     t = r.trials
     print(f"trials:        {t['complete']} complete, {t['pruned']} pruned, {t['failed']} failed "
-          f"(exported: trial {r.best_trial}, after re-scoring the best) on {r.device}")
+          f"(exported: trial {r.best_trial}"
+          f"{', after re-scoring the best' if (r.metrics.get('seeds') or 1) > 1 else ', the best val_loss'}) "
+          f"on {r.device}")
     for note in r.notes:
         print(f"note:          {note}")
     print("files:")

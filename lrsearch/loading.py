@@ -98,6 +98,36 @@ def load_optimizer(src: Source, scheduled: bool = False, steps_per_epoch: int | 
     return make_optimizer(doc["optimizer"], learning_rate)
 
 
+def load_hyperparameters(src: Source) -> Any:
+    """The exported ``build(hp)`` values (``provenance.model_hp``) as an ``hp`` to rebuild the winning model.
+
+    It answers every ``hp.Int``/``Float``/``Choice``/``Boolean``/``Fixed`` call of your ``build`` with the value
+    the export was found for (a name the export does not hold gets its default), as during the search; no
+    KerasTuner needed. ``model = build(lrsearch.load_hyperparameters(path))``.
+
+    Raises:
+        ConfigError: the document has no ``provenance.model_hp`` (its model was not a ``build(hp)``).
+
+    Example:
+        >>> import lrsearch
+        >>> doc = {"format": "lrsearch.schedule/1", "schedule": {"type": "constant", "initial_lr": 0.003},
+        ...        "optimizer": {"class_name": "Adam", "config": {}},
+        ...        "training": {"epochs": 4, "batch_size": 8, "steps_per_epoch": 10},
+        ...        "provenance": {"model_hp": {"units": 24, "act": "tanh"}}}
+        >>> hp = lrsearch.load_hyperparameters(doc)
+        >>> hp.Int("units", 8, 32, step=8), hp.Choice("act", ["relu", "tanh"]), hp.Boolean("dropout")
+        (24, 'tanh', False)
+    """
+    from lrsearch.tuner import PREFIX, OptunaHP
+
+    doc = read_document(src)
+    model_hp = (doc.get("provenance") or {}).get("model_hp")
+    if not isinstance(model_hp, dict) or not model_hp:
+        raise name_source(ConfigError("schedule document has no provenance.model_hp: its search did not tune a "
+                                      "build(hp) model; build your model as it is"), src)
+    return OptunaHP.fixed({PREFIX + str(k): v for k, v in model_hp.items()})
+
+
 def _load(src: Source) -> tuple[dict[str, Any], Any]:
     """The document and its schedule, after checking all of it, the optimizer's config included: every loader
     refuses the same documents (a callback for a document whose optimizer cannot be built would be a trap)."""

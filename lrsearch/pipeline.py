@@ -383,9 +383,12 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
         _upload(run, files["range_test_png"], the_study)
     if warm_start and not the_study.trials:
         ranges = lr_range if isinstance(lr_range, dict) else None
+        # A build(hp) model: the classics train the model at its default hyperparameters (the one the range test
+        # used), so "against the classics" compares schedules on one architecture, not random ones.
+        hp_defaults = _hp_defaults(trial_factory) if trial_factory is not None else {}
         for params in space.warm_start(choices, opt_spec, epochs=epochs, suggestion=rt["suggestion"],
                                        optimizers=opt_names, lr_ranges=ranges):
-            the_study.enqueue_trial(params, user_attrs={"warm_start": True})
+            the_study.enqueue_trial({**params, **hp_defaults}, user_attrs={"warm_start": True})
 
     notes: list[str] = [note] if note else []
     if run.population > 1:
@@ -603,6 +606,15 @@ def _storage_error(study: str, failure: BaseException) -> LrSearchError:
                         "space or fix the database, then run the same command again to resume")
 
 
+def _hp_defaults(trial_factory: Any) -> dict[str, Any]:
+    """The ``hp.*`` params of a build(hp) model at its KerasTuner defaults (builds it once)."""
+    from lrsearch.tuner import OptunaHP
+
+    hp = OptunaHP.defaults()
+    trial_factory(hp)
+    return hp.params
+
+
 def _storage_failure(exc: BaseException) -> BaseException | None:
     """The storage failure (disk full, database gone) behind ``exc``, if any.
 
@@ -768,9 +780,11 @@ def _export(run: _Run, notes: list[str], top_k: int = 5, seeds: int | str = "aut
                             "--trials, more --epochs, or another --optimizer")
     if seeds == "auto":
         seeds = reselection_splits(len(ds.x_val))
-    if progress is not None:  # this takes a while (tens of trainings): say what happens
-        progress.message(f"re-scoring the best trials on {seeds} fresh validation split{'s' * (seeds > 1)}, "
-                         f"then the winner on the test split")
+    if progress is not None and seeds > 1:  # this takes a while (tens of trainings): say what happens
+        progress.message(f"re-scoring the best trials on {seeds} fresh validation splits, then the winner on "
+                         "the test split")
+    elif progress is not None:
+        progress.message("scoring the best trial (by val_loss) on the test split (--seeds 1: no re-scoring)")
     began = time.monotonic()
     best, ranking = _reselect(run, completed, top_k, int(seeds), select)
     run.timing["reselection_s"] = round(time.monotonic() - began, 3)
@@ -800,7 +814,8 @@ def _export(run: _Run, notes: list[str], top_k: int = 5, seeds: int | str = "aut
     if baselines:
         winner_row = next(r for r in ranking if r["trial"] == best.number)
         baselines.insert(0, {"trial": best.number, "label": winner_row["label"], "exported": True,
-                             "warm_start": winner_row["warm_start"], f"val_{name}_mean": winner_row[f"val_{name}_mean"],
+                             "warm_start": winner_row["warm_start"],
+                             f"resplit_val_{name}_mean": winner_row[f"val_{name}_mean"],
                              f"test_{name}": metrics["test_" + name], "test_loss": metrics["test_loss"]})
         the_study.set_user_attr("baselines", baselines)
     doc = run.document(schedule, metrics, best.number)
@@ -818,8 +833,7 @@ def _export(run: _Run, notes: list[str], top_k: int = 5, seeds: int | str = "aut
         optimizer=run.opt_spec, metrics=metrics, trials=counts,
         range_test={k: rt.get(k) for k in ("suggestion", "interval", "stop_reason", "unstable")},
         files=files, device=device_description(),
-        dashboard_command=f"lrsearch dashboard --study {run.name}" + (
-            "" if run.url == search.default_storage(run.name) else f" --storage {search.redact(run.url)}"),
+        dashboard_command=search.dashboard_command(run.name, run.url),
         notes=notes, timing=run.timing, baselines=baselines, model_hp=dict(model_hp or {}))
 
 
@@ -838,7 +852,7 @@ def _baselines(run: _Run, trials: list[Any], ranking: list[dict[str, Any]]) -> l
         test = evaluate(run.factory, result.weights, run.ds.x_test, run.ds.y_test, run.ds.task)
         row = rows.get(t.number, {})
         out.append({"trial": t.number, "label": _label(run, t), "exported": False, "warm_start": True,
-                    f"val_{name}_mean": row.get(f"val_{name}_mean"),
+                    f"resplit_val_{name}_mean": row.get(f"val_{name}_mean"),  # not the seeds' val mean
                     f"test_{name}": _finite_or(test[name], math.nan), "test_loss": _finite_or(test["loss"], math.nan)})
     return [{k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in r.items()} for r in out]
 

@@ -70,7 +70,7 @@ def plot_schedule(src: Any, epochs: int, path: str | Path, steps_per_epoch: int 
                 label="first step of each epoch")
         ax.set_xlabel("training time (epochs)")
         plotstyle.lr_axis(ax, lrs)
-        ax.set_title(f"{schedule.type} schedule ({spe} steps per epoch{note})")
+        ax.set_title(f"{schedule.label} schedule ({spe} steps per epoch{note})")
         ax.legend()
         return plotstyle.save(fig, path)
 

@@ -185,9 +185,9 @@ def _schedule_rows(sched: dict[str, Any], prefix: str = "") -> list[tuple[str, s
 
 
 def _schedule_type(sched: dict[str, Any]) -> str:
-    """``cosine_restarts + warmup`` for a wrapped schedule, else the type."""
+    """``cosine_restarts+warmup`` for a wrapped schedule, else the type (as trials' ``family`` names them)."""
     inner = next((v for v in sched.values() if isinstance(v, dict) and "type" in v), None)
-    return f"{_schedule_type(inner)} + {sched.get('type')}" if inner is not None else str(sched.get("type"))
+    return f"{_schedule_type(inner)}+{sched.get('type')}" if inner is not None else str(sched.get("type"))
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -516,6 +516,8 @@ def _render(name: str, storage: str, settings: dict[str, Any], counts: dict[str,
             images: Sequence[tuple[str, Path, str]], notes: Sequence[str],
             reselection: Sequence[dict[str, Any]] = (), baselines: Sequence[dict[str, Any]] = ()) -> str:
     """The HTML page: every text escaped, every image inline, no script, no external reference."""
+    from lrsearch.search import dashboard_command
+
     opt = settings.get("optimizer")
     opt_name = opt.get("class_name") if isinstance(opt, dict) else opt
     meta = [("data", settings.get("data")), ("task", settings.get("task")), ("model", settings.get("model")),
@@ -538,10 +540,17 @@ def _render(name: str, storage: str, settings: dict[str, Any], counts: dict[str,
     if best_doc and isinstance(best_doc.get("schedule"), dict):
         sched = best_doc["schedule"]
         doc_trial = (best_doc.get("provenance") or {}).get("trial")
+        seeds = (best_doc.get("metrics") or {}).get("seeds")
+        retrained = f"retraining it with {_fmt(seeds)} seeds (mean and sd)" if seeds else "retraining it once"
         parts.append(f"<p><b>{_e(_schedule_type(sched))}</b> from trial #{_e(_fmt(doc_trial))} "
-                     "(the exported <code>best_schedule.json</code>; its metrics come from retraining it once and "
-                     "scoring on the validation and test splits).</p>")
+                     f"(the exported <code>best_schedule.json</code>; its metrics come from {_e(retrained)} on the "
+                     "search's split and scoring on its validation and test rows).</p>")
         parts.append(_table(["parameter", "value"], _schedule_rows(sched), num=(1,)))
+        model_hp = (best_doc.get("provenance") or {}).get("model_hp")
+        if isinstance(model_hp, dict) and model_hp:  # a build(hp) model: the architecture it was found for
+            parts.append("<p>Model hyperparameters (<code>build(hp)</code>) of the export:</p>")
+            parts.append(_table(["hyperparameter", "value"], [(k, _fmt(v)) for k, v in model_hp.items()],
+                                num=(1,)))
         metrics = best_doc.get("metrics") or {}
         if metrics:
             parts.append(_table(["metric", "value"], [(k, _fmt(v)) for k, v in metrics.items()], num=(1,)))
@@ -575,7 +584,10 @@ def _render(name: str, storage: str, settings: dict[str, Any], counts: dict[str,
                               _fmt(b.get(test)), _fmt(b.get("test_loss"))) for b in baselines],
                             num=(0, 2, 3), best_row=0))
     parts.append(f"<h2>Top {len(ranked)} trials</h2>")
-    parts.append(f"<p>Best trial: #{_e(best.number)} ({_e(best.family)}), ranked by final validation loss.</p>")
+    parts.append(f"<p>Ranked by the search's objective, the final validation loss on the search's split: lowest "
+                 f"#{_e(best.number)} ({_e(best.family)})"
+                 + (" (the export was chosen among the best by re-scoring, above)." if reselection else ".")
+                 + "</p>")
     parts.append(_table(["trial", "family", "parameters", "final val_loss", f"final {metric_label}"],
                         [(f"#{t.number}", t.family, _key_params(t), _fmt(t.value), _fmt(_final(t, metric)))
                          for t in ranked], num=(0, 3, 4), best_row=0))
@@ -587,7 +599,8 @@ def _render(name: str, storage: str, settings: dict[str, Any], counts: dict[str,
                      f"<figcaption>{_e(caption)}</figcaption></figure>")
     if notes:
         parts.append("<h2>Notes</h2><ul>" + "".join(f'<li class="note">{_e(n)}</li>' for n in notes) + "</ul>")
-    parts.append(f'<p class="meta">Explore the study interactively: <code>optuna-dashboard {_e(storage)}</code></p>')
+    parts.append(f'<p class="meta">Explore the study interactively: <code>{_e(dashboard_command(name, storage))}'
+                 "</code></p>")
     parts += ["</body>", "</html>", ""]
     return "\n".join(p for p in parts if p)
 

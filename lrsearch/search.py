@@ -32,6 +32,17 @@ def default_storage(study_name: str) -> str:
     return f"sqlite:///studies/{study_name}.db"
 
 
+def dashboard_command(study_name: str, url: str) -> str:
+    """The command that opens ``study_name`` in the dashboard (``--storage`` only where it is not the default).
+
+    Example:
+        >>> dashboard_command("iris", "sqlite:///studies/iris.db")
+        'lrsearch dashboard --study iris'
+    """
+    default = f"sqlite:///studies/{study_name}.db"
+    return f"lrsearch dashboard --study {study_name}" + ("" if url == default else f" --storage {redact(url)}")
+
+
 #: Seconds between a running trial's heartbeats, and silence after which other workers fail and retry it.
 HEARTBEAT_INTERVAL, HEARTBEAT_GRACE = 5, 20
 
@@ -330,8 +341,7 @@ def make_objective(*, train_fn: Callable[..., Any], schedule_fn: Callable[[Any],
     def begin(trial: Any) -> _Running:
         """Suggest the trial's schedule and make its ``report`` (stores, prunes); nothing trained yet."""
         schedule = schedule_fn(trial)
-        inner = getattr(schedule, "schedule", None) if schedule.type == "warmup" else None
-        trial.set_user_attr("family", f"{inner.type}+warmup" if inner is not None else schedule.type)
+        trial.set_user_attr("family", schedule.label)
         run = _Running(schedule=schedule)
 
         def report(epoch: int, values: dict[str, float]) -> None:

@@ -196,6 +196,9 @@ def test_the_summary_names_a_warmed_up_schedule_as_the_progress_lines_do(capsys)
     out = capsys.readouterr().out
     assert out.startswith("best schedule: cosine+warmup (initial_lr=0.01, decay_epochs=30, alpha=0, "
                           "warmup_epochs=2, start_factor=0)\n")
-    assert "(exported: trial 2, after re-scoring the best)" in out
+    assert "(exported: trial 2, the best val_loss)" in out  # no "seeds" in the metrics: --seeds 1
     _print_summary(r)
     assert capsys.readouterr().out.startswith("\nbest schedule: ")  # after the progress lines: a blank line
+    r.metrics = {"val_loss": 0.2, "val_loss_mean": 0.21, "val_loss_sd": 0.01, "seeds": 3}
+    _print_summary(r)
+    assert "(exported: trial 2, after re-scoring the best)" in capsys.readouterr().out

@@ -64,6 +64,10 @@ def test_files_and_study_attrs(searched):
     assert baselines == r.baselines and baselines[0]["exported"] and baselines[0]["trial"] == r.best_trial
     assert baselines[0]["test_accuracy"] == doc["metrics"]["test_accuracy"]
     assert all(0 <= b["test_accuracy"] <= 1 for b in baselines)
+    # Their validation score is reselection's (re-splits), named apart from the export's seeds-on-its-split mean.
+    rows = {row["trial"]: row for row in ranking}
+    assert all(b["resplit_val_accuracy_mean"] == rows[b["trial"]]["val_accuracy_mean"] for b in baselines)
+    assert not any("val_accuracy_mean" in b for b in baselines)
     assert abs(doc["metrics"]["val_loss"] - trial.value) < 1e-4  # the retrain of seed 0 is the same run
     # Warm start: the new study began with the classic Adam default and a constant LR at the suggestion.
     assert study.trials[0].params == {"family": "constant", "initial_lr": 0.001}

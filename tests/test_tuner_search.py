@@ -34,6 +34,32 @@ def test_find_tunes_build_hp_and_schedule_together(workdir, capsys):
     best = study.trials[doc["provenance"]["trial"]]
     assert doc["provenance"]["model_hp"] == {"units": best.params["hp.units"], "act": best.params["hp.act"]}
     assert f"model:         units={best.params['hp.units']}, act={best.params['hp.act']}\n" in out  # the summary
+    # The classics train the model at its defaults (units 8, act relu: KerasTuner's first choice), so the
+    # comparison with them is one of schedules on one architecture.
+    classics = [t for t in study.trials if t.user_attrs.get("warm_start")]
+    assert classics and all((t.params["hp.units"], t.params["hp.act"]) == (8, "relu") for t in classics)
+    assert "vs classics:   test_accuracy on the same test split (classics: the model's default " in out
+    # The report shows the architecture the export was found for.
+    assert main(["report", "--study", "ionosphere"]) == 0
+    page = (workdir / "studies" / "ionosphere" / "report" / "report.html").read_text()
+    section = page.split("<h2>Best schedule</h2>", 1)[1].split("<h2>", 1)[0]
+    assert f"<td>units</td><td class=\"num\">{best.params['hp.units']}</td>" in section
+    assert "lrsearch dashboard --study ionosphere</code>" in page and "optuna-dashboard sqlite" not in page
+    assert "retraining it with 2 seeds" in section
+    # Training code rebuilds the winning architecture in one line.
+    import importlib.util
+
+    import lrsearch
+
+    spec = importlib.util.spec_from_file_location("arch", workdir / "arch.py")
+    arch = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(arch)
+    model = arch.build(lrsearch.load_hyperparameters(workdir / "studies" / "ionosphere" / "best_schedule.json"))
+    assert model.layers[0].units == best.params["hp.units"]
+    assert model.layers[0].activation.__name__ == best.params["hp.act"]
+    doc.pop("provenance")
+    with pytest.raises(lrsearch.LrSearchError, match="no provenance.model_hp"):
+        lrsearch.load_hyperparameters(doc)
 
 
 def test_optimizer_search_starts_with_the_classics_and_exports_the_winners_optimizer(workdir, capsys):

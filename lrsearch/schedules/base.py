@@ -133,6 +133,18 @@ class Schedule(abc.ABC):
             return float(self.initial_lr)
         return self.lr_at(0, 0, 1)
 
+    @property
+    def label(self) -> str:
+        """A short name: the type, or ``inner+outer`` for a wrapper such as warm-up (``cosine+warmup``).
+
+        Example:
+            >>> schedule_from_config({"type": "warmup", "warmup_epochs": 2,
+            ...                       "schedule": {"type": "cosine", "initial_lr": 0.1, "decay_epochs": 10}}).label
+            'cosine+warmup'
+        """
+        inner = getattr(self, "schedule", None)
+        return f"{inner.label}+{self.type}" if isinstance(inner, Schedule) else self.type
+
     def lr_per_epoch(self, epochs: int) -> np.ndarray:
         """LR of the first step of every epoch (what ``lr_per_epoch`` records)."""
         return self.lr_per_step(epochs, 1)
