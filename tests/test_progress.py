@@ -27,16 +27,24 @@ def study() -> optuna.Study:
 
 
 class Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
+    """``time.monotonic`` as the test sets it."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
 
     def __call__(self) -> float:
         return self.now
 
 
-def test_one_line_per_trial_with_counts_best_and_time_left(study, monkeypatch):
-    clock = Clock(100.0)
-    monkeypatch.setattr(progress_module.time, "monotonic", clock)
+@pytest.fixture
+def clock(monkeypatch) -> Clock:
+    c = Clock()
+    monkeypatch.setattr(progress_module.time, "monotonic", c)
+    return c
+
+
+def test_one_line_per_trial_with_counts_best_and_time_left(study, clock):
+    clock.now = 100.0
     out = io.StringIO()
     p = Progress(total=6, stream=out, live=False)
     clock.now = 110.0
@@ -52,9 +60,7 @@ def test_one_line_per_trial_with_counts_best_and_time_left(study, monkeypatch):
     assert (p.done, p.pruned, p.failed, p.best) == (3, 1, 1, 0.25)
 
 
-def test_the_live_bar_fills_and_ends_its_line(study, monkeypatch):
-    clock = Clock(0.0)
-    monkeypatch.setattr(progress_module.time, "monotonic", clock)
+def test_the_live_bar_fills_and_ends_its_line(study, clock):
     out = io.StringIO()
     p = Progress(total=4, stream=out, live=True)
     clock.now = 6.0
