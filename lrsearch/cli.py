@@ -9,7 +9,7 @@ import sys
 from typing import Any, NoReturn, Sequence
 
 from lrsearch import __version__
-from lrsearch.errors import LrSearchError, first_line, one_line
+from lrsearch.errors import ConfigError, LrSearchError, first_line, one_line
 
 
 class _Parser(argparse.ArgumentParser):
@@ -236,6 +236,9 @@ def _quiet_frameworks() -> None:
                     sys.modules[name] = None  # type: ignore[assignment]
                 try:
                     import keras
+                except (ImportError, ValueError) as exc:  # e.g. KERAS_BACKEND naming no installed backend
+                    raise ConfigError(f"Keras cannot be loaded with the {_configured_backend()!r} backend "
+                                      f"({first_line(exc)}); set KERAS_BACKEND to tensorflow or jax") from None
                 finally:
                     for name in hidden:
                         if name in sys.modules and sys.modules[name] is None:
@@ -359,10 +362,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     if args.command is None:
-        parser.print_help()
+        print("lrsearch: error: give a command (find, worker, dashboard, report, range-test, plot-schedule); "
+              "see lrsearch --help", file=sys.stderr)
         return 2
-    _quiet_frameworks()
     try:
+        if args.command in ("find", "worker", "range-test"):  # the commands that train (and import Keras)
+            _quiet_frameworks()
         commands = {"find": _find, "worker": _worker, "dashboard": _dashboard, "report": _report,
                     "range-test": _range_test, "plot-schedule": _plot_schedule}
         return commands[args.command](args)
@@ -372,7 +377,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:  # before or after the trials (those are handled by the search: study kept)
         print("lrsearch: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:  # output piped into e.g. `head`: stop quietly
+    except BrokenPipeError:  # output piped into e.g. `head`: stop quietly (the one outside error caught here)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -11,9 +12,9 @@ import pytest
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
 
 
-def run(*args, cwd=None):
+def run(*args, cwd=None, env=None):
     return subprocess.run([sys.executable, "-m", "lrsearch", *args], capture_output=True, text=True, cwd=cwd,
-                          env=ENV, timeout=300)
+                          env=env or ENV, timeout=300)
 
 
 def test_help_does_not_import_keras():
@@ -87,6 +88,24 @@ def test_bad_input_is_one_line_exit_2(tmp_path, args, words):
     assert "Traceback" not in p.stderr and "secret" not in p.stderr
 
 
+@pytest.mark.parametrize("command", [["find", "--data", "ionosphere"], ["range-test", "--data", "ionosphere"]])
+def test_a_backend_keras_cannot_load_is_one_line_exit_2(tmp_path, command):
+    p = run(*command, cwd=tmp_path, env={**ENV, "KERAS_BACKEND": "nonsense"})
+    lines = [line for line in p.stderr.splitlines() if line.strip()]
+    assert p.returncode == 2 and len(lines) == 1 and "Traceback" not in p.stderr, p.stderr
+    assert "Keras cannot be loaded with the 'nonsense' backend" in lines[0] and "set KERAS_BACKEND" in lines[0]
+
+
+def test_commands_that_do_not_train_do_not_load_keras(tmp_path):
+    """plot-schedule draws from a document with numpy and matplotlib alone: a broken backend does not matter."""
+    doc = {"format": "lrsearch.schedule/1", "schedule": {"type": "cosine", "initial_lr": 0.1, "decay_epochs": 5},
+           "optimizer": {"class_name": "Adam", "config": {}},
+           "training": {"epochs": 5, "batch_size": 8, "steps_per_epoch": 4}}
+    (tmp_path / "d.json").write_text(json.dumps(doc))
+    p = run("plot-schedule", "d.json", cwd=tmp_path, env={**ENV, "KERAS_BACKEND": "nonsense"})
+    assert p.returncode == 0 and (tmp_path / "d.png").stat().st_size > 1000, p.stderr
+
+
 def test_bad_csv_is_one_line_exit_2(tmp_path):
     (tmp_path / "x.csv").write_text("a,b,label\n1,2,yes\n3,oops,no\n")
     p = run("find", "--data", "x.csv", cwd=tmp_path)
@@ -131,6 +150,7 @@ def test_plot_schedule_command(tmp_path):
     (["find", "--data", "ionosphere", "--trials", "many"], "--trials: invalid int value"),
     (["find"], "the following arguments are required: --data"),
     (["bogus"], "invalid choice: 'bogus'"),
+    ([], "give a command (find, worker"),
 ])
 def test_bad_arguments_are_one_line_exit_2(tmp_path, args, words):
     p = run(*args, cwd=tmp_path)
