@@ -140,9 +140,9 @@ def _auto_or_count(text: str) -> int | str:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"must be 'auto' or a positive integer, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"must be 'auto' or a positive integer, but got {text!r}") from None
     if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 'auto' or a positive integer, got {text!r}")
+        raise argparse.ArgumentTypeError(f"must be 'auto' or a positive integer, but got {text!r}")
     return value
 
 
@@ -169,32 +169,9 @@ def _range_test(args: argparse.Namespace) -> int:
 
 
 def _plot_schedule(args: argparse.Namespace) -> int:
-    import pathlib
+    from lrsearch.pipeline import plot_schedule_file
 
-    from lrsearch.document import read_document
-    from lrsearch.errors import ConfigError
-    from lrsearch.plots import plot_schedule
-
-    text = pathlib.Path(args.file)
-    try:
-        raw = json.loads(text.read_text(encoding="utf-8-sig"))  # -sig: editors that write a byte-order mark
-    except FileNotFoundError:
-        raise ConfigError(f"{args.file!r} not found; give an exported best_schedule.json") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError, ValueError) as exc:
-        reason = first_line(exc, 160)
-        raise ConfigError(f"{args.file!r} is not a JSON schedule document ({reason}); give an exported "
-                          "best_schedule.json") from None
-    # A bare schedule object has a "type" and none of a document's sections; anything else is read (and
-    # validated) as a document, so a document missing "format" is told so.
-    sections = {"format", "schedule", "optimizer", "training", "metrics", "provenance"}
-    bare = isinstance(raw, dict) and "type" in raw and not sections & set(raw)
-    src = raw if bare else read_document(args.file)
-    epochs = args.epochs if args.epochs is not None else (
-        src.get("training", {}).get("epochs") if "format" in src else None)
-    if epochs is None:
-        raise ConfigError("--epochs is required for a bare schedule object")
-    out = args.out or str(text.with_suffix(".png"))
-    print(f"wrote {plot_schedule(src, epochs, out, steps_per_epoch=args.steps_per_epoch)}")
+    print(f"wrote {plot_schedule_file(args.file, args.epochs, args.out, steps_per_epoch=args.steps_per_epoch)}")
     return 0
 
 

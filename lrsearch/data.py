@@ -308,9 +308,9 @@ def _load_dataset(spec: str, *, target: str | int | None, labels: str | None, se
                   split: tuple[float, float, float], max_bytes: int | None, task: Task | None) -> Dataset:
     fractions = _check_split(split)
     if task is not None and task not in ("binary", "multiclass", "regression"):
-        raise DataError(f"unknown task {task!r}; use binary, multiclass or regression (or leave it out to infer it)")
+        raise DataError(f"task must be binary, multiclass or regression (or left out to infer it), but got task={task!r}")
     if max_bytes is not None and (not isinstance(max_bytes, int) or max_bytes <= 0):
-        raise DataError(f"max_bytes must be a positive number of bytes, got {max_bytes!r}")
+        raise DataError(f"max_bytes must be a positive number of bytes, but got max_bytes={max_bytes!r}")
     path_str, bundled = resolve_data_path(spec)
     path = Path(path_str)
     spec_str = os.fspath(spec)

@@ -73,6 +73,14 @@ class StorageError(LrSearchError):
     """The study storage cannot be reached, opened or written, or the study does not fit the request."""
 
 
+class Surplus(Exception):
+    """Internal: a trial started after the study's budget was already taken by other workers; it is failed, not
+    run. Not an :class:`LrSearchError`: no user caused it, and the search catches it itself."""
+
+    def __init__(self) -> None:
+        super().__init__("budget already taken by other workers; this trial was not run")
+
+
 class Interrupted(LrSearchError):
     """The run was interrupted by the user (Ctrl-C); the study stays resumable."""
 

@@ -42,24 +42,26 @@ def optimizer_spec(name: str, config: dict[str, Any] | None = None) -> dict[str,
 def validate_spec(spec: Any, path: str = "optimizer") -> list[str]:
     """Problems of a spec, each prefixed with its JSON path; empty when valid."""
     if not isinstance(spec, dict):
-        return [f"{path} must be an object, got {type(spec).__name__}"]
+        return [f"{path} must be an object, but got a {type(spec).__name__}"]
     problems = []
     unknown = set(spec) - {"class_name", "config"}
     if unknown:
         problems.append(f"{path} has unknown keys {sorted(unknown)}")
     if spec.get("class_name") not in OPTIMIZERS:
-        problems.append(f"{path}.class_name must be one of {', '.join(OPTIMIZERS)}, got {spec.get('class_name')!r}")
+        problems.append(f"{path}.class_name must be one of {', '.join(OPTIMIZERS)}, but got "
+                        f"class_name={spec.get('class_name')!r}")
     config = spec.get("config", {})
     if not isinstance(config, dict):
-        problems.append(f"{path}.config must be an object, got {type(config).__name__}")
+        problems.append(f"{path}.config must be an object, but got a {type(config).__name__}")
         return problems
     for key, value in config.items():
         if key == "learning_rate":
             problems.append(f"{path}.config.learning_rate must be absent: the schedule sets the learning rate")
         elif not (value is None or isinstance(value, (bool, int, float, str))):
-            problems.append(f"{path}.config.{key} must be a number, string, boolean or null, got {type(value).__name__}")
+            problems.append(f"{path}.config.{key} must be a number, string, boolean or null, but got a "
+                            f"{type(value).__name__}")
         elif isinstance(value, float) and not math.isfinite(value):
-            problems.append(f"{path}.config.{key} must be finite, got {value}")
+            problems.append(f"{path}.config.{key} must be finite, but got {key}={value}")
     return problems
 
 

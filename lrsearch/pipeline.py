@@ -263,7 +263,7 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
     ``select="loss"``. ``population`` trials train at once on the JAX backend (``"auto"``: as many as fit the GPU's
     memory, at most 64, when there is one, else 1). ``split`` gives the train, validation and test fractions
     (``"0.8,0.1,0.1"`` or a sequence; default 0.7, 0.15, 0.15). Compiled trial programs are kept in
-    ``compile_cache`` (see :func:`lrsearch.compilecache.use_compile_cache`; ``"auto"``: the user's cache folder,
+    ``compile_cache`` (see :func:`lrsearch.engine.compilecache.use_compile_cache`; ``"auto"``: the user's cache folder,
     ``None``: off) for the next run and for the workers.
 
     Example:
@@ -277,7 +277,7 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
 
     from lrsearch import __version__
     from lrsearch import search, space
-    from lrsearch.compilecache import use_compile_cache
+    from lrsearch.engine.compilecache import use_compile_cache
     from lrsearch.data import describe, load_dataset
     from lrsearch.models import is_tunable, make_factory, make_trial_factory, parse_model_spec
     from lrsearch.optimizers import optimizer_spec
@@ -435,7 +435,7 @@ def worker(study: str, storage: str, *, data: str | None = None, labels: str | N
     import optuna
 
     from lrsearch import search, space
-    from lrsearch.compilecache import use_compile_cache
+    from lrsearch.engine.compilecache import use_compile_cache
     from lrsearch.data import load_dataset
     from lrsearch.errors import StorageError
     from lrsearch.models import is_tunable, make_factory, make_trial_factory, parse_model_spec
@@ -604,6 +604,55 @@ def _storage_error(study: str, failure: BaseException) -> LrSearchError:
     reason = first_line(getattr(failure, "orig", None) or failure, 160)
     return StorageError(f"writing study {study!r} failed ({reason}); its finished trials are kept: free disk "
                         "space or fix the database, then run the same command again to resume")
+
+
+def plot_schedule_file(file: str | Path, epochs: int | None = None, out: str | Path | None = None, *,
+                       steps_per_epoch: int | None = None) -> Path:
+    """Draw the schedule of an exported ``best_schedule.json`` (or of a bare schedule object in a JSON file).
+
+    Args:
+        file: the JSON file.
+        epochs: epochs to draw (default: the document's ``training.epochs``; required for a bare schedule).
+        out: the PNG to write (default: ``file`` with the suffix ``.png``).
+        steps_per_epoch: steps per epoch to draw (default: the document's, else 20).
+
+    Returns:
+        The PNG written.
+
+    Raises:
+        ConfigError: the file is missing, not JSON, or not a valid document or schedule.
+
+    Example:
+        >>> import json, os, tempfile
+        >>> f = os.path.join(tempfile.mkdtemp(), "s.json")
+        >>> _ = open(f, "w").write(json.dumps({"type": "cosine", "initial_lr": 0.1, "decay_epochs": 10}))
+        >>> plot_schedule_file(f, 10).name
+        's.png'
+    """
+    from lrsearch.document import read_document, validate_document
+    from lrsearch.plots import plot_schedule
+
+    text = Path(file)
+    try:
+        raw = json.loads(text.read_text(encoding="utf-8-sig"))  # -sig: editors that write a byte-order mark
+    except FileNotFoundError:
+        raise ConfigError(f"{str(file)!r} not found; give an exported best_schedule.json") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError, ValueError) as exc:
+        raise ConfigError(f"{str(file)!r} is not a JSON schedule document ({first_line(exc, 160)}); give an "
+                          "exported best_schedule.json") from None
+    # A bare schedule object has a "type" and none of a document's sections; anything else is read (and
+    # validated) as a document, so a document missing "format" is told so.
+    sections = {"format", "schedule", "optimizer", "training", "metrics", "provenance"}
+    if isinstance(raw, dict) and "type" in raw and not sections & set(raw):
+        if epochs is None:
+            raise ConfigError("--epochs is required for a bare schedule object")
+        schedule, spe = raw, steps_per_epoch
+    else:
+        doc = read_document(str(file))
+        schedule = validate_document(doc)
+        epochs = doc["training"]["epochs"] if epochs is None else epochs
+        spe = steps_per_epoch or doc["training"]["steps_per_epoch"]
+    return plot_schedule(schedule, epochs, out or text.with_suffix(".png"), steps_per_epoch=spe)
 
 
 def _hp_defaults(trial_factory: Any) -> dict[str, Any]:

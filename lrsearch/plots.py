@@ -16,14 +16,15 @@ from lrsearch.trialpng import plot_trial  # public here too; drawn with Pillow
 __all__ = ["plot_range_test", "plot_schedule", "plot_trial"]
 
 
-def plot_schedule(src: Any, epochs: int, path: str | Path, steps_per_epoch: int | None = None) -> Path:
+def plot_schedule(schedule: Any, epochs: int, path: str | Path, steps_per_epoch: int | None = None) -> Path:
     """Write a PNG of LR against epoch (per step for families that change within an epoch).
 
     Args:
-        src: a document (path, JSON text or dict) or a bare ``schedule`` object ``{"type": ..., ...}``.
+        schedule: a :class:`~lrsearch.schedules.Schedule` or its config ``{"type": ..., ...}`` (an exported
+            document's ``schedule``; :func:`lrsearch.pipeline.plot_schedule_file` draws a document file).
         epochs: how many epochs to draw.
         path: the PNG to write.
-        steps_per_epoch: steps per epoch (default: the document's, else 20 so in-epoch changes show).
+        steps_per_epoch: steps per epoch (default 20, so in-epoch changes show).
 
     Returns:
         The path written.
@@ -37,17 +38,12 @@ def plot_schedule(src: Any, epochs: int, path: str | Path, steps_per_epoch: int 
     """
     import numpy as np
 
-    from lrsearch.document import read_document, validate_document
     from lrsearch.errors import ConfigError
-    from lrsearch.schedules import schedule_from_config
+    from lrsearch.schedules import Schedule, schedule_from_config
 
-    if isinstance(src, dict) and "format" not in src:
-        schedule = schedule_from_config(src)
-        spe = steps_per_epoch or 20
-    else:
-        doc = read_document(src)
-        schedule = validate_document(doc)
-        spe = steps_per_epoch or doc["training"]["steps_per_epoch"]
+    if not isinstance(schedule, Schedule):
+        schedule = schedule_from_config(schedule)
+    spe = steps_per_epoch or 20
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise ConfigError(f"epochs must be a positive integer, but got epochs={epochs!r}")
     if schedule.metric_driven:

@@ -269,19 +269,19 @@ class _Snapshot:
 def _check_args(start_lr, end_lr, num_steps, repeats, batch_size, divergence_k, method) -> None:
     problems = []
     if not (isinstance(start_lr, (int, float)) and math.isfinite(start_lr) and start_lr > 0):
-        problems.append(f"start_lr must be a finite number > 0, got {start_lr!r}")
+        problems.append(f"start_lr must be a finite number > 0, but got start_lr={start_lr!r}")
     elif not (isinstance(end_lr, (int, float)) and math.isfinite(end_lr) and end_lr > start_lr):
-        problems.append(f"end_lr must be a finite number > start_lr={start_lr}, got {end_lr!r}")
+        problems.append(f"end_lr must be a finite number > start_lr={start_lr}, but got end_lr={end_lr!r}")
     if num_steps is not None and (not isinstance(num_steps, int) or num_steps < _suggest.MIN_POINTS):
-        problems.append(f"num_steps must be an integer >= {_suggest.MIN_POINTS}, got {num_steps!r}")
+        problems.append(f"num_steps must be an integer >= {_suggest.MIN_POINTS}, but got num_steps={num_steps!r}")
     if not isinstance(repeats, int) or repeats < 1:
-        problems.append(f"repeats must be an integer >= 1, got {repeats!r}")
+        problems.append(f"repeats must be an integer >= 1, but got repeats={repeats!r}")
     if not isinstance(batch_size, int) or batch_size < 1:
-        problems.append(f"batch_size must be an integer >= 1, got {batch_size!r}")
+        problems.append(f"batch_size must be an integer >= 1, but got batch_size={batch_size!r}")
     if not (isinstance(divergence_k, (int, float)) and divergence_k > 0):
-        problems.append(f"divergence_k must be > 0, got {divergence_k!r}")
+        problems.append(f"divergence_k must be > 0, but got divergence_k={divergence_k!r}")
     if method not in _suggest.METHODS:
-        problems.append(f"method must be one of {', '.join(_suggest.METHODS)}, got {method!r}")
+        problems.append(f"method must be one of {', '.join(_suggest.METHODS)}, but got method={method!r}")
     if problems:
         raise ConfigError("invalid range-test parameters", problems)
 

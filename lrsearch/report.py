@@ -377,7 +377,17 @@ def _importance(trials: Sequence[_Trial], params: list[str]) -> dict[str, float]
     return {k: float(v) for k, v in result.items() if math.isfinite(v)}
 
 
-def _plot_importance(complete: Sequence[_Trial], best: _Trial, path: Path, notes: list[str]) -> str:
+def _importance_panels(complete: Sequence[_Trial], best: _Trial,
+                       notes: list[str]) -> list[tuple[str, dict[str, float]]] | _Skip:
+    """The parameter importances to draw, as (title, importances) panels, or why there are none."""
+    try:
+        return _importance_panels_or_raise(complete, best, notes)
+    except _Skip as exc:
+        return exc
+
+
+def _importance_panels_or_raise(complete: Sequence[_Trial], best: _Trial,
+                                notes: list[str]) -> list[tuple[str, dict[str, float]]]:
     panels: list[tuple[str, dict[str, float]]] = []
     if len(complete) < MIN_IMPORTANCE_TRIALS:
         raise _Skip(f"importance.png: parameter importance needs at least {MIN_IMPORTANCE_TRIALS} complete trials "
@@ -402,6 +412,13 @@ def _plot_importance(complete: Sequence[_Trial], best: _Trial, path: Path, notes
     panels = [(title, imp) for title, imp in panels if imp]
     if not panels:
         raise _Skip("importance.png: parameter importance could not be computed from this study's trials")
+    return panels
+
+
+def _plot_importance(panels: list[tuple[str, dict[str, float]]] | _Skip, path: Path) -> str:
+    """Draw the importance panels (computed by :func:`_importance_panels`), or raise why there are none."""
+    if isinstance(panels, _Skip):
+        raise panels
     colors = plotstyle.COLORS
     n_rows = max(len(imp) for _, imp in panels)
     with plotstyle.style():
@@ -661,12 +678,13 @@ def write_report(study: str | None = None, storage: str | None = None,
 
     notes: list[str] = []
     top = ranked[:TOP_CURVES]
+    importance = _importance_panels(complete, best, notes)  # computed here; the plot only draws it
     makers = {
         "range_test": lambda p: _plot_range_test(attrs.get("range_test"), p),
         "lr_curves": lambda p: _plot_lr_curves(top, p),
         "val_curves": lambda p: _plot_val_curves(top, metric, p),
         "history": lambda p: _plot_history(trials, p),
-        "importance": lambda p: _plot_importance(complete, best, p, notes),
+        "importance": lambda p: _plot_importance(importance, p),
         "families": lambda p: _plot_families(trials, p),
     }
     files: dict[str, Path] = {}

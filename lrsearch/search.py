@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from lrsearch.data import DEFAULT_SPLIT
-from lrsearch.errors import StorageError, first_line
+from lrsearch.errors import StorageError, Surplus, first_line
 
 STUDY_ATTR = "lrsearch"
 #: Keys of the study's ``lrsearch`` attr that a resumed run must match exactly.
@@ -434,13 +434,6 @@ def report_many(trial: Any, values: Sequence[tuple[int, float]]) -> None:
 
 def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None
-
-
-class Surplus(Exception):
-    """A trial started after the study's budget was already taken by other workers; it is failed, not run."""
-
-    def __init__(self) -> None:
-        super().__init__("budget already taken by other workers; this trial was not run")
 
 
 def worker_id() -> str:

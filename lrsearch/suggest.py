@@ -185,7 +185,7 @@ def divergence_index(losses, k: float = DEFAULT_DIVERGENCE_K, *, n_initial: int 
         10
     """
     if k <= 0:
-        raise ConfigError(f"divergence k must be > 0, got {k}")
+        raise ConfigError(f"divergence_k must be > 0, but got divergence_k={k!r}")
     y = np.asarray(losses, dtype=float).ravel()
     if y.size == 0:
         return None
@@ -294,9 +294,9 @@ def smooth(
     Non-finite losses are not allowed here (use :func:`suggest_lr`, which cuts the curve first).
     """
     if degree not in (1, 2):
-        raise ConfigError(f"smoothing degree must be 1 or 2, got {degree}")
+        raise ConfigError(f"degree must be 1 or 2 (the smoothing polynomial), but got degree={degree!r}")
     if width is not None and not width > 0:
-        raise ConfigError(f"smoothing width must be > 0 decades, got {width}")
+        raise ConfigError(f"width must be > 0 decades (or None: auto), but got width={width!r}")
     lrs_a, losses_a = _validate(lrs, losses)
     if not np.all(np.isfinite(losses_a)):
         raise ConfigError("smooth: losses must be finite (suggest_lr cuts the curve at the first NaN/inf)")
@@ -444,5 +444,5 @@ def suggest_lr(
         ConfigError: unknown method, or an invalid curve (see :func:`suggest_all`).
     """
     if method not in METHODS:
-        raise ConfigError(f"unknown suggestion method {method!r}; known: {', '.join(METHODS)}")
+        raise ConfigError(f"method must be one of {', '.join(METHODS)}, but got method={method!r}")
     return suggest_all(lrs, losses, width=width, degree=degree, divergence_k=divergence_k)[method]

@@ -11,7 +11,7 @@ from pathlib import Path
 import keras
 import pytest
 
-from lrsearch.compilecache import ENV, default_folder, use_compile_cache
+from lrsearch.engine.compilecache import ENV, default_folder, use_compile_cache
 from lrsearch.errors import ConfigError
 
 

@@ -217,7 +217,7 @@ def test_invalid_curves_raise_config_error(lrs, losses, match):
 
 
 def test_unknown_method_raises():
-    with pytest.raises(ConfigError, match="unknown suggestion method"):
+    with pytest.raises(ConfigError, match="method must be one of steepest, valley, minimum, auto, but got method="):
         S.suggest_lr(np.logspace(-7, 1, 10), np.ones(10), method="fastest")
 
 

@@ -26,6 +26,7 @@ import numpy as np
 
 from lrsearch.data import Dataset
 from lrsearch.engine._common import BatchPlan, install_hyper_variables, split_optimizer_spec
+from lrsearch.engine.result import TrainResult
 from lrsearch.schedules.base import Schedule
 from lrsearch.schedules.plateau import ReduceOnPlateau
 
@@ -43,25 +44,6 @@ _INITIAL_MAX_ENTRIES = 64
 _INITIAL_MAX_BYTES = 256 * 2**20
 # evaluate(): one built model per factory (building costs ~50 ms; set_weights then makes it the trial's model).
 _EVAL_MODELS: OrderedDict[Any, Any] = OrderedDict()
-
-
-@dataclass
-class TrainResult:
-    """What one training run produced.
-
-    ``history`` has ``loss``, ``val_loss`` and ``val_<metric>`` per epoch trained; ``lr_per_epoch`` is the LR of
-    the first step of each epoch as actually used; ``diverged`` is True when a loss became NaN or infinite (training
-    stopped there); ``weights`` are the final weights (``model.get_weights()`` order; empty for a pruned population
-    member); ``pruned`` is True for a :func:`train_population` member whose report raised ``optuna.TrialPruned``.
-    """
-
-    history: dict[str, list[float]]
-    lr_per_epoch: list[float]
-    epochs_run: int
-    diverged: bool
-    weights: list[np.ndarray] = field(repr=False)
-    engine: str
-    pruned: bool = False
 
 
 def train(factory: Callable[[int], Any], data: Dataset, schedule: Schedule, *, optimizer: dict[str, Any],

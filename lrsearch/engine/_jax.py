@@ -189,7 +189,7 @@ class Program:
 
 
 def use_compile_cache(root: Path) -> Path:
-    """Keep compiled programs in ``root/jax-<version>`` (``lrsearch.compilecache``); the user's folder wins.
+    """Keep compiled programs in ``root/jax-<version>`` (``lrsearch.engine.compilecache``); the user's folder wins.
 
     Programs that compile in under 0.2 s (single operations) are not written: loading them costs about as much.
     A write that fails (a full disk) is skipped without JAX's warning: the search goes on, and the storage, not

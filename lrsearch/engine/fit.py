@@ -8,6 +8,7 @@ from typing import Any, Callable
 import numpy as np
 
 from lrsearch.data import Dataset
+from lrsearch.engine.result import TrainResult
 from lrsearch.schedules.base import Schedule
 
 
@@ -34,7 +35,6 @@ def train_fit(factory: Callable[[int], Any], data: Dataset, schedule: Schedule, 
     """Same contract as :func:`lrsearch.engine.train`, through ``model.fit`` and ``ScheduleCallback``."""
     import keras
 
-    from lrsearch.engine import TrainResult
     from lrsearch.engine._common import BatchPlan
     from lrsearch.models import task_metric
     from lrsearch.optimizers import make_optimizer

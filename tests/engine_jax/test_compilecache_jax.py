@@ -16,7 +16,7 @@ import jax  # noqa: E402
 from jax._src import monitoring  # noqa: E402
 
 from lrsearch import engine  # noqa: E402
-from lrsearch.compilecache import use_compile_cache  # noqa: E402
+from lrsearch.engine.compilecache import use_compile_cache  # noqa: E402
 from lrsearch.optimizers import optimizer_spec  # noqa: E402
 from lrsearch.schedules import schedule_from_config  # noqa: E402
 
