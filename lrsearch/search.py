@@ -68,7 +68,7 @@ def make_storage(url: str, *, read_only: bool = False, create: bool = True) -> A
     if is_journal(url):
         return _journal_storage(url, read_only=read_only or not create)
     kwargs: dict[str, Any] = {}
-    wal = url.startswith("sqlite:") and not read_only
+    wal, existed = url.startswith("sqlite:") and not read_only, False
     if url.startswith("sqlite:"):
         # Wait for a lock instead of failing at once when another process holds the file.
         kwargs = {"connect_args": {"timeout": 60}}
@@ -76,7 +76,7 @@ def make_storage(url: str, *, read_only: bool = False, create: bool = True) -> A
         if db and db != ":memory:":
             # An existing file in rollback mode (plain Optuna's) keeps it until lrsearch has accepted the study
             # (use_wal): a refused run leaves someone else's file exactly as it was.
-            wal = wal and (not Path(db).is_file() or _is_wal_file(Path(db)))
+            existed = Path(db).is_file()
             if (read_only or not create) and not Path(db).is_file():
                 raise StorageError(f"study database {db!r} does not exist; check --study/--storage, or run "
                                    "lrsearch find first")
@@ -96,7 +96,7 @@ def make_storage(url: str, *, read_only: bool = False, create: bool = True) -> A
         with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna but stable since 2.x
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             storage = optuna.storages.RDBStorage(url, engine_kwargs=kwargs, skip_table_creation=read_only, **beats)
-        if wal:
+        if wal and (not existed or _journal_mode(storage) == "wal"):
             use_wal(storage)
         _close_at_exit(storage)
         return storage
@@ -179,14 +179,15 @@ def _wal_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
-def _is_wal_file(path: Path) -> bool:
-    """Whether a SQLite file is in WAL mode, read from its header (bytes 18-19 are 2) without opening it."""
-    try:
-        with path.open("rb") as f:
-            header = f.read(20)
-    except OSError:
-        return True  # unreadable: the storage's own open reports it
-    return len(header) < 20 or header[18:20] == b"\x02\x02"
+def _journal_mode(storage: Any) -> str:
+    """The SQLite file's journal mode (``wal``, ``delete``, ...), asked through the storage's own connection.
+
+    Never by reading the file: closing any other descriptor of a file drops every POSIX lock this process holds on
+    it, SQLite's included, and a connection still open here (an earlier search in a notebook) then fails with
+    "disk I/O error".
+    """
+    with storage.engine.connect() as conn:
+        return str(conn.exec_driver_sql("PRAGMA journal_mode").scalar()).lower()
 
 
 def _first_line(exc: BaseException) -> str:

@@ -122,9 +122,13 @@ def test_mutated_documents_load_or_raise_config_error(doc: Any) -> None:
     if as_dict == "ok":
         schedule = validate_document(doc)
         assert schedule_from_config(schedule.to_config()).to_config() == schedule.to_config()
-        from lrsearch.loading import load_callback, load_schedule
+        from lrsearch.loading import load_callback, load_optimizer, load_schedule
 
-        assert load_callback(doc).schedule.type == doc["schedule"]["type"]
+        # The loaders also check the optimizer's arguments against Keras, and all refuse the same documents.
+        loaded = outcome(load_callback, doc)
+        assert outcome(load_optimizer, doc) == loaded
+        if loaded == "ok":
+            assert load_callback(doc).schedule.type == doc["schedule"]["type"]
         outcome(load_schedule, doc)  # reduce_on_plateau has no step form: a ConfigError, nothing else
 
 

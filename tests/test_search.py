@@ -92,15 +92,15 @@ def _journal_mode(path) -> str:
 def test_new_sqlite_files_are_wal_and_existing_rollback_files_wait_for_use_wal(tmp_path):
     new = tmp_path / "new.db"
     optuna.create_study(storage=search.make_storage(f"sqlite:///{new}"), study_name="n")
-    assert search._is_wal_file(new) and _journal_mode(new) == "wal"
+    assert _journal_mode(new) == "wal"
 
     plain = tmp_path / "plain.db"
     optuna.create_study(storage=f"sqlite:///{plain}", study_name="p")  # plain Optuna: rollback journal
-    assert not search._is_wal_file(plain)
+    assert _journal_mode(plain) == "delete"
     storage = search.make_storage(f"sqlite:///{plain}")
     optuna.load_study(storage=storage, study_name="p").trials  # reads, and writes nothing
-    assert not search._is_wal_file(plain) and _journal_mode(plain) == "delete"
+    assert _journal_mode(plain) == "delete"
     search.use_wal(storage)
     search.use_wal(storage)  # a second call adds no second listener
     optuna.load_study(storage=storage, study_name="p").trials
-    assert search._is_wal_file(plain) and _journal_mode(plain) == "wal"
+    assert _journal_mode(plain) == "wal"
