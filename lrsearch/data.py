@@ -53,7 +53,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from lrsearch.errors import DataError, first_line
+from lrsearch.errors import DataError, first_line, printable
 
 if TYPE_CHECKING:  # pandas is imported lazily: the CLI imports this module and must start fast
     import pandas as pd
@@ -233,14 +233,14 @@ def resolve_data_path(spec: str) -> tuple[str, bool]:
         path = Path(spec).expanduser()
         exists = path.exists()
     except (OSError, ValueError) as e:  # e.g. a parent folder without search permission, or a NUL in the path
-        raise DataError(f"cannot access data path '{_printable(spec)}' ({_one_line(e)}); check the path and its "
+        raise DataError(f"cannot access data path '{printable(spec)}' ({_one_line(e)}); check the path and its "
                         "permissions") from e
     if exists:
         return str(path), False
     bundled = _BUNDLED.get(spec.strip().lower())
     if bundled is not None:
         return str(_DATASETS_DIR / bundled), True
-    raise DataError(f"data file '{_printable(spec)}' not found; {_WHAT_TO_GIVE}")
+    raise DataError(f"data file '{printable(spec)}' not found; {_WHAT_TO_GIVE}")
 
 
 def max_classes(n_rows: int) -> int:
@@ -299,8 +299,8 @@ def load_dataset(
                              task=task)
     except DataError as e:
         message = str(e)
-        if _printable(message) != message:  # a file or column name with a line break: still one line
-            raise DataError(_printable(message)) from e
+        if printable(message) != message:  # a file or column name with a line break: still one line
+            raise DataError(printable(message)) from e
         raise
 
 
@@ -401,11 +401,6 @@ def _quote_list(items: list[str], limit: int = 5) -> str:
     """``'a', 'b', 'c'`` or ``'a', ..., 'e' and 7 more``."""
     shown = ", ".join(f"'{_short(i)}'" for i in items[:limit])
     return shown if len(items) <= limit else f"{shown} and {len(items) - limit} more"
-
-
-def _printable(text: str) -> str:
-    """``text`` with every character that is not printable (line breaks, other controls) escaped: one line."""
-    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
 
 
 def _short(value: Any, limit: int = 30) -> str:

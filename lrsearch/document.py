@@ -15,7 +15,7 @@ import numbers
 from pathlib import Path
 from typing import Any
 
-from lrsearch.errors import ConfigError
+from lrsearch.errors import ConfigError, printable
 from lrsearch.folders import make_folder
 from lrsearch.optimizers import validate_spec
 from lrsearch.schedules import Schedule, families, schedule_from_config
@@ -100,13 +100,7 @@ def name_source(exc: ConfigError, src: Any) -> ConfigError:
         return exc
     if not isinstance(src, (str, Path)):
         return exc
-    return ConfigError(f"{_printable(str(src))}: {exc.summary}", exc.problems)
-
-
-def _printable(text: str) -> str:
-    """``text`` with every character that is not printable escaped, so that a key holding a line break still
-    gives a one-line message."""
-    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
+    return ConfigError(f"{printable(str(src))}: {exc.summary}", exc.problems)
 
 
 def _reject_constant(name: str) -> Any:
@@ -117,7 +111,7 @@ def _read_text(src: str | Path) -> str:
     if isinstance(src, str) and src.lstrip("\ufeff \t\r\n").startswith(("{", "[")):
         return src.lstrip("\ufeff")  # JSON text (an array is refused by validation, not as a missing file)
     path = Path(src)
-    shown = _printable(str(path))
+    shown = printable(str(path))
     try:
         if path.stat().st_size > _MAX_BYTES:
             raise ConfigError(f"{shown} is larger than 10 MiB; it is not an lrsearch schedule document")
@@ -128,7 +122,7 @@ def _read_text(src: str | Path) -> str:
     except UnicodeDecodeError:
         raise ConfigError(f"{shown} is not UTF-8 text; it is not an lrsearch schedule document") from None
     except OSError as exc:
-        raise ConfigError(f"cannot read {shown}: {_printable(str(exc.strerror or exc))}") from None
+        raise ConfigError(f"cannot read {shown}: {printable(str(exc.strerror or exc))}") from None
     except ValueError:  # e.g. a NUL character in the path
         raise ConfigError(f"{str(src)[:80]!r} is not a valid path; give the path to best_schedule.json") from None
 
@@ -169,7 +163,7 @@ def validate_document(doc: Any) -> Schedule:
         raise ConfigError("invalid schedule document: it holds a number with thousands of digits or is nested too "
                           "deeply; is this an lrsearch export?") from None
     if problems:
-        raise ConfigError("invalid schedule document", [_printable(p) for p in problems])
+        raise ConfigError("invalid schedule document", [printable(p) for p in problems])
     # The schema holds; now what it cannot express (cross-field constraints, finiteness, numpy types).
     problems = [f"{key} is not a known section" for key in doc if key not in _SECTIONS]
     schedule = _build_schedule(doc.get("schedule"), "schedule", problems)
@@ -197,7 +191,7 @@ def validate_document(doc: Any) -> Schedule:
             elif isinstance(item, float) and not math.isfinite(item):
                 problems.append(f"metrics.{where} must be a finite number or null, but got {where}={item!r}")
     if problems or schedule is None:  # no schedule without a problem saying why; never return None
-        raise ConfigError("invalid schedule document", [_printable(p) for p in problems or ["schedule is missing"]])
+        raise ConfigError("invalid schedule document", [printable(p) for p in problems or ["schedule is missing"]])
     return schedule
 
 

@@ -24,6 +24,17 @@ def one_line(text: object) -> str:
     return " ".join(_ANSI.sub("", str(text)).split())
 
 
+def printable(text: str) -> str:
+    r"""``text`` with every character that is not printable (line breaks, other controls) escaped: one line, even
+    for a file, column or key name that holds a line break.
+
+    Example:
+        >>> printable("a\nb")
+        'a\\nb'
+    """
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
+
+
 def first_line(exc: BaseException | str, limit: int = 200) -> str:
     """The first informative line of an exception's message, for a one-line error: terminal colours and Keras's
     call-context lines dropped, shortened to ``limit`` characters; the type's name when there is no message.

@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from lrsearch.document import _printable, name_source, read_document, validate_document
-from lrsearch.errors import ConfigError
+from lrsearch.document import name_source, read_document, validate_document
+from lrsearch.errors import ConfigError, printable
+
+if TYPE_CHECKING:  # Keras only for the annotations: importing lrsearch.loading stays light
+    import keras
+
+    from lrsearch.schedules.callback import ScheduleCallback
+    from lrsearch.schedules.keras_schedule import StepSchedule
+    from lrsearch.tuner import OptunaHP
 
 Source = str | Path | dict[str, Any]
 
 
-def load_callback(src: Source, verbose: int = 0, steps_per_epoch: int | None = None) -> Any:
+def load_callback(src: Source, verbose: int = 0, steps_per_epoch: int | None = None) -> ScheduleCallback:
     """A Keras callback that applies the exported schedule in ``model.fit``.
 
     It sets the optimizer's learning rate at every epoch (and every step for families that change within an
@@ -46,7 +53,7 @@ def load_callback(src: Source, verbose: int = 0, steps_per_epoch: int | None = N
                             default_steps_per_epoch=doc["training"]["steps_per_epoch"])
 
 
-def load_schedule(src: Source, steps_per_epoch: int | None = None) -> Any:
+def load_schedule(src: Source, steps_per_epoch: int | None = None) -> StepSchedule:
     """The exported schedule as a per-step ``keras.optimizers.schedules.LearningRateSchedule``.
 
     It turns optimizer steps into epochs with ``steps_per_epoch``, by default the document's
@@ -70,7 +77,8 @@ def load_schedule(src: Source, steps_per_epoch: int | None = None) -> Any:
     return StepSchedule(schedule.to_config(), steps)
 
 
-def load_optimizer(src: Source, scheduled: bool = False, steps_per_epoch: int | None = None) -> Any:
+def load_optimizer(src: Source, scheduled: bool = False,
+                   steps_per_epoch: int | None = None) -> keras.optimizers.Optimizer:
     """A new Keras optimizer of the exported class and config.
 
     Args:
@@ -98,7 +106,7 @@ def load_optimizer(src: Source, scheduled: bool = False, steps_per_epoch: int | 
     return make_optimizer(doc["optimizer"], learning_rate)
 
 
-def load_hyperparameters(src: Source) -> Any:
+def load_hyperparameters(src: Source) -> OptunaHP:
     """The exported ``build(hp)`` values (``provenance.model_hp``) as an ``hp`` to rebuild the winning model.
 
     It answers every ``hp.Int``/``Float``/``Choice``/``Boolean``/``Fixed`` call of your ``build`` with the value
@@ -135,7 +143,7 @@ def _load(src: Source) -> tuple[dict[str, Any], Any]:
     schedule = validate_document(doc)
     problems = _config_problems(doc["optimizer"])
     if problems:
-        raise name_source(ConfigError("invalid schedule document", [_printable(p) for p in problems]), src)
+        raise name_source(ConfigError("invalid schedule document", [printable(p) for p in problems]), src)
     return doc, schedule
 
 

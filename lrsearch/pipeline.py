@@ -145,7 +145,7 @@ class _Run:
     def document(self, schedule: Any, scores: dict[str, float], number: int) -> dict[str, Any]:
         """The export document of ``schedule`` as trained in this study (trial ``number``)."""
         from lrsearch.document import build_document
-        from lrsearch.engine._common import BatchPlan
+        from lrsearch.engine import BatchPlan
 
         spe = BatchPlan(len(self.ds.x_train), self.batch_size).steps_per_epoch
         provenance = {"study": self.name, "data": self.ds.name, "data_sha256": self.ds.sha256,
@@ -197,7 +197,7 @@ class _Run:
         a time; members that need another compiled program (another optimizer class, Nesterov or not) train in
         a group of their own. Same results as :meth:`train` one by one."""
         from lrsearch.engine import train_population
-        from lrsearch.engine._common import split_optimizer_spec
+        from lrsearch.engine import split_optimizer_spec
 
         groups: dict[str, list[int]] = {}
         for i, spec in enumerate(specs):

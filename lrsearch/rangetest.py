@@ -335,6 +335,16 @@ def range_test(
     Raises:
         ConfigError: invalid parameters; uncompiled model without ``loss``; an LR schedule on the optimizer; or a
             run that yields fewer than 5 finite losses (start_lr already too high).
+
+    Example:
+        >>> import keras, numpy as np
+        >>> rng = np.random.default_rng(0)
+        >>> x = rng.normal(size=(512, 4)).astype("float32")
+        >>> y = (x.sum(axis=1, keepdims=True) > 0).astype("float32")
+        >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1, activation="sigmoid")])
+        >>> result = range_test(model, x, y, loss="binary_crossentropy", num_steps=60)
+        >>> 1e-7 < result.suggestion < 10, result.stop_reason in ("diverged", "nan", "end_lr")
+        (True, True)
     """
     import keras
 

@@ -56,6 +56,7 @@ import math
 from typing import Literal
 
 import numpy as np
+import numpy.typing as npt
 
 from lrsearch.errors import ConfigError
 
@@ -81,7 +82,7 @@ _NOISE_FLOOR = 3.0  # the divergence gap is at least this many noise standard de
 # validation and preparation
 
 
-def _validate(lrs, losses) -> tuple[np.ndarray, np.ndarray]:
+def _validate(lrs: npt.ArrayLike, losses: npt.ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     try:
         lrs_a = np.asarray(lrs, dtype=float)
         losses_a = np.asarray(losses, dtype=float)
@@ -143,7 +144,7 @@ def _divergence_state(losses: np.ndarray, k: float, n_initial: int = _N_INITIAL)
     return m, best, gap, best + k * gap
 
 
-def diverged_now(losses, k: float = DEFAULT_DIVERGENCE_K, *, n_initial: int = _N_INITIAL) -> bool:
+def diverged_now(losses: npt.ArrayLike, k: float = DEFAULT_DIVERGENCE_K, *, n_initial: int = _N_INITIAL) -> bool:
     """Whether the rule of :func:`divergence_index` fires at the *last* point of ``losses`` (O(n), for online use).
 
     Assumes it did not fire earlier (as when called after every step of a range test).
@@ -164,7 +165,7 @@ def diverged_now(losses, k: float = DEFAULT_DIVERGENCE_K, *, n_initial: int = _N
     return bool(m[i] > best + k * gap or y[i] > best + 2.0 * k * gap)
 
 
-def divergence_index(losses, k: float = DEFAULT_DIVERGENCE_K, *, n_initial: int = _N_INITIAL) -> int | None:
+def divergence_index(losses: npt.ArrayLike, k: float = DEFAULT_DIVERGENCE_K, *, n_initial: int = _N_INITIAL) -> int | None:
     """Index of the first point at which a range test has diverged, or ``None``.
 
     The rule, evaluated at each ``i`` using only ``losses[:i+1]`` (so it can run online):
@@ -201,7 +202,7 @@ def divergence_index(losses, k: float = DEFAULT_DIVERGENCE_K, *, n_initial: int 
     return first_bad
 
 
-def _prepare(lrs, losses, k: float = DEFAULT_DIVERGENCE_K) -> tuple[np.ndarray, np.ndarray]:
+def _prepare(lrs: npt.ArrayLike, losses: npt.ArrayLike, k: float = DEFAULT_DIVERGENCE_K) -> tuple[np.ndarray, np.ndarray]:
     lrs_a, losses_a = _validate(lrs, losses)
     lrs_a, losses_a = _cut_nonfinite(lrs_a, losses_a)
     div = divergence_index(losses_a, k)
@@ -216,7 +217,7 @@ def _prepare(lrs, losses, k: float = DEFAULT_DIVERGENCE_K) -> tuple[np.ndarray, 
 # smoothing
 
 
-def auto_width(lrs) -> float:
+def auto_width(lrs: npt.ArrayLike) -> float:
     """The default smoothing width (decades) for a curve sampled at ``lrs``: ``0.2·(25/rho)^(1/3)`` in [0.1, 0.5].
 
     ``rho = (n - 1) / log10(lrs[-1] / lrs[0])`` is the sampling density in points per decade. The variance of the
@@ -260,8 +261,8 @@ def _smooth_xy(x: np.ndarray, y: np.ndarray, width: float | None, degree: int) -
 
 
 def smooth(
-    lrs,
-    losses,
+    lrs: npt.ArrayLike,
+    losses: npt.ArrayLike,
     *,
     width: float | None = DEFAULT_WIDTH,
     degree: int = DEFAULT_DEGREE,
@@ -305,8 +306,8 @@ def smooth(
 
 
 def smoothed_curve(
-    lrs,
-    losses,
+    lrs: npt.ArrayLike,
+    losses: npt.ArrayLike,
     *,
     width: float | None = DEFAULT_WIDTH,
     degree: int = DEFAULT_DEGREE,
@@ -406,8 +407,8 @@ def _methods_x(x: np.ndarray, s: np.ndarray, ds: np.ndarray, h: float) -> dict[s
 
 
 def suggest_all(
-    lrs,
-    losses,
+    lrs: npt.ArrayLike,
+    losses: npt.ArrayLike,
     *,
     width: float | None = DEFAULT_WIDTH,
     degree: int = DEFAULT_DEGREE,
@@ -428,8 +429,8 @@ def suggest_all(
 
 
 def suggest_lr(
-    lrs,
-    losses,
+    lrs: npt.ArrayLike,
+    losses: npt.ArrayLike,
     method: Method = "auto",
     *,
     width: float | None = DEFAULT_WIDTH,
@@ -442,6 +443,14 @@ def suggest_lr(
 
     Raises:
         ConfigError: unknown method, or an invalid curve (see :func:`suggest_all`).
+
+    Example:
+        >>> import numpy as np
+        >>> lrs = np.logspace(-5, 0, 100)
+        >>> losses = 1.0 - 0.5 * np.tanh(2 * (np.log10(lrs) + 3)) + np.where(lrs > 0.1, 10 * (lrs - 0.1), 0)
+        >>> lr = suggest_lr(lrs, losses, "steepest")
+        >>> 3e-4 < lr < 3e-3  # the steepest descent, near 1e-3
+        True
     """
     if method not in METHODS:
         raise ConfigError(f"method must be one of {', '.join(METHODS)}, but got method={method!r}")
