@@ -73,7 +73,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="don't start a new study with the classic schedules and a constant LR at the suggestion")
     f.add_argument("--compile-cache", default="auto", metavar="DIR",
                    help="keep compiled trial programs in DIR for the next run and the workers (default auto: "
-                        "$LRSEARCH_COMPILE_CACHE, else ~/.cache/lrsearch/xla); 'none' to compile afresh")
+                        "$LRSEARCH_COMPILE_CACHE, else $XDG_CACHE_HOME/lrsearch/xla or ~/.cache/lrsearch/xla); "
+                        "'none' to compile afresh")
     f.add_argument("--quiet", action="store_true", help="print only the final summary")
     f.add_argument("--json", action="store_true", help="print the summary as JSON (implies --quiet)")
 

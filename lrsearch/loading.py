@@ -70,11 +70,7 @@ def load_schedule(src: Source, steps_per_epoch: int | None = None) -> StepSchedu
         >>> round(float(lrsearch.load_schedule(doc)(10)), 6)
         0.05
     """
-    from lrsearch.schedules.keras_schedule import StepSchedule
-
-    doc, schedule = _load(src)
-    steps = doc["training"]["steps_per_epoch"] if steps_per_epoch is None else steps_per_epoch
-    return StepSchedule(schedule.to_config(), steps)
+    return _step_schedule(src, *_load(src), steps_per_epoch)
 
 
 def load_optimizer(src: Source, scheduled: bool = False,
@@ -102,7 +98,7 @@ def load_optimizer(src: Source, scheduled: bool = False,
     from lrsearch.optimizers import make_optimizer
 
     doc, schedule = _load(src)
-    learning_rate = load_schedule(doc, steps_per_epoch) if scheduled else schedule.first_lr()
+    learning_rate = _step_schedule(src, doc, schedule, steps_per_epoch) if scheduled else schedule.first_lr()
     return make_optimizer(doc["optimizer"], learning_rate)
 
 
@@ -134,6 +130,16 @@ def load_hyperparameters(src: Source) -> OptunaHP:
         raise name_source(ConfigError("schedule document has no provenance.model_hp: its search did not tune a "
                                       "build(hp) model; build your model as it is"), src)
     return OptunaHP.fixed({PREFIX + str(k): v for k, v in model_hp.items()})
+
+
+def _step_schedule(src: Source, doc: dict[str, Any], schedule: Any, steps_per_epoch: int | None) -> StepSchedule:
+    from lrsearch.schedules.keras_schedule import StepSchedule
+
+    if schedule.metric_driven:
+        raise name_source(ConfigError(f"{schedule.type} exists as a callback only; use lrsearch.load_callback"),
+                          src)
+    steps = doc["training"]["steps_per_epoch"] if steps_per_epoch is None else steps_per_epoch
+    return StepSchedule(schedule.to_config(), steps)
 
 
 def _load(src: Source) -> tuple[dict[str, Any], Any]:

@@ -222,6 +222,11 @@ class Cosine(Schedule):
         return {"initial_lr": self.initial_lr, "decay_epochs": self.decay_epochs, "alpha": self.alpha}
 
 
+#: A point this close to the end of a cosine_restarts period (as a fraction of it) is the next period's start: above
+#: float32's rounding of the period count, far below one step of any realistic period (1e5 steps).
+_RESTART_TOL = 1e-5
+
+
 @register
 class CosineRestarts(Schedule):
     """Cosine annealing with warm restarts (SGDR, Loshchilov & Hutter 2017; Keras ``CosineDecayRestarts``).
@@ -267,10 +272,12 @@ class CosineRestarts(Schedule):
             i = xp.floor(c)
         else:
             i = xp.floor(xp.log(1.0 + c * (self.t_mul - 1.0)) / math.log(self.t_mul))
-        # The closed form can land one period off at a restart through rounding (log in float32); fix it once so
+        # The closed form can land one period off at a restart through rounding: the log in float32, or t and
+        # first_decay_epochs that binary cannot hold (t = 0.3 over periods of 0.1 gives c = 2.9999999999999996).
+        # Fix it once, counting a point within _RESTART_TOL of a period boundary as the later period's start, so
         # that the LR at a restart is the period's peak in every namespace and precision.
         _, frac = self._period(c, i, xp)
-        i = i + xp.where(frac >= 1.0, 1.0, 0.0) - xp.where(frac < 0.0, 1.0, 0.0)
+        i = i + xp.where(frac >= 1.0 - _RESTART_TOL, 1.0, 0.0) - xp.where(frac < -_RESTART_TOL, 1.0, 0.0)
         i = xp.maximum(i, 0.0)
         _, frac = self._period(c, i, xp)
         frac = xp.clip(frac, 0.0, 1.0)

@@ -16,8 +16,9 @@ class ReduceOnPlateau(Schedule):
     Same rule as ``keras.callbacks.ReduceLROnPlateau``: improvement is ``metric < best − min_delta`` in mode
     ``min``; after a reduction the next ``cooldown − 1`` epochs do not count towards ``patience`` (Keras decrements
     its cooldown counter before testing it, so the epoch that ends the cooldown already counts). Plus an optional
-    escape: after ``reraise_after`` reductions the LR goes back to ``initial_lr`` and the count restarts (a warm
-    restart to leave a plateau). A NaN metric counts as no improvement. The LR of epoch ``e + 1`` is
+    escape: the ``reraise_after``-th reduction sends the LR back to ``initial_lr`` instead and the count restarts
+    (a warm restart to leave a plateau; so at most ``reraise_after − 1`` reductions take effect, and 1 never lowers
+    the LR). A NaN metric counts as no improvement. The LR of epoch ``e + 1`` is
     ``update(metric of epoch e)``.
 
     Example:

@@ -50,6 +50,35 @@ def test_agrees_with_lr_per_step(name: str) -> None:
         assert got == pytest.approx(expected[step], rel=1e-6)
 
 
+@pytest.mark.parametrize("first, t_mul, m_mul, spe, epochs", [
+    (0.1, 1.0, 1.0, 10, 2),  # a restart every step: 0.3 / 0.1 is 2.9999999999999996 in binary
+    (0.3, 1.0, 0.9, 10, 6),
+    (0.6, 2.0, 1.0, 5, 40),
+    (20 / 3, 1.0, 1.0, 9, 20),  # a period the search can pick (20 epochs, 3 cycles) on a grid that hits its end
+])
+def test_cosine_restarts_peak_at_every_restart_that_falls_on_a_step(first, t_mul, m_mul, spe, epochs) -> None:
+    """A restart on a step boundary starts the new period at its peak, in float64 and in the float32 StepSchedule
+    alike, although neither t nor the period is exact in binary."""
+    config = {"type": "cosine_restarts", "initial_lr": 0.1, "first_decay_epochs": first, "t_mul": t_mul,
+              "m_mul": m_mul}
+    steps = np.arange(epochs * spe)
+    expected = schedule_from_config(config).lr_per_step(epochs, spe)
+    got = values(StepSchedule(config, spe), steps)
+    from fractions import Fraction
+
+    period = Fraction(first).limit_denominator(1000)
+    restarts, start, i = [], Fraction(0), 0
+    while start < epochs:  # exact restart times, as fractions of an epoch
+        if (start * spe).denominator == 1:
+            restarts.append((int(start * spe), 0.1 * m_mul ** i))
+        start, i = start + period * Fraction(t_mul).limit_denominator(1000) ** i, i + 1
+    assert len(restarts) >= 3
+    for step, peak in restarts:
+        assert expected[step] == pytest.approx(peak, rel=1e-12), step
+        assert got[step] == pytest.approx(peak, rel=1e-6), step
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-7)  # float32 elsewhere (near-floor cosines)
+
+
 def test_per_epoch_families_change_only_at_epoch_boundaries_even_far_out() -> None:
     sched = StepSchedule({"type": "time_decay", "initial_lr": 0.1, "decay": 0.5}, 7)
     k = np.array([1000, 100_000, 2_000_000])

@@ -103,6 +103,23 @@ def test_step_schedule_refuses_it() -> None:
         StepSchedule(ReduceOnPlateau(initial_lr=0.1), 10)
 
 
+def test_the_step_form_loaders_refuse_it_naming_the_file(tmp_path) -> None:
+    import json
+
+    import lrsearch
+
+    doc = {"format": "lrsearch.schedule/1", "schedule": {"type": "reduce_on_plateau", "initial_lr": 0.1},
+           "optimizer": {"class_name": "Adam", "config": {}},
+           "training": {"epochs": 4, "batch_size": 8, "steps_per_epoch": 10}}
+    (tmp_path / "rop.json").write_text(json.dumps(doc))
+    for load in (lrsearch.load_schedule, lambda f: lrsearch.load_optimizer(f, scheduled=True)):
+        with pytest.raises(ConfigError) as info:
+            load(str(tmp_path / "rop.json"))
+        assert str(info.value) == f"{tmp_path / 'rop.json'}: reduce_on_plateau exists as a callback only; use " \
+                                  "lrsearch.load_callback"
+    assert lrsearch.load_callback(str(tmp_path / "rop.json")).schedule.type == "reduce_on_plateau"
+
+
 def test_start_is_fresh_and_deterministic_families_refuse_start() -> None:
     s = ReduceOnPlateau(initial_lr=0.1, factor=0.5, patience=0)
     a = s.start()
