@@ -133,3 +133,19 @@ def test_fuzzed_documents_load_or_raise_config_error(section, key, value):
         assert section in str(exc), str(exc)
     else:
         assert schedule.to_config()["type"] == doc["schedule"]["type"]
+
+
+def test_the_readme_and_format_docs_example_documents_load():
+    """The exported documents shown in README.md and docs/schedule-format.md are valid documents (docs drift)."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    found = 0
+    for name in ("README.md", "docs/schedule-format.md"):
+        for block in re.findall(r"```json\n(.*?)```", (root / name).read_text(encoding="utf-8"), re.S):
+            doc = json.loads(block)
+            if isinstance(doc, dict) and "format" in doc:
+                validate_document(doc)
+                found += 1
+    assert found >= 2
