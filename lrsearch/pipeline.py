@@ -656,12 +656,13 @@ def plot_schedule_file(file: str | Path, epochs: int | None = None, out: str | P
 
 
 def _hp_defaults(trial_factory: Any) -> dict[str, Any]:
-    """The ``hp.*`` params of a build(hp) model at its KerasTuner defaults (builds it once)."""
+    """The ``hp.*`` params of a build(hp) model at its KerasTuner defaults (builds it once), those a trial can be
+    fixed to: a default off its own grid is left to the sampler."""
     from lrsearch.tuner import OptunaHP
 
     hp = OptunaHP.defaults()
     trial_factory(hp)
-    return hp.params
+    return hp.enqueueable_params()
 
 
 def _storage_failure(exc: BaseException) -> BaseException | None:

@@ -97,6 +97,7 @@ class OptunaHP:
         self._trial = trial
         self._replay = replay
         self._values: dict[str, Any] = {}
+        self._suggesters: dict[str, Callable[[Any, str], Any]] = {}
         self._defined: set[str] = set()
         self._scopes: list[_Scope] = []
 
@@ -152,6 +153,7 @@ class OptunaHP:
         hp = type(self).__new__(type(self))
         hp._setup("defaults", None, {})
         hp._values = dict(self._values)
+        hp._suggesters = dict(self._suggesters)
         hp._defined = set(self._defined)
         return hp
 
@@ -274,7 +276,36 @@ class OptunaHP:
                 raise ModelError(f"hyperparameter {name!r} cannot be suggested: {exc}; keep its type and choices as "
                                  f"in the study's earlier trials, or start a new study") from None
         self._values[name] = value
+        self._suggesters[name] = suggest
         return value
+
+    def enqueueable_params(self) -> dict[str, Any]:
+        """:attr:`params` an Optuna trial can be fixed to (``study.enqueue_trial``): a KerasTuner default off its
+        own grid, e.g. ``hp.Int("units", 8, 32, step=2, sampling="log", default=12)`` (the grid is 8, 16, 32), is
+        left out, to be suggested.
+
+        Example:
+            >>> hp = OptunaHP.defaults()
+            >>> hp.Int("units", 8, 32, step=2, sampling="log", default=12), hp.Choice("act", ["relu", "tanh"])
+            (12, 'relu')
+            >>> hp.enqueueable_params()
+            {'hp.act': 'relu'}
+        """
+        import warnings
+
+        import optuna
+
+        out = {}
+        for name, value in self._values.items():
+            key = PREFIX + name
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # a value off a linear grid: Optuna warns and keeps it
+                    self._suggesters[name](optuna.trial.FixedTrial({key: value}), key)
+            except (ValueError, TypeError):
+                continue
+            out[key] = value
+        return out
 
     @contextlib.contextmanager
     def _maybe_scope(self, parent_name: str | None, parent_values: Any) -> Iterator[None]:

@@ -57,11 +57,28 @@ def study_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def snapshot(root: Path) -> dict[str, str]:
-    """sha256 of every file under ``root/studies`` and a marker for every folder, by relative path."""
+    """sha256 of every file under ``root/studies`` and a marker for every folder, by relative path.
+
+    A study database is hashed by its content as SQLite reads it (``iterdump``), not by its bytes: the search's
+    connection, still open in this process, closes at some garbage collection and SQLite then folds its WAL into
+    the file (new bytes, same study) and removes the ``-wal``/``-shm`` files. Reading the bytes would also be
+    unsafe: closing another descriptor of the file drops the open connection's locks.
+    """
+    import sqlite3
+
     out = {}
     for path in sorted((root / "studies").rglob("*")):
         rel = str(path.relative_to(root))
-        out[rel] = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "<dir>"
+        if path.name.endswith(("-wal", "-shm")):
+            continue
+        if path.suffix == ".db":
+            conn = sqlite3.connect(path)
+            try:
+                out[rel] = hashlib.sha256("\n".join(conn.iterdump()).encode()).hexdigest()
+            finally:
+                conn.close()
+        else:
+            out[rel] = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "<dir>"
     return out
 
 

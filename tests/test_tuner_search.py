@@ -93,3 +93,26 @@ def test_optimizer_search_starts_with_the_classics_and_exports_the_winners_optim
     best = study.trials[doc["provenance"]["trial"]]
     assert doc["optimizer"]["class_name"].lower() == best.params["optimizer"]
     assert best.user_attrs["schedule"]["optimizer"] == doc["optimizer"]
+
+
+OFF_GRID = '''
+import keras
+
+def build(hp):
+    units = hp.Int("units", 8, 32, step=2, sampling="log", default=12)  # the grid is 8, 16, 32: 12 is off it
+    return keras.Sequential([keras.Input((34,)), keras.layers.Dense(units, activation=hp.Choice("act", ["relu", "tanh"])),
+                             keras.layers.Dense(1, activation="sigmoid")])
+'''
+
+
+def test_a_default_off_its_own_grid_leaves_that_hyperparameter_to_the_sampler(workdir, capsys):
+    """KerasTuner accepts such a default; a trial cannot be fixed to it, so the classics fix only the others."""
+    (workdir / "arch.py").write_text(OFF_GRID)
+    code = main(["find", "--data", "ionosphere", "--model", "arch.py:build", "--trials", "3", "--epochs", "2",
+                 "--seeds", "1", "--artifacts", "none", "--quiet"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    study = optuna.load_study(study_name="ionosphere", storage="sqlite:///studies/ionosphere.db")
+    classics = [t for t in study.trials if t.user_attrs.get("warm_start")]
+    assert classics and all(t.state.name == "COMPLETE" for t in study.trials)
+    assert all(t.params["hp.act"] == "relu" and t.params["hp.units"] in (8, 16, 32) for t in classics)
