@@ -96,7 +96,7 @@ def name_source(exc: ConfigError, src: Any) -> ConfigError:
         >>> str(name_source(ConfigError("invalid schedule document", ["schedule.drop is missing"]), "b.json"))
         'b.json: invalid schedule document: schedule.drop is missing'
     """
-    if isinstance(src, dict) or (isinstance(src, str) and src.lstrip("\ufeff \t\r\n").startswith(("{", "["))):
+    if isinstance(src, dict) or _is_json_text(src):
         return exc
     if not isinstance(src, (str, Path)):
         return exc
@@ -107,8 +107,18 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a number JSON allows")
 
 
+def _is_json_text(src: Any) -> bool:
+    """A string that is JSON text, not a path: it opens with { or [ and names no file (``[v2] best.json`` may)."""
+    if not isinstance(src, str) or not src.lstrip("\ufeff \t\r\n").startswith(("{", "[")):
+        return False
+    try:
+        return not Path(src).is_file()
+    except (OSError, ValueError):  # too long for a path, or a NUL in it: text
+        return True
+
+
 def _read_text(src: str | Path) -> str:
-    if isinstance(src, str) and src.lstrip("\ufeff \t\r\n").startswith(("{", "[")):
+    if _is_json_text(src):
         return src.lstrip("\ufeff")  # JSON text (an array is refused by validation, not as a missing file)
     path = Path(src)
     shown = printable(str(path))

@@ -29,7 +29,11 @@ def make_folder(path: str | Path, what: str = "output folder", *, private: bool 
     try:
         path.mkdir(parents=True, exist_ok=True, mode=0o700 if private else 0o777)
     except FileExistsError:
-        raise ConfigError(f"{what} {str(path)!r} is a file, not a folder; give a folder") from None
+        if os.path.lexists(path):
+            raise ConfigError(f"{what} {str(path)!r} is a file, not a folder; give a folder") from None
+        # a parent is in the way: a file, or a link to nothing
+        raise ConfigError(f"{what} {str(path)!r} cannot be created ({os.strerror(errno.ENOTDIR)}); give a folder "
+                          "you can write to") from None
     except OSError as exc:
         raise ConfigError(f"{what} {str(path)!r} cannot be created ({exc.strerror or exc}); give a folder you "
                           "can write to") from None
@@ -51,7 +55,8 @@ def check_folder(path: str | Path, what: str = "output folder") -> None:
     path = Path(path)
     probe = path
     try:
-        while not probe.exists() and probe != probe.parent:
+        # lexists: a dangling link is something in the way (make_folder would fail on it), not a free name
+        while not os.path.lexists(probe) and probe != probe.parent:
             probe = probe.parent
         if probe.is_dir() and (probe == path or os.access(probe, os.W_OK | os.X_OK)):
             return

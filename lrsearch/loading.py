@@ -106,8 +106,10 @@ def load_hyperparameters(src: Source) -> OptunaHP:
     """The exported ``build(hp)`` values (``provenance.model_hp``) as an ``hp`` to rebuild the winning model.
 
     It answers every ``hp.Int``/``Float``/``Choice``/``Boolean``/``Fixed`` call of your ``build`` with the value
-    the export was found for (a name the export does not hold gets its default), as during the search; no
-    KerasTuner needed. ``model = build(lrsearch.load_hyperparameters(path))``.
+    the export was found for, checked against the call's definition, as during the search; no KerasTuner needed.
+    ``model = build(lrsearch.load_hyperparameters(path))``. A name the export does not hold (an inactive
+    conditional one, or one added to ``build`` since) gets its ``default=``; without one, building raises
+    :class:`~lrsearch.errors.ModelError`.
 
     Raises:
         ConfigError: the document has no ``provenance.model_hp`` (its model was not a ``build(hp)``).

@@ -455,7 +455,9 @@ def worker(study: str, storage: str, *, data: str | None = None, labels: str | N
         raise StorageError(f"study {study!r} was made by an lrsearch whose search space differs (space_version="
                            f"{settings.get('space_version')!r}, this one {wanted}); run its workers with that "
                            "version, or start a new study")
-    the_study = search.open_study(search.make_storage(storage), study, seed=int(settings["seed"]),
+    worker_storage = search.make_storage(storage)
+    search.use_wal(worker_storage)  # an lrsearch study (checked above): readers must not block its writes
+    the_study = search.open_study(worker_storage, study, seed=int(settings["seed"]),
                                   epochs=int(settings["epochs"]), create=False)
     source = data or settings.get("data_arg") or settings["data_source"]
     ds = load_dataset(source, target=settings.get("target"), labels=labels or settings.get("labels"),

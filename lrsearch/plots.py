@@ -42,6 +42,9 @@ def plot_schedule(schedule: Any, epochs: int, path: str | Path, steps_per_epoch:
     from lrsearch.schedules import Schedule, schedule_from_config
 
     if not isinstance(schedule, Schedule):
+        if not isinstance(schedule, dict) or "format" in schedule or "schedule" in schedule:
+            raise ConfigError("plot_schedule draws a schedule (a Schedule or its {'type': ...} config); for an "
+                              "exported document use lrsearch.pipeline.plot_schedule_file(path)")
         schedule = schedule_from_config(schedule)
     spe = steps_per_epoch or 20
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:

@@ -39,8 +39,11 @@ def dashboard_command(study_name: str, url: str) -> str:
         >>> dashboard_command("iris", "sqlite:///studies/iris.db")
         'lrsearch dashboard --study iris'
     """
+    import shlex
+
     default = f"sqlite:///studies/{study_name}.db"
-    return f"lrsearch dashboard --study {study_name}" + ("" if url == default else f" --storage {redact(url)}")
+    return f"lrsearch dashboard --study {study_name}" + (
+        "" if url == default else f" --storage {shlex.quote(redact(url))}")
 
 
 #: Seconds between a running trial's heartbeats, and silence after which other workers fail and retry it.
@@ -56,9 +59,10 @@ def make_storage(url: str, *, read_only: bool = False, create: bool = True) -> A
     """An Optuna storage for ``url``; a :class:`StorageError` that says what to do when it cannot be opened.
 
     Database URLs (``sqlite:///…``, ``postgresql+psycopg://…``) give an RDB storage with heartbeats: a trial whose
-    worker stops beating for :data:`HEARTBEAT_GRACE` seconds is failed and retried once by the other workers. SQLite
-    files are opened in WAL mode so that readers (the dashboard, ``lrsearch report``) never block the search's writes;
-    ``read_only=True`` opens an existing file without write access; ``create=False`` refuses to create a new SQLite
+    worker stops beating for :data:`HEARTBEAT_GRACE` seconds is failed and retried once by the other workers. New
+    SQLite files, and files already in WAL mode, are opened in WAL mode so that readers (the dashboard, ``lrsearch
+    report``) never block the search's writes; any other file switches only when lrsearch accepts the study there
+    (:func:`use_wal`); ``read_only=True`` opens an existing file without write access; ``create=False`` refuses to create a new SQLite
     or journal file (for commands that join a study). A ``*.log`` path (or ``journal:///path``) gives
     Optuna's journal file storage, which several processes on one machine can share.
     """
@@ -72,8 +76,12 @@ def make_storage(url: str, *, read_only: bool = False, create: bool = True) -> A
     if url.startswith("sqlite:"):
         # Wait for a lock instead of failing at once when another process holds the file.
         kwargs = {"connect_args": {"timeout": 60}}
-        db = url.split(":///", 1)[-1]
-        if db and db != ":memory:":
+        try:
+            db = sqlalchemy.engine.make_url(url).database or ""  # the path without a ?query
+        except sqlalchemy.exc.ArgumentError as exc:
+            raise StorageError(f"--storage {url!r} is not a valid database URL ({_first_line(exc)}); "
+                               "use e.g. sqlite:///studies/x.db") from None
+        if db and db != ":memory:" and not db.startswith("file:"):
             # An existing file in rollback mode (plain Optuna's) keeps it until lrsearch has accepted the study
             # (use_wal): a refused run leaves someone else's file exactly as it was.
             existed = Path(db).is_file()
@@ -165,9 +173,9 @@ def use_wal(storage: Any) -> None:
     import sqlalchemy
 
     engine = getattr(storage, "engine", None)
-    if engine is None or engine.dialect.name != "sqlite" or sqlalchemy.event.contains(engine, "connect",
-                                                                                        _wal_pragmas):
-        return
+    if engine is None or engine.dialect.name != "sqlite" or engine.url.database in (None, "", ":memory:") or \
+            sqlalchemy.event.contains(engine, "connect", _wal_pragmas):
+        return  # not a SQLite file (an in-memory database would be lost with its connections), or done already
     sqlalchemy.event.listen(engine, "connect", _wal_pragmas)
     engine.dispose()  # connections opened before the listener get the pragmas on reconnect
 

@@ -261,12 +261,12 @@ class OptunaHP:
             value = default
         elif self._mode == "fixed":
             if name in self._replay:
-                value = self._replay[name]
+                value = self._replay_value(name, suggest)
             elif has_explicit_default:
                 value = default
             else:
-                raise ModelError(f"hyperparameter {name!r} is not in the trial's params and has no default; "
-                                 f"give it default=..., or rebuild with the build function the study used")
+                raise ModelError(f"hyperparameter {name!r} is not in the trial's (or export's) params and has no "
+                                 f"default; give it default=..., or rebuild with the build function the study used")
         else:
             try:
                 value = suggest(self._trial, PREFIX + name)
@@ -278,6 +278,21 @@ class OptunaHP:
         self._values[name] = value
         self._suggesters[name] = suggest
         return value
+
+    def _replay_value(self, name: str, suggest: Callable[[Any, str], Any]) -> Any:
+        """A replayed value, checked against (and converted by) its definition, as a trial fixed to it would be."""
+        import warnings
+
+        import optuna
+
+        key, value = PREFIX + name, self._replay[name]
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # off a linear grid: kept, as Optuna keeps an enqueued value
+                return suggest(optuna.trial.FixedTrial({key: value}), key)
+        except (ValueError, TypeError) as exc:
+            raise ModelError(f"hyperparameter {name!r}={value!r} does not fit its definition in build ({exc}); "
+                             "rebuild with the build function the study used") from None
 
     def enqueueable_params(self) -> dict[str, Any]:
         """:attr:`params` an Optuna trial can be fixed to (``study.enqueue_trial``): a KerasTuner default off its

@@ -16,11 +16,14 @@ def _cases(tmp: Path) -> dict[str, Path]:
     locked = tmp / "locked"
     locked.mkdir()
     locked.chmod(0o500)
+    (tmp / "dangling").symlink_to(tmp / "nowhere")
     return {"is_a_file": tmp / "file", "under_a_file": tmp / "file" / "sub" / "deeper",
-            "in_a_read_only_folder": locked / "new", "fine": tmp / "new" / "deeper", "exists": tmp}
+            "in_a_read_only_folder": locked / "new", "fine": tmp / "new" / "deeper", "exists": tmp,
+            "a_dangling_link": tmp / "dangling", "under_a_dangling_link": tmp / "dangling" / "sub"}
 
 
-@pytest.mark.parametrize("case", ["is_a_file", "under_a_file", "in_a_read_only_folder", "fine", "exists"])
+@pytest.mark.parametrize("case", ["is_a_file", "under_a_file", "in_a_read_only_folder", "fine", "exists",
+                                  "a_dangling_link", "under_a_dangling_link"])
 def test_check_folder_agrees_with_make_folder_and_creates_nothing(case: str, tmp_path: Path) -> None:
     if case == "in_a_read_only_folder" and os.geteuid() == 0:
         pytest.skip("root may write anywhere")

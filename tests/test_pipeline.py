@@ -255,3 +255,26 @@ def test_a_pruned_trial_says_why_in_terms_of_its_own_family(workdir):
         peers = [p.intermediate_values[step] for p in trials if p.state.name == "COMPLETE"
                  and p.params["family"] == "constant" and p.datetime_complete < t.datetime_complete]
         assert t.intermediate_values[step] > statistics.median(peers)
+
+
+def test_an_accepted_study_in_someone_elses_rollback_file_switches_it_to_wal(workdir):
+    """A new lrsearch study beside a plain-Optuna one: accepted, so the file becomes WAL (readers never block
+    the search), and the other study is still there, untouched."""
+    import sqlite3
+
+    db = workdir / "shared.db"
+    theirs = optuna.create_study(study_name="theirs", storage=f"sqlite:///{db}")
+    theirs.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
+
+    def mode() -> str:
+        conn = sqlite3.connect(db)
+        try:
+            return conn.execute("PRAGMA journal_mode").fetchone()[0]
+        finally:
+            conn.close()
+
+    assert mode() == "delete"
+    find("ionosphere", study="mine", storage=f"sqlite:///{db}", trials=1, epochs=1, quiet=True, artifacts="none",
+         seeds=1)
+    assert mode() == "wal"
+    assert len(optuna.load_study(study_name="theirs", storage=f"sqlite:///{db}").trials) == 2

@@ -104,3 +104,27 @@ def test_new_sqlite_files_are_wal_and_existing_rollback_files_wait_for_use_wal(t
     search.use_wal(storage)  # a second call adds no second listener
     optuna.load_study(storage=storage, study_name="p").trials
     assert _journal_mode(plain) == "wal"
+
+
+@pytest.mark.parametrize("url", ["sqlite:///:memory:", "sqlite://"])
+def test_an_in_memory_sqlite_storage_keeps_its_tables(url):
+    study = optuna.create_study(storage=search.make_storage(url), study_name="m")
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
+    assert len(study.trials) == 2
+
+
+def test_a_url_with_a_query_is_judged_by_its_file(tmp_path):
+    """``?timeout=5`` is not part of the path: an existing rollback file still waits for use_wal."""
+    plain = tmp_path / "plain.db"
+    optuna.create_study(storage=f"sqlite:///{plain}", study_name="p")
+    storage = search.make_storage(f"sqlite:///{plain}?timeout=5")
+    optuna.load_study(storage=storage, study_name="p").trials
+    assert _journal_mode(plain) == "delete"
+    with pytest.raises(search.StorageError, match="does not exist"):
+        search.make_storage(f"sqlite:///{tmp_path / 'none.db'}?timeout=5", create=False)
+    assert search.make_storage(f"sqlite:///{plain}?timeout=5", create=False) is not None
+
+
+def test_the_dashboard_command_quotes_a_storage_with_spaces():
+    assert search.dashboard_command("x", "sqlite:////tmp/my studies/x.db") == \
+        "lrsearch dashboard --study x --storage 'sqlite:////tmp/my studies/x.db'"

@@ -143,10 +143,15 @@ def test_fixed_replays_the_trial():
     # a name the study never saw: its explicit default, else an error
     assert replay.Float("new", 0.0, 1.0, default=0.3) == 0.3
     assert replay.Boolean("new_flag") is False
-    with pytest.raises(ModelError, match="not in the trial's params and has no default"):
+    with pytest.raises(ModelError, match=r"not in the trial's \(or export's\) params and has no default"):
         replay.Int("other", 1, 4)
     with pytest.raises(ModelError, match="params must be a dict"):
         OptunaHP.fixed([("hp.units", 8)])
+    # A replayed value is checked against its definition (a hand-edited export), and converted like a trial's.
+    edited = OptunaHP.fixed({"hp.units": "24", "hp.act": "nope"})
+    assert edited.Int("units", 8, 32, step=8) == 24
+    with pytest.raises(ModelError, match=r"'act'='nope' does not fit its definition in build"):
+        edited.Choice("act", ["relu", "tanh"])
 
 
 def test_defaults_mode_and_copy():

@@ -222,9 +222,10 @@ class Cosine(Schedule):
         return {"initial_lr": self.initial_lr, "decay_epochs": self.decay_epochs, "alpha": self.alpha}
 
 
-#: A point this close to the end of a cosine_restarts period (as a fraction of it) is the next period's start: above
-#: float32's rounding of the period count, far below one step of any realistic period (1e5 steps).
-_RESTART_TOL = 1e-5
+#: cosine_restarts: a point within this many units of rounding of the period count ``c`` from a period boundary is
+#: the later period's start (``t``, the division and the log each round once or twice).
+_ROUNDING_ULPS = 16.0
+_EPS64, _EPS32 = float(np.finfo(np.float64).eps), float(np.finfo(np.float32).eps)
 
 
 @register
@@ -274,10 +275,14 @@ class CosineRestarts(Schedule):
             i = xp.floor(xp.log(1.0 + c * (self.t_mul - 1.0)) / math.log(self.t_mul))
         # The closed form can land one period off at a restart through rounding: the log in float32, or t and
         # first_decay_epochs that binary cannot hold (t = 0.3 over periods of 0.1 gives c = 2.9999999999999996).
-        # Fix it once, counting a point within _RESTART_TOL of a period boundary as the later period's start, so
-        # that the LR at a restart is the period's peak in every namespace and precision.
+        # Fix it once, counting a point within the rounding error of c (relative to the period) from a period
+        # boundary as the later period's start, so that the LR at a restart is the period's peak in every namespace
+        # and precision; far from a boundary (a step before the end of a 1e5-epoch period) nothing changes.
         _, frac = self._period(c, i, xp)
-        i = i + xp.where(frac >= 1.0 - _RESTART_TOL, 1.0, 0.0) - xp.where(frac < -_RESTART_TOL, 1.0, 0.0)
+        eps = _EPS64 if xp is np else _EPS32  # numpy computes in float64, keras.ops (StepSchedule) in float32
+        scale = 1.0 if self.t_mul == 1.0 else xp.power(self.t_mul, i)
+        tol = _ROUNDING_ULPS * eps * xp.maximum(c, 1.0) / scale
+        i = i + xp.where(frac >= 1.0 - tol, 1.0, 0.0) - xp.where(frac < -tol, 1.0, 0.0)
         i = xp.maximum(i, 0.0)
         _, frac = self._period(c, i, xp)
         frac = xp.clip(frac, 0.0, 1.0)

@@ -55,6 +55,8 @@ def test_agrees_with_lr_per_step(name: str) -> None:
     (0.3, 1.0, 0.9, 10, 6),
     (0.6, 2.0, 1.0, 5, 40),
     (20 / 3, 1.0, 1.0, 9, 20),  # a period the search can pick (20 epochs, 3 cycles) on a grid that hits its end
+    (0.1, 1.0, 1.0, 10, 200),  # 2000 restarts: float32's rounding of t grows with it
+    (1.2, 1.0, 1.0, 10, 300),
 ])
 def test_cosine_restarts_peak_at_every_restart_that_falls_on_a_step(first, t_mul, m_mul, spe, epochs) -> None:
     """A restart on a step boundary starts the new period at its peak, in float64 and in the float32 StepSchedule
@@ -76,7 +78,25 @@ def test_cosine_restarts_peak_at_every_restart_that_falls_on_a_step(first, t_mul
     for step, peak in restarts:
         assert expected[step] == pytest.approx(peak, rel=1e-12), step
         assert got[step] == pytest.approx(peak, rel=1e-6), step
-    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-7)  # float32 elsewhere (near-floor cosines)
+    # Elsewhere float32: t (and so the period count c) rounds to ~eps32·c, and the LR moves at most lr0·π/2 per
+    # period fraction.
+    c_max = epochs / first
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-7 + 0.1 * np.pi * 16 * np.finfo(np.float32).eps * c_max)
+
+
+def test_cosine_restarts_does_not_restart_early_at_the_end_of_a_long_period() -> None:
+    """Only rounding counts as a restart: the last steps of a 1e5-epoch period, or of a 400-epoch one at 1000 steps
+    per epoch, are at the floor, not the next peak."""
+    long = schedule_from_config({"type": "cosine_restarts", "initial_lr": 0.1, "first_decay_epochs": 1e5,
+                                 "t_mul": 1.0})
+    assert long.lr_at(99999) < 1e-10 and long.lr_at(100000) == pytest.approx(0.1)
+    doubling = schedule_from_config({"type": "cosine_restarts", "initial_lr": 0.1, "first_decay_epochs": 100,
+                                     "t_mul": 2.0})
+    assert max(doubling.lr_at(699, b, 1000) for b in range(990, 1000)) < 1e-6
+    assert doubling.lr_at(700, 0, 1000) == pytest.approx(0.1)
+    got = values(StepSchedule(doubling.to_config(), 1000), np.arange(699_990, 700_001))
+    # In float32, t = 699.999 is 12 units of rounding from 700: that one step is the restart's, the others are not.
+    assert got[:-2].max() < 1e-5 and got[-1] == pytest.approx(0.1, rel=1e-6)
 
 
 def test_per_epoch_families_change_only_at_epoch_boundaries_even_far_out() -> None:
