@@ -149,3 +149,18 @@ def test_the_readme_and_format_docs_example_documents_load():
                 validate_document(doc)
                 found += 1
     assert found >= 2
+
+
+def test_a_path_that_opens_with_a_bracket_is_read_as_a_path(tmp_path, monkeypatch):
+    """``[v2] best.json`` is a file name, not JSON text, when such a file exists; its errors name it."""
+    monkeypatch.chdir(tmp_path)
+    doc = build_document(schedule_from_config(GOOD["schedule"]), GOOD["optimizer"], epochs=30, batch_size=32,
+                         steps_per_epoch=8, metrics={}, provenance={})
+    write_document(doc, tmp_path / "[v2] best.json")
+    assert read_document("[v2] best.json") == doc
+    bad = dict(doc, training={"epochs": 0, "batch_size": 32, "steps_per_epoch": 8})
+    (tmp_path / "{bad}.json").write_text(json.dumps(bad))
+    with pytest.raises(ConfigError, match=r"^\{bad\}\.json: invalid schedule document: training\.epochs"):
+        read_document("{bad}.json")
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        read_document("[not json")  # no such file: JSON text, and not valid
