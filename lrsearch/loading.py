@@ -84,7 +84,7 @@ def load_optimizer(src: Source, scheduled: bool = False,
             is :func:`load_schedule`'s ``LearningRateSchedule``, so the optimizer carries the schedule and a saved
             model resumes it at the right step.
         steps_per_epoch: With ``scheduled=True``: your training's steps per epoch, when they differ from the
-            search's (see :func:`load_schedule`).
+            search's (see :func:`load_schedule`). Refused without it, where it would change nothing.
 
     Example:
         >>> import lrsearch
@@ -98,6 +98,9 @@ def load_optimizer(src: Source, scheduled: bool = False,
     from lrsearch.optimizers import make_optimizer
 
     doc, schedule = _load(src)
+    if steps_per_epoch is not None and not scheduled:  # it would be ignored: say so rather than mislead
+        raise ConfigError("steps_per_epoch applies to load_optimizer(..., scheduled=True) only; without a schedule "
+                          "the LR is a constant the callback sets (load_callback follows Keras's step count)")
     learning_rate = _step_schedule(src, doc, schedule, steps_per_epoch) if scheduled else schedule.first_lr()
     return make_optimizer(doc["optimizer"], learning_rate)
 

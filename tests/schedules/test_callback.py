@@ -136,6 +136,8 @@ def test_load_schedule_and_a_scheduled_optimizer_take_your_steps_per_epoch() -> 
                           lrsearch.load_optimizer(doc, scheduled=True, steps_per_epoch=SPE)._learning_rate):
         got = [float(step_schedule(step)) for step in range(3 * SPE)]
         np.testing.assert_allclose(got, schedule.lr_per_step(3, SPE), rtol=1e-5)
+    with pytest.raises(ConfigError, match="steps_per_epoch applies to load_optimizer\\(..., scheduled=True\\) only"):
+        lrsearch.load_optimizer(doc, steps_per_epoch=SPE)  # would be ignored without the schedule
     searchs = lrsearch.load_schedule(doc)  # the document's count by default
     np.testing.assert_allclose([float(searchs(s)) for s in range(8)], [schedule.lr_at(0, b, 8) for b in range(8)],
                                rtol=1e-5)
