@@ -8,7 +8,7 @@ import re
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Sequence, TextIO
+from typing import Any, Callable, Sequence, TextIO
 
 from lrsearch.errors import ConfigError, DataError, Interrupted, LrSearchError, first_line
 from lrsearch.folders import check_folder, make_folder
@@ -690,8 +690,22 @@ def _storage_failure(exc: BaseException) -> BaseException | None:
     return found
 
 
-def _reselect(run: _Run, completed: list[Any], top_k: int, seeds: int,
-              select: str = "metric") -> tuple[Any, list[dict[str, Any]]]:
+def _candidates(run: _Run, completed: list[Any], top_k: int) -> list[Any]:
+    """Reselection's candidates: the ``top_k`` by the search's objective (final val_loss), the ``top_k`` by the
+    final task metric (the objective can rank an accurate but overconfident run low), and the classics."""
+    sign = -1.0 if run.metric.endswith("accuracy") else 1.0
+    by_value = sorted(completed, key=lambda t: t.value)
+    by_metric = sorted(completed, key=lambda t: (sign * _final(t, run.metric), t.value))
+    out: list[Any] = []
+    for t in by_value[:max(1, top_k)] + by_metric[:max(1, top_k)] + [
+            t for t in completed if t.user_attrs.get("warm_start")]:
+        if t not in out:
+            out.append(t)
+    return out
+
+
+def _reselect(run: _Run, completed: list[Any], top_k: int, seeds: int, select: str = "metric",
+              advance: Callable[[int], None] | None = None) -> tuple[Any, list[dict[str, Any]]]:
     """Re-score the ``top_k`` trials (by value and by task metric) and the classics on ``seeds`` splits; pick one.
 
     The ``seeds`` splits pool the training and validation rows and split them again
@@ -707,6 +721,8 @@ def _reselect(run: _Run, completed: list[Any], top_k: int, seeds: int,
     The classics are always candidates, so the export is never worse than them on this criterion. With
     ``seeds=1`` there is no retraining and the trial with the best value wins.
 
+    ``advance(n)`` is called as trainings finish (``n`` of them).
+
     Returns:
         The winning trial and the ranking, best first (stored as the study's ``reselection`` user attr).
     """
@@ -719,15 +735,8 @@ def _reselect(run: _Run, completed: list[Any], top_k: int, seeds: int,
     if seeds <= 1 or len(completed) == 1:
         best = by_value[0]
         return best, [_ranking_row(run, best, [_final(best, "val_loss")], [_final(best, run.metric)])]
-    # Candidates: the best by the search's objective (final val_loss), the best by the final task metric (the
-    # objective can rank an accurate but overconfident run low), and the classics.
-    sign = -1.0 if run.metric.endswith("accuracy") else 1.0
-    by_metric = sorted(completed, key=lambda t: (sign * _final(t, run.metric), t.value))
-    candidates: list[Any] = []
-    for t in by_value[:max(1, top_k)] + by_metric[:max(1, top_k)] + [
-            t for t in completed if t.user_attrs.get("warm_start")]:
-        if t not in candidates:
-            candidates.append(t)
+    candidates = _candidates(run, completed, top_k)
+    advance = advance or (lambda n: None)
     splits = resplits(run.ds, seeds + 1, seed=run.seed)[1:]
     schedules = [schedule_from_config(t.user_attrs["schedule"]["schedule"]) for t in candidates]
     histories: list[list[dict[str, list[float]]]] = [[] for _ in candidates]
@@ -735,11 +744,13 @@ def _reselect(run: _Run, completed: list[Any], top_k: int, seeds: int,
         if run.population > 1:  # every candidate at once (JAX): same seed and batch order, as one by one
             results = run.train_together(schedules, [run.spec_for(t.params) for t in candidates],
                                          seed=run.seed + i, data=split)
+            advance(len(results))
         else:
             results = []
             for t, schedule in zip(candidates, schedules):
                 run.use_params(t.params)
                 results.append(run.train(schedule, seed=run.seed + i, data=split))
+                advance(1)
         for h, result in zip(histories, results):
             h.append(result.history)
     ranking = []
@@ -832,30 +843,35 @@ def _export(run: _Run, notes: list[str], top_k: int = 5, seeds: int | str = "aut
                             "--trials, more --epochs, or another --optimizer")
     if seeds == "auto":
         seeds = reselection_splits(len(ds.x_val))
-    if progress is not None and seeds > 1:  # this takes a while (tens of trainings): say what happens
-        progress.message(f"re-scoring the best trials on {seeds} fresh validation splits, then the winner on "
-                         "the test split")
-    elif progress is not None:
-        progress.message("scoring the best trial (by val_loss) on the test split (--seeds 1: no re-scoring)")
-    began = time.monotonic()
-    best, ranking = _reselect(run, completed, top_k, int(seeds), select)
-    run.timing["reselection_s"] = round(time.monotonic() - began, 3)
-    name = task_metric(ds.task)
-    baselines = _baselines(run, [t for t in completed if t.user_attrs.get("warm_start") and t is not best],
-                           ranking)
-    schedule = schedule_from_config(best.user_attrs["schedule"]["schedule"])
+    seeds = int(seeds)
+    # Say what happens and how long it will take: tens of trainings, which for a slow model outlast the search.
+    resplit = _candidates(run, completed, top_k) if seeds > 1 and len(completed) > 1 else []
+    classics = [t for t in completed if t.user_attrs.get("warm_start")]
+    countdown = _announce(run, progress, completed, len(resplit), seeds, len(classics))
+    try:
+        began = time.monotonic()
+        best, ranking = _reselect(run, completed, top_k, seeds, select, advance=countdown.advance)
+        run.timing["reselection_s"] = round(time.monotonic() - began, 3)
+        name = task_metric(ds.task)
+        if best in classics:
+            countdown.total -= 1  # the export itself is not also retrained as a baseline
+        baselines = _baselines(run, [t for t in classics if t is not best], ranking, advance=countdown.advance)
+        schedule = schedule_from_config(best.user_attrs["schedule"]["schedule"])
 
-    # Score the winner on the test split, once per seed: the first seed's run is the trial itself (same seed, same
-    # run); the mean and spread over seeds are what a user retraining with the export should expect.
-    model_hp = run.use_params(best.params)
-    per_seed: dict[str, list[float]] = {}
-    for i in range(seeds):
-        rerun = run.train(schedule, seed=run.seed + i)
-        test = evaluate(run.factory, rerun.weights, ds.x_test, ds.y_test, ds.task)
-        val = evaluate(run.factory, rerun.weights, ds.x_val, ds.y_val, ds.task)
-        for key, value in (("val_loss", val["loss"]), ("val_" + name, val[name]), ("test_loss", test["loss"]),
-                           ("test_" + name, test[name])):
-            per_seed.setdefault(key, []).append(float(value))
+        # Score the winner on the test split, once per seed: the first seed's run is the trial itself (same seed,
+        # same run); the mean and spread over seeds are what a user retraining with the export should expect.
+        model_hp = run.use_params(best.params)
+        per_seed: dict[str, list[float]] = {}
+        for i in range(seeds):
+            rerun = run.train(schedule, seed=run.seed + i)
+            test = evaluate(run.factory, rerun.weights, ds.x_test, ds.y_test, ds.task)
+            val = evaluate(run.factory, rerun.weights, ds.x_val, ds.y_val, ds.task)
+            for key, value in (("val_loss", val["loss"]), ("val_" + name, val[name]), ("test_loss", test["loss"]),
+                               ("test_" + name, test[name])):
+                per_seed.setdefault(key, []).append(float(value))
+            countdown.advance(1)
+    finally:
+        countdown.finish()  # a live bar's line is ended, also on Ctrl-C or an error
     metrics: dict[str, Any] = {k: v[0] for k, v in per_seed.items()}
     if seeds > 1:
         for key, values in per_seed.items():
@@ -889,7 +905,36 @@ def _export(run: _Run, notes: list[str], top_k: int = 5, seeds: int | str = "aut
         notes=notes, timing=run.timing, baselines=baselines, model_hp=dict(model_hp or {}))
 
 
-def _baselines(run: _Run, trials: list[Any], ranking: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _announce(run: _Run, progress: Any, completed: list[Any], candidates: int, seeds: int,
+              classics: int) -> Any:
+    """Print what the export's trainings are (and, when it is long, about how long at the trials' pace); return
+    the :class:`~lrsearch.progress.Countdown` they advance."""
+    from lrsearch.progress import Countdown, Progress, duration
+
+    total = candidates * seeds + classics + seeds
+    if progress is None:
+        progress = Progress(total, quiet=True)
+    # A classic that wins is not retrained again as a baseline: then one training fewer.
+    count = f"{'up to ' if classics else ''}{total} training{'s' if total > 1 else ''}"
+    if candidates:
+        text = (f"re-scoring {candidates} candidates (the best trials and the classics) on {seeds} fresh validation "
+                f"splits, then the winner{' and the classics' if classics else ''} on the test split ({count}")
+    else:
+        why = "--seeds 1: no re-scoring" if seeds <= 1 else "one trial completed: nothing to re-score"
+        text = (f"scoring the best trial (by val_loss){' and the classics' if classics else ''} on the test split "
+                f"({why}; {count}")
+    took = sorted((t.datetime_complete - t.datetime_start).total_seconds() for t in completed
+                  if t.datetime_start is not None and t.datetime_complete is not None)
+    if took and run.population <= 1:  # a population's trials overlap: their durations are no pace
+        guess = took[len(took) // 2] * total
+        if guess >= 30:
+            text += f", ~{duration(guess)} at the trials' pace"
+    progress.message(text + ")")
+    return Countdown(progress, "re-scoring" if candidates else "scoring", total)
+
+
+def _baselines(run: _Run, trials: list[Any], ranking: list[dict[str, Any]],
+               advance: Callable[[int], None] | None = None) -> list[dict[str, Any]]:
     """The warm-start classics scored on the test split like the export (same split, first seed), for comparison."""
     from lrsearch.engine import evaluate
     from lrsearch.models import task_metric
@@ -902,6 +947,8 @@ def _baselines(run: _Run, trials: list[Any], ranking: list[dict[str, Any]]) -> l
         run.use_params(t.params)
         result = run.train(schedule_from_config(t.user_attrs["schedule"]["schedule"]))
         test = evaluate(run.factory, result.weights, run.ds.x_test, run.ds.y_test, run.ds.task)
+        if advance is not None:
+            advance(1)
         row = rows.get(t.number, {})
         out.append({"trial": t.number, "label": _label(run, t), "exported": False, "warm_start": True,
                     f"resplit_val_{name}_mean": row.get(f"val_{name}_mean"),  # not the seeds' val mean

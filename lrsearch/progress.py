@@ -73,3 +73,65 @@ class Progress:
         """End a live bar's line if the run stopped early."""
         if self.live and not self.quiet and self.done < self.total:
             print(file=self.stream, flush=True)
+
+
+def duration(seconds: float) -> str:
+    """A short human duration: ``"42s"``, ``"3m05s"``, ``"1h02m"``.
+
+    Example:
+        >>> duration(42.4), duration(185), duration(3725)
+        ('42s', '3m05s', '1h02m')
+    """
+    s = max(0, round(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{s % 3600 // 60:02d}m"
+
+
+class Countdown:
+    """Progress through a known number of steps (the trainings after a search): a live bar on a terminal; piped,
+    a line at most every ``every`` seconds, so fast runs print nothing and slow ones are never silent for long.
+
+    Example:
+        >>> import io
+        >>> p = Progress(total=1, stream=io.StringIO(), live=False)
+        >>> c = Countdown(p, "re-scoring", 3, every=0.0)
+        >>> c.advance(2)
+        >>> p.stream.getvalue().startswith("re-scoring: 2/3 trainings")
+        True
+    """
+
+    def __init__(self, progress: Progress, what: str, total: int, *, every: float = 10.0) -> None:
+        if total < 0:
+            raise ValueError(f"total must be >= 0, but got total={total!r}")
+        self.progress, self.what, self.total, self.every = progress, what, total, every
+        self.done = 0
+        self.start = self.last = time.monotonic()
+
+    def advance(self, n: int = 1) -> None:
+        """``n`` more steps are done."""
+        self.done += n
+        p = self.progress
+        if p.quiet:
+            return
+        now = time.monotonic()
+        elapsed = now - self.start
+        left = elapsed / self.done * max(self.total - self.done, 0) if self.done else 0.0
+        if p.live:
+            width = 24
+            filled = int(width * min(self.done, self.total) / max(self.total, 1))
+            print(f"\r{self.what}: [{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} trainings  "
+                  f"{duration(elapsed)} elapsed  ~{duration(left)} left   ", end="", file=p.stream, flush=True)
+            if self.done >= self.total:
+                print(file=p.stream, flush=True)
+        elif now - self.last >= self.every:
+            self.last = now
+            print(f"{self.what}: {self.done}/{self.total} trainings [{duration(elapsed)}, ~{duration(left)} left]",
+                  file=p.stream, flush=True)
+
+    def finish(self) -> None:
+        """End a live bar's line if fewer steps ran than announced."""
+        if self.progress.live and not self.progress.quiet and 0 < self.done < self.total:
+            print(file=self.progress.stream, flush=True)

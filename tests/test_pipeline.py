@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from pathlib import Path
 
 import keras
@@ -278,3 +279,58 @@ def test_an_accepted_study_in_someone_elses_rollback_file_switches_it_to_wal(wor
          seeds=1)
     assert mode() == "wal"
     assert len(optuna.load_study(study_name="theirs", storage=f"sqlite:///{db}").trials) == 2
+
+
+def test_the_trainings_after_the_search_are_announced_and_counted(workdir):
+    said = io.StringIO()
+    find("ionosphere", trials=4, epochs=3, top_k=2, seeds=2, artifacts="none", stream=said, live=True)
+    out = said.getvalue()
+    ranking = _study(workdir).user_attrs["reselection"]
+    classics = [t for t in _study(workdir).trials if t.user_attrs.get("warm_start")]
+    announced = re.search(r"re-scoring (\d+) candidates \(the best trials and the classics\) on 2 fresh validation "
+                          r"splits, then the winner and the classics on the test split \(up to (\d+) trainings\)",
+                          out)
+    assert announced, out
+    candidates, total = int(announced[1]), int(announced[2])
+    assert candidates == len(ranking) and total == candidates * 2 + len(classics) + 2
+    # The bar counts every training that ran: one fewer when a classic won (it is not retrained as a baseline).
+    winner_is_classic = any(t.number == ranking[0]["trial"] for t in classics)
+    done = total - 1 if winner_is_classic else total
+    assert re.search(rf"\rre-scoring: \[#{{24}}\] {done}/{done} trainings .*left +\n", out), out
+
+
+def test_seeds_1_announces_scoring_alone(workdir):
+    said = io.StringIO()
+    find("ionosphere", trials=2, epochs=1, top_k=1, seeds=1, artifacts="none", stream=said, live=False,
+         warm_start=False)
+    assert ("scoring the best trial (by val_loss) on the test split (--seeds 1: no re-scoring; 1 training)"
+            in said.getvalue())
+
+
+def test_a_long_export_says_about_how_long_at_the_trials_pace():
+    from datetime import datetime, timedelta
+    from types import SimpleNamespace
+
+    from optuna.distributions import FloatDistribution
+    from optuna.trial import TrialState, create_trial
+
+    from lrsearch.pipeline import _announce
+    from lrsearch.progress import Progress
+
+    began = datetime(2026, 1, 1)
+    trials = []
+    for seconds, warm in ((30, True), (40, False), (50, False)):  # median 40 s a trial
+        t = create_trial(state=TrialState.COMPLETE, value=0.1, params={"x": 0.5},
+                         distributions={"x": FloatDistribution(0, 1)}, user_attrs={"warm_start": warm})
+        t.datetime_start, t.datetime_complete = began, began + timedelta(seconds=seconds)
+        trials.append(t)
+    said = io.StringIO()
+    countdown = _announce(SimpleNamespace(population=1), Progress(1, stream=said, live=False), trials, 3, 2, 1)
+    # 3 candidates x 2 splits + 1 classic + 2 test seeds = 9 trainings, 40 s each
+    assert said.getvalue() == ("re-scoring 3 candidates (the best trials and the classics) on 2 fresh validation "
+                               "splits, then the winner and the classics on the test split (up to 9 trainings, "
+                               "~6m00s at the trials' pace)\n")
+    assert countdown.total == 9
+    said = io.StringIO()  # a population's trials overlap: no pace from their durations
+    _announce(SimpleNamespace(population=4), Progress(1, stream=said, live=False), trials, 3, 2, 1)
+    assert "pace" not in said.getvalue()

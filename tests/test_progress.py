@@ -10,7 +10,7 @@ from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
 
 from lrsearch import progress as progress_module
-from lrsearch.progress import Progress
+from lrsearch.progress import Countdown, Progress, duration
 
 
 @pytest.fixture
@@ -95,3 +95,54 @@ def test_finish_ends_a_live_line_only_when_the_run_stopped_early(study):
     done(study, study.trials[0])  # 3 of 3: the bar ended its own line
     done.finish()
     assert out2.getvalue().endswith("left\n") and not out2.getvalue().endswith("\n\n")
+
+
+def test_countdown_piped_prints_at_most_every_so_often(clock):
+    out = io.StringIO()
+    p = Progress(total=1, stream=out, live=False)
+    c = Countdown(p, "re-scoring", 10, every=10.0)
+    for t in (3.0, 6.0, 9.0):  # 3 s a training: nothing before 10 s
+        clock.now = t
+        c.advance()
+    assert out.getvalue() == ""
+    clock.now = 12.0
+    c.advance(2)  # 5 done in 12 s: 5 to go, ~12 s
+    assert out.getvalue() == "re-scoring: 5/10 trainings [12s, ~12s left]\n"
+    clock.now = 15.0
+    c.advance()
+    assert out.getvalue().count("\n") == 1  # 3 s since the last line
+    clock.now = 150.0
+    c.advance(4)
+    assert out.getvalue().endswith("re-scoring: 10/10 trainings [2m30s, ~0s left]\n")
+
+
+def test_countdown_live_bar_ends_its_line(clock):
+    out = io.StringIO()
+    c = Countdown(Progress(total=1, stream=out, live=True), "re-scoring", 2)
+    clock.now = 5.0
+    c.advance()
+    assert out.getvalue() == "\rre-scoring: [############............] 1/2 trainings  5s elapsed  ~5s left   "
+    c.finish()  # stopped early: the line is ended
+    assert out.getvalue().endswith("left   \n")
+    out2 = io.StringIO()
+    c2 = Countdown(Progress(total=1, stream=out2, live=True), "scoring", 1)
+    c2.advance()
+    c2.finish()
+    assert out2.getvalue().endswith("1/1 trainings  0s elapsed  ~0s left   \n")
+    assert not out2.getvalue().endswith("\n\n")
+
+
+def test_countdown_quiet_prints_nothing_and_refuses_a_negative_total():
+    out = io.StringIO()
+    c = Countdown(Progress(total=1, stream=out, quiet=True), "re-scoring", 3, every=0.0)
+    c.advance(3)
+    c.finish()
+    assert out.getvalue() == "" and c.done == 3
+    with pytest.raises(ValueError, match="total must be >= 0, but got total=-1"):
+        Countdown(Progress(total=1, stream=out), "x", -1)
+
+
+@pytest.mark.parametrize("seconds, text", [(0, "0s"), (59.4, "59s"), (59.6, "1m00s"), (61, "1m01s"),
+                                           (3599, "59m59s"), (3600, "1h00m"), (7322, "2h02m")])
+def test_duration(seconds, text):
+    assert duration(seconds) == text
