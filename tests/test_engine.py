@@ -335,3 +335,50 @@ def test_warm_up_compiles_what_train_uses(ionosphere, ionosphere_factory):
     r = engine.train(factory, ionosphere, schedule_from_config({"type": "constant", "initial_lr": 0.01}), epochs=3,
                      **kwargs)
     assert r.engine == "fast" and _traces() == traces and len(calls) == n_calls
+
+
+@pytest.fixture(scope="module")
+def mnist_small():
+    """300 training and 100 validation images of the bundled MNIST test set, and the default CNN."""
+    from lrsearch.data import load_dataset
+
+    ds = load_dataset("mnist", seed=0)
+    ds = dataclasses.replace(ds, x_train=ds.x_train[:300], y_train=ds.y_train[:300], x_val=ds.x_val[:100],
+                             y_val=ds.y_val[:100])
+    return ds, make_factory(ModelSpec("default"), ds.input_shape, ds.n_outputs, ds.task)
+
+
+@pytest.mark.parametrize("config", [SCHEDULES[2], SCHEDULES[4]], ids=["cosine", "plateau"])
+def test_a_cnn_on_the_fast_path_matches_model_fit(mnist_small, config):
+    # On a TensorFlow CPU this program runs as a graph, not XLA (see test_xla_except_convolutions_on_a_cpu).
+    ds, factory = mnist_small
+    schedule = schedule_from_config(config)
+    kwargs = dict(optimizer=optimizer_spec("adam"), epochs=3, batch_size=32, seed=1, shuffle=False)
+    fast = engine.train(factory, ds, schedule, engine="fast", epochs_per_call=2, **kwargs)
+    ref = engine.train(factory, ds, schedule, engine="fit", **kwargs)
+    assert (fast.engine, ref.engine) == ("fast", "fit")
+    for key in ("loss", "val_loss", "val_accuracy"):
+        np.testing.assert_allclose(fast.history[key], ref.history[key], rtol=RTOL, atol=1e-6, err_msg=key)
+    np.testing.assert_allclose(fast.lr_per_epoch, ref.lr_per_epoch, rtol=1e-6)
+    for a, b in zip(fast.weights, ref.weights):
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=WEIGHTS_ATOL)
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="the TensorFlow program's choice")
+def test_xla_except_convolutions_on_a_cpu(ionosphere, ionosphere_factory, mnist_small):
+    import tensorflow as tf
+
+    from lrsearch.engine._tf import use_xla
+
+    assert not tf.config.list_logical_devices("GPU")  # this test describes the CPU rule
+    assert use_xla(ionosphere_factory(0)) is True
+    assert use_xla(mnist_small[1](0)) is False
+    inner = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.DepthwiseConv2D(3)])
+    nested = keras.Sequential([keras.Input((8, 8, 1)), inner, keras.layers.Flatten(), keras.layers.Dense(1)])
+    assert use_xla(nested) is False  # a convolution inside a nested model counts
+    constant = schedule_from_config({"type": "constant", "initial_lr": 0.01})
+    kwargs = dict(optimizer=optimizer_spec("adam"), epochs=1, batch_size=32, seed=0)
+    engine.train(ionosphere_factory, ionosphere, constant, **kwargs)
+    engine.train(mnist_small[1], mnist_small[0], constant, **kwargs)
+    programs = {p.plan.n: p.xla for p in engine._PROGRAMS.values() if p.plan.n in (len(ionosphere.x_train), 300)}
+    assert programs == {len(ionosphere.x_train): True, 300: False}

@@ -1,4 +1,5 @@
-"""TensorFlow twin of the trial program (see ``_jax.py``): up to K epochs as one XLA program.
+"""TensorFlow twin of the trial program (see ``_jax.py``): up to K epochs as one XLA program (one graph for a
+convolutional model on a CPU, see :func:`use_xla`).
 
 TensorFlow's optimizers have no ``stateless_apply`` (it conflicts with tf.distribute), so this twin drives the
 model's and optimizer's real variables inside one ``tf.function(jit_compile=True)``; the per-step learning rate is
@@ -21,6 +22,27 @@ _DTYPES = {"lrs": tf.float32, "alive": tf.bool, "best": tf.float32, "wait": tf.i
            "enabled": tf.bool, "sign": tf.float32, "min_delta": tf.float64, "patience": tf.int32,
            "cooldown": tf.int32, "monitor": tf.int32, "lr_table": tf.float32, "can_reduce": tf.bool,
            "hyper": tf.float32}
+
+
+def use_xla(model: Any) -> bool:
+    """Whether to compile ``model``'s trial program with XLA (else it runs as one TensorFlow graph).
+
+    XLA, except for a model with convolutions on a CPU: XLA's CPU convolutions are far slower than the oneDNN
+    kernels TensorFlow's graphs use. The default MNIST CNN trained an epoch in ~12 s under XLA against ~1 s as a graph
+    (and ~2 s through ``model.fit``), on 2 cores; a dense network runs ~3x faster under XLA (docs/benchmarks.md).
+    """
+    if tf.config.list_logical_devices("GPU"):
+        return True
+    return not any("Conv" in type(layer).__name__ for layer in _layers(model))
+
+
+def _layers(model: Any) -> list[Any]:
+    """Every layer of ``model``, nested models' included."""
+    out = []
+    for layer in getattr(model, "layers", []):
+        out.append(layer)
+        out.extend(_layers(layer))
+    return out
 
 
 def _improves(value: Any, best: Any, min_delta: Any) -> Any:
@@ -120,7 +142,8 @@ class Program:
                     "best": best, "wait": wait, "cool": cool}
 
         # Explicit while loops, no autograph: tracing is then about twice as fast (it is the bulk of a compile).
-        self._run = tf.function(run, jit_compile=True, autograph=False)
+        self.xla = use_xla(model)
+        self._run = tf.function(run, jit_compile=self.xla, autograph=False)
         self._concrete: Any = None
         self._load: Any = None
 
