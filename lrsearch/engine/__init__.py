@@ -26,7 +26,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from lrsearch.data import Dataset
-from lrsearch.engine._common import BatchPlan, install_hyper_variables, split_optimizer_spec
+from lrsearch.engine._common import BatchPlan, has_convolutions, install_hyper_variables, split_optimizer_spec
 from lrsearch.engine.result import TrainResult
 from lrsearch.schedules.base import Schedule
 from lrsearch.schedules.plateau import ReduceOnPlateau
@@ -428,7 +428,16 @@ def _program(arch: str, model: Any, factory: Callable[[int], Any], seed: int, da
         hyper = install_hyper_variables(opt, values)
         _PROGRAMS[key] = Program(model, opt, task_loss(data.task, logits), data.task, logits, plan,
                                  _max_epochs(plan.n), hyper)
+        if backend == "jax" and _jax_on_cpu() and has_convolutions(model):
+            _notice("lrsearch: XLA's CPU convolutions are slow; on a CPU this model trains ~20x faster with "
+                    "KERAS_BACKEND=tensorflow (see docs/benchmarks.md)")
     return _PROGRAMS[key]
+
+
+def _jax_on_cpu() -> bool:
+    import jax
+
+    return jax.default_backend() == "cpu"
 
 
 def architecture_key(model: Any) -> str:

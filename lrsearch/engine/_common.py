@@ -31,6 +31,21 @@ class BatchPlan:
         return self.full + (1 if self.rem else 0)
 
 
+def has_convolutions(model: Any) -> bool:
+    """Whether ``model`` (nested models included) has a convolution layer: one whose class name has ``Conv``.
+
+    On a CPU these run far slower under XLA than in TensorFlow's graphs (see ``_tf.use_xla``).
+
+    Example:
+        >>> has_convolutions(keras.Sequential([keras.Input((8, 1)), keras.layers.Conv1D(2, 3)]))
+        True
+    """
+    for layer in getattr(model, "layers", []):
+        if "Conv" in type(layer).__name__ or has_convolutions(layer):
+            return True
+    return False
+
+
 def score(task: str, y: Any, y_pred: Any, from_logits: bool) -> Any:
     """Validation score: accuracy for classification, mean absolute error for regression."""
     if task == "binary":

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from lrsearch.engine._common import BatchPlan, plateau_step, score, total_loss
+from lrsearch.engine._common import BatchPlan, has_convolutions, plateau_step, score, total_loss
 
 _DTYPES = {"lrs": tf.float32, "alive": tf.bool, "best": tf.float32, "wait": tf.int32, "cool": tf.int32,
            "enabled": tf.bool, "sign": tf.float32, "min_delta": tf.float64, "patience": tf.int32,
@@ -33,16 +33,7 @@ def use_xla(model: Any) -> bool:
     """
     if tf.config.list_logical_devices("GPU"):
         return True
-    return not any("Conv" in type(layer).__name__ for layer in _layers(model))
-
-
-def _layers(model: Any) -> list[Any]:
-    """Every layer of ``model``, nested models' included."""
-    out = []
-    for layer in getattr(model, "layers", []):
-        out.append(layer)
-        out.extend(_layers(layer))
-    return out
+    return not has_convolutions(model)
 
 
 def _improves(value: Any, best: Any, min_delta: Any) -> Any:
