@@ -5,13 +5,17 @@ from __future__ import annotations
 import json
 import math
 import re
+import statistics
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence, TextIO
+from typing import TYPE_CHECKING, Any, Callable, Sequence, TextIO
 
 from lrsearch.errors import ConfigError, DataError, Interrupted, LrSearchError, first_line
 from lrsearch.folders import check_folder, make_folder
+
+if TYPE_CHECKING:
+    from lrsearch.progress import Countdown
 
 
 @dataclass
@@ -704,9 +708,10 @@ def _candidates(run: _Run, completed: list[Any], top_k: int) -> list[Any]:
     return out
 
 
-def _reselect(run: _Run, completed: list[Any], top_k: int, seeds: int, select: str = "metric",
+def _reselect(run: _Run, completed: list[Any], candidates: list[Any], seeds: int, select: str = "metric",
               advance: Callable[[int], None] | None = None) -> tuple[Any, list[dict[str, Any]]]:
-    """Re-score the ``top_k`` trials (by value and by task metric) and the classics on ``seeds`` splits; pick one.
+    """Re-score ``candidates`` (see :func:`_candidates`) on ``seeds`` splits and pick one; with no candidates
+    (``seeds=1``, or one completed trial) the trial with the best value wins without retraining.
 
     The ``seeds`` splits pool the training and validation rows and split them again
     (:func:`lrsearch.data.resplits`, test rows untouched), each with its own initialisation seed. The search's own
@@ -731,11 +736,9 @@ def _reselect(run: _Run, completed: list[Any], top_k: int, seeds: int, select: s
 
     if select not in ("metric", "loss"):
         raise ValueError(f"select must be 'metric' or 'loss', but got select={select!r}")
-    by_value = sorted(completed, key=lambda t: t.value)
-    if seeds <= 1 or len(completed) == 1:
-        best = by_value[0]
+    if not candidates:
+        best = min(completed, key=lambda t: t.value)
         return best, [_ranking_row(run, best, [_final(best, "val_loss")], [_final(best, run.metric)])]
-    candidates = _candidates(run, completed, top_k)
     advance = advance or (lambda n: None)
     splits = resplits(run.ds, seeds + 1, seed=run.seed)[1:]
     schedules = [schedule_from_config(t.user_attrs["schedule"]["schedule"]) for t in candidates]
@@ -845,15 +848,18 @@ def _export(run: _Run, notes: list[str], top_k: int = 5, seeds: int | str = "aut
         seeds = reselection_splits(len(ds.x_val))
     seeds = int(seeds)
     # Say what happens and how long it will take: tens of trainings, which for a slow model outlast the search.
-    resplit = _candidates(run, completed, top_k) if seeds > 1 and len(completed) > 1 else []
+    candidates = _candidates(run, completed, top_k) if seeds > 1 and len(completed) > 1 else []
     classics = [t for t in completed if t.user_attrs.get("warm_start")]
-    countdown = _announce(run, progress, completed, len(resplit), seeds, len(classics))
+    # Without re-scoring the winner is known now: a classic that wins is not retrained again as a baseline.
+    known = None if candidates else min(completed, key=lambda t: t.value)
+    countdown = _announce(progress, completed, len(candidates), seeds,
+                          len([t for t in classics if t is not known]), exact=known is not None)
     try:
         began = time.monotonic()
-        best, ranking = _reselect(run, completed, top_k, seeds, select, advance=countdown.advance)
+        best, ranking = _reselect(run, completed, candidates, seeds, select, advance=countdown.advance)
         run.timing["reselection_s"] = round(time.monotonic() - began, 3)
         name = task_metric(ds.task)
-        if best in classics:
+        if known is None and best in classics:
             countdown.total -= 1  # the export itself is not also retrained as a baseline
         baselines = _baselines(run, [t for t in classics if t is not best], ranking, advance=countdown.advance)
         schedule = schedule_from_config(best.user_attrs["schedule"]["schedule"])
@@ -905,32 +911,43 @@ def _export(run: _Run, notes: list[str], top_k: int = 5, seeds: int | str = "aut
         notes=notes, timing=run.timing, baselines=baselines, model_hp=dict(model_hp or {}))
 
 
-def _announce(run: _Run, progress: Any, completed: list[Any], candidates: int, seeds: int,
-              classics: int) -> Any:
+def _announce(progress: Any, completed: list[Any], candidates: int, seeds: int, classics: int, *,
+              exact: bool) -> Countdown:
     """Print what the export's trainings are (and, when it is long, about how long at the trials' pace); return
-    the :class:`~lrsearch.progress.Countdown` they advance."""
+    the :class:`~lrsearch.progress.Countdown` they advance.
+
+    ``classics`` is the number of classics retrained as baselines; unless ``exact``, one of them may win and not be
+    retrained, so the count is "up to".
+    """
     from lrsearch.progress import Countdown, Progress, duration
 
     total = candidates * seeds + classics + seeds
     if progress is None:
         progress = Progress(total, quiet=True)
-    # A classic that wins is not retrained again as a baseline: then one training fewer.
-    count = f"{'up to ' if classics else ''}{total} training{'s' if total > 1 else ''}"
+    count = f"{'' if exact or not classics else 'up to '}{total} training{'s' if total != 1 else ''}"
+    and_classics = " and the classics" if classics else ""
     if candidates:
-        text = (f"re-scoring {candidates} candidates (the best trials and the classics) on {seeds} fresh validation "
-                f"splits, then the winner{' and the classics' if classics else ''} on the test split ({count}")
+        text = (f"re-scoring {candidates} candidate{'s' if candidates != 1 else ''} (the best "
+                f"trial{'s' if candidates > 1 else ''}{and_classics}) on {seeds} fresh validation splits, then the winner{and_classics} on the test "
+                f"split ({count}")
     else:
         why = "--seeds 1: no re-scoring" if seeds <= 1 else "one trial completed: nothing to re-score"
-        text = (f"scoring the best trial (by val_loss){' and the classics' if classics else ''} on the test split "
-                f"({why}; {count}")
-    took = sorted((t.datetime_complete - t.datetime_start).total_seconds() for t in completed
-                  if t.datetime_start is not None and t.datetime_complete is not None)
-    if took and run.population <= 1:  # a population's trials overlap: their durations are no pace
-        guess = took[len(took) // 2] * total
-        if guess >= 30:
-            text += f", ~{duration(guess)} at the trials' pace"
+        text = f"scoring the best trial (by val_loss){and_classics} on the test split ({why}; {count}"
+    pace = _sequential_pace(completed)
+    if pace is not None and pace * total >= 30:
+        text += f", ~{duration(pace * total)} at the trials' pace"
     progress.message(text + ")")
     return Countdown(progress, "re-scoring" if candidates else "scoring", total)
+
+
+def _sequential_pace(trials: list[Any]) -> float | None:
+    """The median seconds a trial took, or None when trials overlapped in time (a population, several workers):
+    then their durations are no measure of one training run alone."""
+    spans = sorted((t.datetime_start, t.datetime_complete) for t in trials
+                   if t.datetime_start is not None and t.datetime_complete is not None)
+    if not spans or any(later[0] < earlier[1] for earlier, later in zip(spans, spans[1:])):
+        return None
+    return statistics.median((end - start).total_seconds() for start, end in spans)
 
 
 def _baselines(run: _Run, trials: list[Any], ranking: list[dict[str, Any]],

@@ -106,12 +106,16 @@ class Countdown:
     def __init__(self, progress: Progress, what: str, total: int, *, every: float = 10.0) -> None:
         if total < 0:
             raise ValueError(f"total must be >= 0, but got total={total!r}")
+        if every < 0:
+            raise ValueError(f"every must be >= 0 seconds, but got every={every!r}")
         self.progress, self.what, self.total, self.every = progress, what, total, every
         self.done = 0
         self.start = self.last = time.monotonic()
 
     def advance(self, n: int = 1) -> None:
         """``n`` more steps are done."""
+        if n < 0:
+            raise ValueError(f"n must be >= 0, but got n={n!r}")
         self.done += n
         p = self.progress
         if p.quiet:

@@ -16,7 +16,7 @@ MODULES = ["lrsearch"] + sorted(m.name for m in pkgutil.walk_packages(lrsearch._
                                 if not m.name.endswith("__main__"))
 #: Modules with no public items of their own to show (the CLI's are its --help; backend programs and the fit path are
 #: reached through lrsearch.engine, whose examples run them; TrainResult is a record).
-NO_EXAMPLES = {"lrsearch.cli", "lrsearch.engine._jax", "lrsearch.engine._tf", "lrsearch.engine.fit",
+NO_EXAMPLES = {"lrsearch.cli", "lrsearch.engine._jax", "lrsearch.engine.fit",
                "lrsearch.engine.result", "lrsearch.schedules"}
 
 

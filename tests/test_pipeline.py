@@ -309,7 +309,6 @@ def test_seeds_1_announces_scoring_alone(workdir):
 
 def test_a_long_export_says_about_how_long_at_the_trials_pace():
     from datetime import datetime, timedelta
-    from types import SimpleNamespace
 
     from optuna.distributions import FloatDistribution
     from optuna.trial import TrialState, create_trial
@@ -317,20 +316,42 @@ def test_a_long_export_says_about_how_long_at_the_trials_pace():
     from lrsearch.pipeline import _announce
     from lrsearch.progress import Progress
 
-    began = datetime(2026, 1, 1)
-    trials = []
-    for seconds, warm in ((30, True), (40, False), (50, False)):  # median 40 s a trial
-        t = create_trial(state=TrialState.COMPLETE, value=0.1, params={"x": 0.5},
-                         distributions={"x": FloatDistribution(0, 1)}, user_attrs={"warm_start": warm})
-        t.datetime_start, t.datetime_complete = began, began + timedelta(seconds=seconds)
-        trials.append(t)
+    def trials(spans):
+        out = []
+        for start, seconds in spans:
+            t = create_trial(state=TrialState.COMPLETE, value=0.1, params={"x": 0.5},
+                             distributions={"x": FloatDistribution(0, 1)})
+            t.datetime_start = datetime(2026, 1, 1) + timedelta(seconds=start)
+            t.datetime_complete = t.datetime_start + timedelta(seconds=seconds)
+            out.append(t)
+        return out
+
     said = io.StringIO()
-    countdown = _announce(SimpleNamespace(population=1), Progress(1, stream=said, live=False), trials, 3, 2, 1)
-    # 3 candidates x 2 splits + 1 classic + 2 test seeds = 9 trainings, 40 s each
+    one_after_another = trials([(0, 30), (30, 40), (70, 50), (120, 45)])  # median 42.5 s
+    countdown = _announce(Progress(1, stream=said, live=False), one_after_another, 3, 2, 1, exact=False)
+    # 3 candidates x 2 splits + 1 classic + 2 test seeds = 9 trainings, 42.5 s each
     assert said.getvalue() == ("re-scoring 3 candidates (the best trials and the classics) on 2 fresh validation "
                                "splits, then the winner and the classics on the test split (up to 9 trainings, "
-                               "~6m00s at the trials' pace)\n")
+                               "~6m22s at the trials' pace)\n")
     assert countdown.total == 9
-    said = io.StringIO()  # a population's trials overlap: no pace from their durations
-    _announce(SimpleNamespace(population=4), Progress(1, stream=said, live=False), trials, 3, 2, 1)
+    said = io.StringIO()  # trials that overlapped (a population, several workers): no pace from their durations
+    _announce(Progress(1, stream=said, live=False), trials([(0, 30), (20, 40)]), 3, 2, 1, exact=False)
     assert "pace" not in said.getvalue()
+    said = io.StringIO()  # no classics, one candidate, and a count known exactly
+    _announce(Progress(1, stream=said, live=False), one_after_another[:1], 1, 2, 0, exact=False)
+    assert said.getvalue() == ("re-scoring 1 candidate (the best trial) on 2 fresh validation splits, then the "
+                               "winner on the test split (4 trainings, ~2m00s at the trials' pace)\n")
+    said = io.StringIO()
+    _announce(Progress(1, stream=said, live=False), one_after_another, 0, 1, 1, exact=True)
+    assert said.getvalue() == ("scoring the best trial (by val_loss) and the classics on the test split (--seeds 1: "
+                               "no re-scoring; 2 trainings, ~1m25s at the trials' pace)\n")
+
+
+def test_one_completed_classic_is_scored_without_re_scoring_and_counted_exactly(workdir):
+    said = io.StringIO()
+    find("ionosphere", trials=1, epochs=2, seeds=2, artifacts="none", stream=said, live=True)
+    out = said.getvalue()
+    # The one trial is the first classic: it wins without re-scoring and is not retrained again as a baseline.
+    assert ("scoring the best trial (by val_loss) on the test split (one trial completed: nothing to re-score; "
+            "2 trainings)") in out
+    assert re.search(r"\rscoring: \[#{24}\] 2/2 trainings", out), out

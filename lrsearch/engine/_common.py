@@ -32,18 +32,27 @@ class BatchPlan:
 
 
 def has_convolutions(model: Any) -> bool:
-    """Whether ``model`` (nested models included) has a convolution layer: one whose class name has ``Conv``.
+    """Whether ``model`` has a convolution layer anywhere: nested models, wrappers (``TimeDistributed``), layers
+    a custom layer holds, and subclasses of Keras's convolution layers included.
 
-    On a CPU these run far slower under XLA than in TensorFlow's graphs (see ``_tf.use_xla``).
+    On a CPU these run far slower under XLA than in TensorFlow's graphs (see ``_tf.use_xla``). A layer that calls
+    ``keras.ops.conv`` itself is not seen.
 
     Example:
         >>> has_convolutions(keras.Sequential([keras.Input((8, 1)), keras.layers.Conv1D(2, 3)]))
         True
+        >>> has_convolutions(keras.Sequential([keras.Input((8,)), keras.layers.Dense(2, name="ConvertMe")]))
+        False
     """
-    for layer in getattr(model, "layers", []):
-        if "Conv" in type(layer).__name__ or has_convolutions(layer):
-            return True
-    return False
+    kinds = tuple(getattr(keras.layers, name) for name in _CONVOLUTIONS if hasattr(keras.layers, name))
+    flatten = getattr(model, "_flatten_layers", None)  # every tracked sub-layer, recursively (Keras 3)
+    layers = flatten(include_self=False, recursive=True) if flatten is not None else getattr(model, "layers", [])
+    return any(isinstance(layer, kinds) for layer in layers)
+
+
+_CONVOLUTIONS = ("Conv1D", "Conv2D", "Conv3D", "Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose",
+                 "DepthwiseConv1D", "DepthwiseConv2D", "SeparableConv1D", "SeparableConv2D", "ConvLSTM1D",
+                 "ConvLSTM2D", "ConvLSTM3D")
 
 
 def score(task: str, y: Any, y_pred: Any, from_logits: bool) -> Any:

@@ -92,3 +92,21 @@ def test_reselection_in_a_population_ranks_as_one_by_one(workdir):
         assert b["val_loss"] == pytest.approx(a["val_loss"], rel=1e-4)
         assert b["val_accuracy"] == pytest.approx(a["val_accuracy"], abs=1e-6)
     assert one.best_trial == many.best_trial
+
+
+def test_the_trainings_after_a_population_search_are_counted(workdir):
+    import io
+    import re
+
+    from lrsearch.pipeline import find
+
+    said = io.StringIO()
+    find("ionosphere", trials=4, epochs=3, population=2, top_k=2, seeds=2, artifacts="none", stream=said, live=True)
+    out = said.getvalue()
+    total = int(re.search(r"\(up to (\d+) trainings\)", out)[1])
+    assert "pace" not in out  # a population's trials overlap: no estimate from their durations
+    study = optuna.load_study(study_name="ionosphere", storage="sqlite:///studies/ionosphere.db")
+    ranking = study.user_attrs["reselection"]
+    winner_is_classic = next(t for t in study.trials if t.number == ranking[0]["trial"]).user_attrs.get("warm_start")
+    done = total - 1 if winner_is_classic else total
+    assert re.search(rf"\rre-scoring: \[#{{24}}\] {done}/{done} trainings", out), out
