@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
                                   validation_data=(ds.x_val, ds.y_val), shuffle=False)
                     losses[variant] = h.history["val_loss"][-1]
                 else:
-                    _tf.use_xla = lambda model, v=variant: v == "xla"
+                    _tf.use_xla = lambda model, x, v=variant: v == "xla"
                     try:
                         res = engine.train(factory, ds, schedule, optimizer=opt, epochs=1, batch_size=128, seed=0,
                                            shuffle=False, engine="fast")

@@ -372,8 +372,9 @@ def test_xla_except_convolutions_on_a_cpu(ionosphere, ionosphere_factory, mnist_
 
     if tf.config.list_logical_devices("GPU"):
         pytest.skip("the rule for CPUs (on a GPU every program is XLA)")
-    assert use_xla(ionosphere_factory(0)) is True
-    assert use_xla(mnist_small[1](0)) is False
+    tabular, images = ionosphere.x_train[:2], mnist_small[0].x_train[:2]
+    assert use_xla(ionosphere_factory(0), tabular) is True
+    assert use_xla(mnist_small[1](0), images) is False
 
     class Holder(keras.layers.Layer):  # a custom layer that holds a convolution
         def __init__(self) -> None:
@@ -386,17 +387,57 @@ def test_xla_except_convolutions_on_a_cpu(ionosphere, ionosphere_factory, mnist_
     class Shifted(keras.layers.Conv2D):
         pass
 
+    class OwnConvolution(keras.layers.Layer):  # no convolution layer, a convolution op
+        def build(self, shape: Any) -> None:
+            self.kernel = self.add_weight((3, 3, 1, 2))
+
+        def call(self, x: Any) -> Any:
+            return keras.ops.conv(x, self.kernel)
+
     def head(*layers: Any, shape: tuple[int, ...] = (8, 8, 1)) -> keras.Model:
         return keras.Sequential([keras.Input(shape), *layers, keras.layers.Flatten(), keras.layers.Dense(1)])
 
     inner = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.DepthwiseConv2D(3)])
-    for model in (head(inner), head(Holder()), head(Shifted(2, 3)),
-                  head(keras.layers.TimeDistributed(keras.layers.Conv2D(2, 3)), shape=(3, 8, 8, 1))):
-        assert use_xla(model) is False, [type(layer).__name__ for layer in model.layers]
-    assert use_xla(head(keras.layers.Dense(2, name="ConvertToFloat"), shape=(8,))) is True  # names do not count
+    image, sequence, row = np.zeros((2, 8, 8, 1), "float32"), np.zeros((2, 5, 8), "float32"), np.zeros((2, 8),
+                                                                                                     "float32")
+    graphs = [(head(inner), image), (head(Holder()), image), (head(Shifted(2, 3)), image),
+              (head(OwnConvolution()), image),
+              (head(keras.layers.TimeDistributed(keras.layers.Conv2D(2, 3)), shape=(3, 8, 8, 1)),
+               np.zeros((2, 3, 8, 8, 1), "float32")),
+              # random draws in training: XLA's differ from the graph kernels model.fit runs on a CPU
+              (head(keras.layers.Dropout(0.3), shape=(8,)), row), (head(keras.layers.GaussianNoise(0.1), shape=(8,)), row),
+              (head(keras.layers.LSTM(4, dropout=0.2), shape=(5, 8)), sequence)]
+    for model, x in graphs:
+        assert use_xla(model, x) is False, [type(layer).__name__ for layer in model.layers]
+    xla = [(head(keras.layers.Dense(2, name="ConvertToFloat"), shape=(8,)), row),  # names do not count
+           (head(keras.layers.Dropout(0.0), shape=(8,)), row),  # draws nothing
+           (head(keras.layers.BatchNormalization(), shape=(8,)), row),
+           (head(keras.layers.LSTM(4), shape=(5, 8)), sequence)]
+    for model, x in xla:
+        assert use_xla(model, x) is True, [type(layer).__name__ for layer in model.layers]
     constant = schedule_from_config({"type": "constant", "initial_lr": 0.01})
     kwargs = dict(optimizer=optimizer_spec("adam"), epochs=1, batch_size=32, seed=0)
     engine.train(ionosphere_factory, ionosphere, constant, **kwargs)
     engine.train(mnist_small[1], mnist_small[0], constant, **kwargs)
     programs = {p.plan.n: p.xla for p in engine._PROGRAMS.values() if p.plan.n in (len(ionosphere.x_train), 300)}
     assert programs == {len(ionosphere.x_train): True, 300: False}
+
+
+def test_dropout_on_the_fast_path_matches_model_fit(ionosphere):
+    # Dropout draws random numbers; the engine must draw the ones model.fit draws (on a TensorFlow CPU that means a
+    # graph, not XLA: see test_xla_except_convolutions_on_a_cpu).
+    def factory(seed: int) -> keras.Model:
+        keras.utils.set_random_seed(seed)
+        return keras.Sequential([keras.Input(ionosphere.input_shape), keras.layers.Dense(16, activation="relu"),
+                                 keras.layers.Dropout(0.3), keras.layers.GaussianNoise(0.1),
+                                 keras.layers.Dense(1, activation="sigmoid")])
+
+    schedule = schedule_from_config({"type": "constant", "initial_lr": 0.01})
+    kwargs = dict(optimizer=optimizer_spec("sgd"), epochs=4, batch_size=32, seed=2, shuffle=False)
+    fast = engine.train(factory, ionosphere, schedule, engine="fast", epochs_per_call=2, **kwargs)
+    ref = engine.train(factory, ionosphere, schedule, engine="fit", **kwargs)
+    assert (fast.engine, ref.engine) == ("fast", "fit")
+    for key in ("loss", "val_loss", "val_accuracy"):
+        np.testing.assert_allclose(fast.history[key], ref.history[key], rtol=RTOL, atol=1e-6, err_msg=key)
+    for a, b in zip(fast.weights, ref.weights):
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=WEIGHTS_ATOL)

@@ -25,28 +25,59 @@ _DTYPES = {"lrs": tf.float32, "alive": tf.bool, "best": tf.float32, "wait": tf.i
            "hyper": tf.float32}
 
 
-def use_xla(model: Any) -> bool:
+def use_xla(model: Any, x: Any) -> bool:
     """Whether to compile ``model``'s trial program with XLA (else it runs as one TensorFlow graph).
 
-    XLA, except for a model with convolutions (:func:`~lrsearch.engine._common.has_convolutions`) on a CPU: XLA's
-    CPU convolutions are far slower than the oneDNN kernels TensorFlow's graphs use. The default MNIST CNN trained
-    an epoch in 16.6 s under XLA against 0.78 s as a graph (and 2.05 s through ``model.fit``) on 2 cores; a dense
-    network runs ~3x faster under XLA (docs/benchmarks.md).
+    XLA, except on a CPU for a model whose training-mode forward pass (traced on inputs shaped like ``x``, nothing
+    run) has a convolution or draws random numbers:
+
+    * XLA's CPU convolutions are far slower than the oneDNN kernels TensorFlow's graphs use: the default MNIST CNN
+      trained an epoch in 16.6 s under XLA against 0.78 s as a graph (2.05 s through ``model.fit``) on 2 cores;
+    * XLA draws other random numbers than TensorFlow's kernels from the same seeds, so a model with Dropout or
+      GaussianNoise trained under XLA does not match ``model.fit`` (0.2-0.4 relative in loss on ionosphere), which
+      runs them as a graph on a CPU; it was slower there too.
+
+    Dense, recurrent, embedding and BatchNormalization models keep XLA, 1.5-7x faster an epoch than as a graph
+    (docs/benchmarks.md).
 
     Args:
-        model: The Keras model the program trains.
+        model: The built Keras model the program trains.
+        x: A batch of its inputs (only the shape and dtype are used).
 
     Returns:
         True to compile with XLA, False to run the program as one TensorFlow graph.
 
     Example:
-        >>> import keras
-        >>> use_xla(keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)]))
+        >>> import keras, numpy as np
+        >>> use_xla(keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)]), np.zeros((2, 4), "float32"))
         True
+        >>> use_xla(keras.Sequential([keras.Input((4,)), keras.layers.Dropout(0.5)]), np.zeros((2, 4), "float32"))
+        False
     """
     if tf.config.list_logical_devices("GPU"):
         return True
-    return not has_convolutions(model)
+    if has_convolutions(model):
+        return False
+    ops = _forward_ops(model, x)
+    return not any(_is_convolution(op) or _is_random(op) for op in ops)
+
+
+def _forward_ops(model: Any, x: Any) -> set[str]:
+    """The op types of ``model(x, training=True)`` as a graph, those of its inner functions (loops) included."""
+    spec = tf.TensorSpec([None, *x.shape[1:]], tf.as_dtype(x.dtype))
+    graph = tf.function(lambda v: model(v, training=True), autograph=False).get_concrete_function(spec).graph
+    graph_def = graph.as_graph_def()
+    return {n.op for n in graph_def.node} | {n.op for f in graph_def.library.function for n in f.node_def}
+
+
+def _is_convolution(op: str) -> bool:
+    return op.startswith(("Conv", "DepthwiseConv"))
+
+
+def _is_random(op: str) -> bool:
+    # Not "Stateless" alone: StatelessWhile/If/Case are control flow.
+    return "Random" in op or op.startswith(("StatelessTruncated", "StatelessMultinomial", "StatelessShuffle",
+                                            "StatelessParameterized", "TruncatedNormal", "Multinomial"))
 
 
 def _improves(value: Any, best: Any, min_delta: Any) -> Any:
@@ -146,8 +177,8 @@ class Program:
                     "best": best, "wait": wait, "cool": cool}
 
         # Explicit while loops, no autograph: tracing is then about twice as fast (it is the bulk of a compile).
-        self.xla = use_xla(model)
-        self._run = tf.function(run, jit_compile=self.xla, autograph=False)
+        self._python_run = run
+        self.xla: bool | None = None  # decided at the first call, on its inputs (see use_xla)
         self._concrete: Any = None
         self._load: Any = None
 
@@ -175,7 +206,9 @@ class Program:
         tm = {key: tf.constant(value, _DTYPES[key]) for key, value in m.items()}
         args = (*data, tf.constant(perms, tf.int32), tf.constant(n_epochs, tf.int32), tm)
         if self._concrete is None:
-            self._concrete = self._run.get_concrete_function(*args)
+            self.xla = use_xla(self.model, args[0])
+            compiled = tf.function(self._python_run, jit_compile=self.xla, autograph=False)
+            self._concrete = compiled.get_concrete_function(*args)
         # The concrete function skips tf.function's signature matching (~1 ms a call): every call of a program
         # has the same shapes and dtypes by construction.
         out = self._concrete(*args)
