@@ -415,6 +415,13 @@ def test_xla_except_convolutions_on_a_cpu(ionosphere, ionosphere_factory, mnist_
            (head(keras.layers.LSTM(4), shape=(5, 8)), sequence)]
     for model, x in xla:
         assert use_xla(model, x) is True, [type(layer).__name__ for layer in model.layers]
+
+    class PerBatch(keras.layers.Layer):  # needs a known batch size: the traced pass (any batch) fails
+        def call(self, x: Any) -> Any:
+            return x / float(x.shape[0])
+
+    fixed = keras.Sequential([keras.Input((8,), batch_size=2), PerBatch(), keras.layers.Dense(1)])
+    assert use_xla(fixed, row) is True  # the program itself traces it with its own batch sizes
     constant = schedule_from_config({"type": "constant", "initial_lr": 0.01})
     kwargs = dict(optimizer=optimizer_spec("adam"), epochs=1, batch_size=32, seed=0)
     engine.train(ionosphere_factory, ionosphere, constant, **kwargs)

@@ -58,7 +58,10 @@ def use_xla(model: Any, x: Any) -> bool:
         return True
     if has_convolutions(model):
         return False
-    ops = _forward_ops(model, x)
+    try:
+        ops = _forward_ops(model, x)
+    except Exception:  # a model that cannot be traced for any batch size (it may for the program's sizes): as before
+        return True
     return not any(_is_convolution(op) or _is_random(op) for op in ops)
 
 
