@@ -40,6 +40,16 @@ SCHEDULES = [
 ]
 
 
+def assert_matches_fit(fast: Any, ref: Any) -> None:
+    """The fast path's run is model.fit's: per-epoch metrics, LR per epoch and final weights, to the tolerances."""
+    assert (fast.engine, ref.engine) == ("fast", "fit")
+    for key in ("loss", "val_loss", "val_accuracy"):
+        np.testing.assert_allclose(fast.history[key], ref.history[key], rtol=RTOL, atol=1e-6, err_msg=key)
+    np.testing.assert_allclose(fast.lr_per_epoch, ref.lr_per_epoch, rtol=1e-6)
+    for a, b in zip(fast.weights, ref.weights):
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=WEIGHTS_ATOL)
+
+
 @pytest.mark.parametrize("config", SCHEDULES, ids=lambda c: f"{c['type']}-{c.get('patience', '')}")
 @pytest.mark.parametrize("opt", ["sgd", "adam"])
 def test_fast_path_matches_model_fit(ionosphere, ionosphere_factory, config, opt):
@@ -47,12 +57,7 @@ def test_fast_path_matches_model_fit(ionosphere, ionosphere_factory, config, opt
     kwargs = dict(optimizer=optimizer_spec(opt), epochs=6, batch_size=32, seed=3, shuffle=False)
     fast = engine.train(ionosphere_factory, ionosphere, schedule, engine="fast", epochs_per_call=4, **kwargs)
     ref = engine.train(ionosphere_factory, ionosphere, schedule, engine="fit", **kwargs)
-    assert (fast.engine, ref.engine) == ("fast", "fit")
-    for key in ("loss", "val_loss", "val_accuracy"):
-        np.testing.assert_allclose(fast.history[key], ref.history[key], rtol=RTOL, atol=1e-6, err_msg=key)
-    np.testing.assert_allclose(fast.lr_per_epoch, ref.lr_per_epoch, rtol=1e-6)
-    for a, b in zip(fast.weights, ref.weights):
-        np.testing.assert_allclose(a, b, rtol=1e-3, atol=WEIGHTS_ATOL)
+    assert_matches_fit(fast, ref)
 
 
 # The settings a search varies, two values each after a first program exists: same program, same results as fit.
@@ -356,12 +361,7 @@ def test_a_cnn_on_the_fast_path_matches_model_fit(mnist_small, config):
     kwargs = dict(optimizer=optimizer_spec("adam"), epochs=3, batch_size=32, seed=1, shuffle=False)
     fast = engine.train(factory, ds, schedule, engine="fast", epochs_per_call=2, **kwargs)
     ref = engine.train(factory, ds, schedule, engine="fit", **kwargs)
-    assert (fast.engine, ref.engine) == ("fast", "fit")
-    for key in ("loss", "val_loss", "val_accuracy"):
-        np.testing.assert_allclose(fast.history[key], ref.history[key], rtol=RTOL, atol=1e-6, err_msg=key)
-    np.testing.assert_allclose(fast.lr_per_epoch, ref.lr_per_epoch, rtol=1e-6)
-    for a, b in zip(fast.weights, ref.weights):
-        np.testing.assert_allclose(a, b, rtol=1e-3, atol=WEIGHTS_ATOL)
+    assert_matches_fit(fast, ref)
 
 
 @pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="the TensorFlow program's choice")
@@ -443,8 +443,4 @@ def test_dropout_on_the_fast_path_matches_model_fit(ionosphere):
     kwargs = dict(optimizer=optimizer_spec("sgd"), epochs=4, batch_size=32, seed=2, shuffle=False)
     fast = engine.train(factory, ionosphere, schedule, engine="fast", epochs_per_call=2, **kwargs)
     ref = engine.train(factory, ionosphere, schedule, engine="fit", **kwargs)
-    assert (fast.engine, ref.engine) == ("fast", "fit")
-    for key in ("loss", "val_loss", "val_accuracy"):
-        np.testing.assert_allclose(fast.history[key], ref.history[key], rtol=RTOL, atol=1e-6, err_msg=key)
-    for a, b in zip(fast.weights, ref.weights):
-        np.testing.assert_allclose(a, b, rtol=1e-3, atol=WEIGHTS_ATOL)
+    assert_matches_fit(fast, ref)
