@@ -928,8 +928,8 @@ def _announce(progress: Any, completed: list[Any], candidates: int, seeds: int, 
     and_classics = " and the classics" if classics else ""
     if candidates:
         text = (f"re-scoring {candidates} candidate{'s' if candidates != 1 else ''} (the best "
-                f"trial{'s' if candidates > 1 else ''}{and_classics}) on {seeds} fresh validation splits, then the winner{and_classics} on the test "
-                f"split ({count}")
+                f"trial{'s' if candidates > 1 else ''}{and_classics}) on {seeds} fresh validation splits, then the "
+                f"winner{and_classics} on the test split ({count}")
     else:
         why = "--seeds 1: no re-scoring" if seeds <= 1 else "one trial completed: nothing to re-score"
         text = f"scoring the best trial (by val_loss){and_classics} on the test split ({why}; {count}"

@@ -405,7 +405,8 @@ def test_xla_except_convolutions_on_a_cpu(ionosphere, ionosphere_factory, mnist_
               (head(keras.layers.TimeDistributed(keras.layers.Conv2D(2, 3)), shape=(3, 8, 8, 1)),
                np.zeros((2, 3, 8, 8, 1), "float32")),
               # random draws in training: XLA's differ from the graph kernels model.fit runs on a CPU
-              (head(keras.layers.Dropout(0.3), shape=(8,)), row), (head(keras.layers.GaussianNoise(0.1), shape=(8,)), row),
+              (head(keras.layers.Dropout(0.3), shape=(8,)), row),
+              (head(keras.layers.GaussianNoise(0.1), shape=(8,)), row),
               (head(keras.layers.LSTM(4, dropout=0.2), shape=(5, 8)), sequence)]
     for model, x in graphs:
         assert use_xla(model, x) is False, [type(layer).__name__ for layer in model.layers]

@@ -1,15 +1,16 @@
 """Trial engine: train one model under one schedule (or a population of them), fast.
 
 The fast path compiles up to K epochs of training (and the validation pass after each) into one program: XLA through
-``tf.function(jit_compile=True)`` on TensorFlow (``_tf.py``; a model with convolutions on a CPU runs as one graph
-without XLA instead, whose oneDNN convolutions are ~20x faster there), ``jax.jit`` over a ``lax.while_loop`` on JAX
+``tf.function(jit_compile=True)`` on TensorFlow (``_tf.py``; on a CPU a model with convolutions or random layers
+runs as one graph without XLA instead: its oneDNN convolutions are ~20x faster, and it draws the random numbers
+``model.fit`` draws), ``jax.jit`` over a ``lax.while_loop`` on JAX
 (``_jax.py``). The number of epochs a call runs is a runtime value, the LR of every step is an input array, and
 ``reduce_on_plateau`` runs inside the loop as state, so neither a new schedule, nor new parameters, nor a different
 chunk length ever recompiles: programs are cached per (architecture, optimizer class and structure, task, data
 shapes, batch size) and traced once; the optimizer settings a search varies (momentum, beta_1, ...) are inputs too
 (``_common.HYPER_SETTINGS``). Initial weights are cached per (factory, seed), so a trial with a seed seen before
-does not rebuild the model. On JAX, :func:`train_population` trains P trials at once with ``jax.vmap``. ``model.fit`` with the
-exported callback is the reference path (``engine="fit"``) and the fallback for models the fast path cannot run.
+does not rebuild the model. On JAX, :func:`train_population` trains P trials at once with ``jax.vmap``.
+``model.fit`` with the exported callback is the reference path (``engine="fit"``) and the fallback for models the fast path cannot run.
 """
 
 from __future__ import annotations

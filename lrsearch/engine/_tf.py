@@ -1,5 +1,5 @@
-"""TensorFlow twin of the trial program (see ``_jax.py``): up to K epochs as one XLA program (one graph for a
-convolutional model on a CPU, see :func:`use_xla`).
+"""TensorFlow twin of the trial program (see ``_jax.py``): up to K epochs as one XLA program (one graph, on a CPU,
+for a model with convolutions or random layers: see :func:`use_xla`).
 
 TensorFlow's optimizers have no ``stateless_apply`` (it conflicts with tf.distribute), so this twin drives the
 model's and optimizer's real variables inside one ``tf.function`` (``jit_compile=True`` unless :func:`use_xla`
