@@ -385,7 +385,7 @@ def test_xla_except_convolutions_on_a_cpu(ionosphere, ionosphere_factory, mnist_
             return self.conv(x)
 
     class Shifted(keras.layers.Conv2D):
-        pass
+        """A user's subclass of a convolution layer (its name does not say Conv)."""
 
     class OwnConvolution(keras.layers.Layer):  # no convolution layer, a convolution op
         def build(self, shape: Any) -> None:
