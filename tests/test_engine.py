@@ -60,6 +60,14 @@ def test_fast_path_matches_model_fit(ionosphere, ionosphere_factory, config, opt
     assert_matches_fit(fast, ref)
 
 
+def test_fewer_rows_than_one_batch_matches_model_fit(ionosphere, ionosphere_factory):
+    """245 training rows at batch 512: every epoch is one partial batch (XLA used to refuse the program)."""
+    schedule = schedule_from_config(SCHEDULES[2])
+    kwargs = dict(optimizer=optimizer_spec("adam"), epochs=3, batch_size=512, seed=3, shuffle=False)
+    fast = engine.train(ionosphere_factory, ionosphere, schedule, engine="fast", **kwargs)
+    assert_matches_fit(fast, engine.train(ionosphere_factory, ionosphere, schedule, engine="fit", **kwargs))
+
+
 # The settings a search varies, two values each after a first program exists: same program, same results as fit.
 OPTIMIZER_SETTINGS = [
     ("SGD", {"momentum": 0.9, "nesterov": True}, {"momentum": 0.35, "nesterov": True}),

@@ -144,7 +144,9 @@ class Program:
             def batch(i: Any, acc: Any) -> Any:
                 return i + 1, acc + step(xf[i], yf[i], lrs[i]) * bs
 
-            _, acc = tf.while_loop(lambda i, acc: i < full, batch, (tf.constant(0), tf.constant(0.0)))
+            acc = tf.constant(0.0)
+            if full:  # fewer rows than one batch: XLA refuses even an unrun slice of the empty batch stack
+                _, acc = tf.while_loop(lambda i, acc: i < full, batch, (tf.constant(0), acc))
             if rem:
                 acc += step(xs[full * bs:], ys[full * bs:], lrs[full]) * rem
             y_pred = model(xv, training=False)
