@@ -81,8 +81,20 @@ def task_metric(task: str) -> str:
 
 
 def outputs_logits(model: Any) -> bool:
-    """True when the model's last layer has a linear activation (its outputs are logits)."""
-    last = model.layers[-1] if getattr(model, "layers", None) else None
+    """True when the model's last layer has a linear activation (its outputs are logits).
+
+    A last layer that is a model itself (a head sub-model) is looked into.
+
+    Example:
+        >>> import keras
+        >>> head = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+        >>> outputs_logits(keras.Sequential([keras.Input((4,)), keras.layers.Dense(4), head]))
+        True
+    """
+    last = model
+    while getattr(last, "layers", None):  # a model (or a nested one): its last layer
+        last = last.layers[-1]
+    last = None if last is model else last
     activation = getattr(last, "activation", None)
     return getattr(activation, "__name__", "") == "linear"
 
@@ -167,12 +179,19 @@ def _build_with(builder: Callable[[Any], Any], hp: Any, spec: ModelSpec) -> Any:
     return model
 
 
-def _seeded(build: Callable[[], Any]) -> ModelFactory:
+def _seeded(build: Callable[[], Any], input_shape: tuple[int, ...]) -> ModelFactory:
     import keras
+    import numpy as np
 
     def factory(seed: int) -> Any:
         keras.utils.set_random_seed(int(seed))
-        return build()
+        model = build()
+        if not model.built:  # a subclassed model makes its weights at its first call: every caller needs them
+            try:
+                model(np.zeros((1, *input_shape), dtype="float32"))
+            except Exception:
+                pass  # _check_shapes reports it, with the model's name
+        return model
 
     return factory
 
@@ -215,7 +234,7 @@ def make_factory(spec: ModelSpec, input_shape: tuple[int, ...], n_outputs: int, 
         def build() -> Any:
             return keras.models.clone_model(template)  # same architecture, freshly initialised weights
 
-    factory = _seeded(build)
+    factory = _seeded(build, input_shape)
     model = factory(0)
     _check_shapes(model, spec, input_shape, n_outputs)
     return factory
@@ -261,7 +280,7 @@ def make_trial_factory(spec: ModelSpec, input_shape: tuple[int, ...], n_outputs:
         return lambda hp: factory
 
     def for_hp(hp: Any) -> ModelFactory:
-        factory = _seeded(lambda: _build_with(builder, hp, spec))
+        factory = _seeded(lambda: _build_with(builder, hp, spec), input_shape)
         model = factory(0)  # draws the values; later builds get the same ones (repeated names keep their value)
         values = ", ".join(f"{k}={v!r}" for k, v in hp.values.items())
         _check_shapes(model, spec, input_shape, n_outputs, label=f"{spec.describe()} (hp {values or 'none'})")

@@ -766,3 +766,15 @@ def test_a_pickle_is_not_a_document(tmp_path: Path) -> None:
     path.write_bytes(pickle.dumps({"format": "lrsearch.schedule/1"}))  # would only ever load via pickle
     with pytest.raises(ConfigError, match="not (UTF-8|valid JSON)"):
         lrsearch.load_callback(path)
+
+
+def test_the_fast_engine_refusing_a_model_is_one_line(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`--engine fast` with a model only model.fit can train: the reason and the flag that trains it."""
+    (workdir / "custom.py").write_text(
+        "import keras\n\nclass Custom(keras.Model):\n    def train_step(self, *args):\n"
+        "        return super().train_step(*args)\n\n"
+        "def make(input_shape, n_outputs):\n    inputs = keras.Input(input_shape)\n"
+        "    return Custom(inputs, keras.layers.Dense(n_outputs, activation='sigmoid')(inputs))\n")
+    code, _, err = run_cli(capsys, "find", "--data", "ionosphere", "--model", "custom.py:make", "--engine", "fast",
+                           "--trials", "1", "--epochs", "1")
+    one_line_error(code, err, ["fast engine cannot train this model", "overrides train_step", "--engine auto"])

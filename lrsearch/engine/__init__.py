@@ -29,6 +29,7 @@ import numpy as np
 from lrsearch.data import Dataset
 from lrsearch.engine._common import BatchPlan, has_convolutions, install_hyper_variables, split_optimizer_spec
 from lrsearch.engine.result import TrainResult
+from lrsearch.errors import ModelError
 from lrsearch.schedules.base import Schedule
 from lrsearch.schedules.plateau import ReduceOnPlateau
 
@@ -377,7 +378,7 @@ def _prepare(factory: Callable[[int], Any], data: Dataset, schedules: list[Sched
              batch_size: int, seed: int, engine: str) -> tuple[Any, _Initial] | str:
     """The compiled program and initial weights for a fast run, or why there is none (a one-line reason).
 
-    Raises ValueError for ``engine="fast"`` when the fast path cannot run.
+    Raises ModelError for ``engine="fast"`` when the fast path cannot run.
     """
     problem = next((f"the schedule {s.type!r} is metric-driven but not reduce_on_plateau" for s in schedules
                     if s.metric_driven and not isinstance(s, ReduceOnPlateau)), None)
@@ -388,11 +389,10 @@ def _prepare(factory: Callable[[int], Any], data: Dataset, schedules: list[Sched
         try:
             return _program(init.arch, model, factory, seed, data, optimizer, batch_size), init
         except Exception as exc:  # a model the compiled path cannot trace: fall back, say why
-            if engine == "fast":
-                raise
             problem = f"compiling it failed ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})"
     if engine == "fast":
-        raise ValueError(f"the fast engine cannot train this model: {problem}")
+        raise ModelError(f"the fast engine cannot train this model: {problem}; use --engine auto (it falls back to "
+                         "model.fit) or --engine fit")
     return problem
 
 

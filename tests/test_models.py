@@ -1,0 +1,56 @@
+"""Model specs and factories (lrsearch.models): models users write themselves."""
+
+from __future__ import annotations
+
+import keras
+import optuna
+import pytest
+
+from lrsearch.cli import main
+from lrsearch.models import make_factory, outputs_logits, parse_model_spec
+
+SUBCLASSED = '''
+import keras
+
+class Net(keras.Model):
+    def __init__(self, n_outputs):
+        super().__init__()
+        self.hidden = keras.layers.Dense(16, activation="relu")
+        self.out = keras.layers.Dense(n_outputs, activation="sigmoid")
+
+    def call(self, x):
+        return self.out(self.hidden(x))
+
+def make(input_shape, n_outputs):
+    return Net(n_outputs)  # unbuilt: its weights exist only after a first call
+'''
+
+
+def test_a_subclassed_model_gets_its_weights_from_the_factory(workdir):
+    (workdir / "sub.py").write_text(SUBCLASSED)
+    factory = make_factory(parse_model_spec("sub.py:make"), (34,), 1, "binary")
+    a, b = factory(0), factory(1)
+    assert [v.shape for v in a.trainable_variables] == [(34, 16), (16,), (16, 1), (1,)]
+    assert not all((x.numpy() == y.numpy()).all() for x, y in zip(a.trainable_variables, b.trainable_variables))
+
+
+def test_find_searches_and_exports_with_a_subclassed_model(workdir, capsys):
+    """It used to train nothing (every trial the same val_loss) and then crash at the export."""
+    (workdir / "sub.py").write_text(SUBCLASSED)
+    code = main(["find", "--data", "ionosphere", "--model", "sub.py:make", "--trials", "3", "--epochs", "3",
+                 "--top-k", "1", "--seeds", "2", "--quiet"])
+    assert code == 0, capsys.readouterr().err
+    study = optuna.load_study(study_name="ionosphere", storage="sqlite:///studies/ionosphere.db")
+    losses = [t.value for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(set(losses)) == len(losses) >= 2, losses  # the schedules made a difference: the weights trained
+    assert (workdir / "studies" / "ionosphere" / "best_schedule.json").exists()
+
+
+@pytest.mark.parametrize("activation, logits", [(None, True), ("sigmoid", False)])
+def test_a_head_sub_model_is_looked_into_for_logits(activation, logits):
+    head = keras.Sequential([keras.Input((8,)), keras.layers.Dense(1, activation=activation)])
+    body = keras.Sequential([keras.Input((34,)), keras.layers.Dense(8, activation="relu")])
+    model = keras.Sequential([keras.Input((34,)), body, head])
+    assert outputs_logits(model) is logits
+    inputs = keras.Input((34,))
+    assert outputs_logits(keras.Model(inputs, head(body(inputs)))) is logits  # functional, too
