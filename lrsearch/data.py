@@ -119,9 +119,9 @@ _UNSUPPORTED = {
     ".h5": "HDF5", ".hdf5": "HDF5", ".pkl": "pickle", ".pickle": "pickle", ".zip": "zip", ".tar": "tar",
     ".arff": "ARFF",
 }  # fmt: skip
-# Cells pandas reads as missing by default; they are neither numbers nor names when detecting a header.
+# Cells pandas reads as missing by default, and "?" (UCI's marker); neither numbers nor names for a header.
 _NA_TOKENS = {"", "na", "n/a", "nan", "-nan", "null", "none", "#n/a", "#na", "<na>", "-1.#ind", "1.#ind", "-1.#qnan",
-              "1.#qnan", "#n/a n/a"}  # fmt: skip
+              "1.#qnan", "#n/a n/a", "?"}  # fmt: skip
 _COMMA_DECIMAL_RE = re.compile(r"^[+-]?\d*,\d+(?:[eE][+-]?\d+)?$")  # 0,5: a decimal comma (with ';' tables)
 _DOT_DECIMAL_RE = re.compile(r"^[+-]?\d*\.\d+(?:[eE][+-]?\d+)?$")
 _NUMBER_RE = re.compile(r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$|^[+-]?inf(?:inity)?$", re.IGNORECASE)
@@ -692,16 +692,24 @@ def _is_na(cell: str) -> bool:
     return cell.lower() in _NA_TOKENS
 
 
+def _counts_columns(row: list[str]) -> bool:
+    cells = [c.strip() for c in row]
+    return len(cells) >= 3 and any(cells == [str(i) for i in range(k, k + len(cells))] for k in (0, 1))
+
+
 def _has_header(rows: list[list[str]], decimal: str = ".") -> bool:
     """Whether the first row is a header.
 
     Rule: yes iff some column has a non-numeric (and non-missing) first cell while more than half of the column's
     other (non-missing) cells are numeric. A label column such as ionosphere's ``g``/``b`` is non-numeric all the
-    way down, so it is no evidence of a header.
+    way down, so it is no evidence of a header. A first row counting the columns (0, 1, 2, ... or 1, 2, 3, ...: what
+    pandas and numpy write for unnamed columns) is a header too.
     """
     if len(rows) < 2:
         return False
     first, rest = rows[0], rows[1:]
+    if _counts_columns(first) and not _counts_columns(rest[0]):
+        return True
     for j, cell in enumerate(first):
         cell = cell.strip()
         if _is_na(cell) or _is_number(cell, decimal):
@@ -750,7 +758,10 @@ def _read_text_table(path: Path, label: str, max_bytes: int | None, *, tsv: bool
         cells = [c.strip() for c in rows[0] if c.strip()]
         if not any(_is_number(c, decimal) for c in cells):
             raise DataError(f"{label}: only a header row, no data rows; add data rows (one per line)")
-    df = _parse_csv(path, label, sep=sep, header=header, encoding=encoding, gz=gz, decimal=decimal)
+    # R's write.table: the header has no field for the row names that start every other line.
+    row_names = header and len(rows) > 1 and all(len(r) == len(rows[0]) + 1 for r in rows[1:])
+    df = _parse_csv(path, label, sep=sep, header=header, encoding=encoding, gz=gz, decimal=decimal,
+                    row_names=row_names)
     if header and len(df) == 0:
         raise DataError(f"{label}: only a header row, no data rows; add data rows (one per line)")
     if not header:
@@ -764,18 +775,19 @@ def _read_text_table(path: Path, label: str, max_bytes: int | None, *, tsv: bool
 
 
 def _parse_csv(path: Path, label: str, *, sep: str, header: bool, encoding: str, gz: bool,
-               decimal: str = ".") -> pd.DataFrame:
+               decimal: str = ".", row_names: bool = False) -> pd.DataFrame:
     import pandas as pd
 
     kwargs: dict[str, Any] = dict(
-        sep=sep, header=0 if header else None, skipinitialspace=True, index_col=False,
-        compression="gzip" if gz else None, engine="c", decimal=decimal,
+        sep=sep, header=0 if header else None, skipinitialspace=True, index_col=0 if row_names else False,
+        compression="gzip" if gz else None, engine="c", decimal=decimal, na_values=["?"],
     )  # fmt: skip
     for enc in dict.fromkeys((encoding, "latin-1")):  # UTF-8 first; latin-1 decodes anything that remains text
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # mixed-type chunks: the column ends up non-numeric and is reported
-                return pd.read_csv(path, encoding=enc, **kwargs)
+                df = pd.read_csv(path, encoding=enc, **kwargs)
+            return df.reset_index(drop=True) if row_names else df  # row names are not features
         except UnicodeDecodeError:
             continue
         except pd.errors.EmptyDataError as e:
@@ -943,6 +955,17 @@ def _missing_values(df: pd.DataFrame, columns: list[str], label: str) -> None:
     raise DataError(f"{label}: missing values in columns {', '.join(parts)}{more}; fill or drop them")
 
 
+def _is_index_column(df: pd.DataFrame, column: str) -> bool:
+    """A row index written with the data (pandas' ``to_csv`` and R's ``write.csv`` leave its header cell empty,
+    which pandas names ``Unnamed: 0``): a counter, not a feature, and one that leaks the label of sorted data."""
+    import pandas as pd
+
+    if column != "Unnamed: 0" or not pd.api.types.is_integer_dtype(df[column].dtype):
+        return False
+    values = df[column].to_numpy()
+    return any(np.array_equal(values, np.arange(k, k + len(values))) for k in (0, 1))
+
+
 def _from_table(df: pd.DataFrame, opts: _Opts, *, name: str, source: str, sha: str) -> Dataset:
     import pandas as pd
 
@@ -958,7 +981,7 @@ def _from_table(df: pd.DataFrame, opts: _Opts, *, name: str, source: str, sha: s
         raise DataError(f"{label}: duplicate column names {_quote_list(dupes)}; rename them")
     df.columns = columns
     tcol = _resolve_target(columns, opts.target, label)
-    features = [c for c in columns if c != tcol]
+    features = [c for c in columns if c != tcol and not _is_index_column(df, c)]
 
     bad = _non_numeric_features(df, features)
     if bad:
@@ -996,7 +1019,7 @@ def _from_table(df: pd.DataFrame, opts: _Opts, *, name: str, source: str, sha: s
         if not np.isfinite(values).all():
             raise DataError(f"{label}: infinite values in target '{tcol}'; replace them with finite numbers")
     else:
-        values, numeric = s.astype(str).to_numpy(dtype=object), False
+        values, numeric = s.astype(str).str.strip().to_numpy(dtype=object), False  # "yes " is "yes"
     enc = _encode_target(values, numeric=numeric, integer_dtype=integer_dtype, array=False, tname=tcol, opts=opts)
 
     parts = _split_indices(len(df), enc.codes, list(opts.fractions[1:]), opts, enc.class_names)

@@ -439,8 +439,8 @@ def test_non_numeric_features(tmp_path: Path) -> None:
     many = "f0,f1,f2,f3,f4,f5,f6,y\n" + "".join("a,b,c,d,e,f,g,1\n" if i % 2 else "a,b,c,d,e,f,g,0\n"
                                                     for i in range(10))
     raises(["7 feature columns", "and 2 more"], write(tmp_path, "m.csv", many))
-    stray = "a,b,y\n" + "".join(f"{i},{'?' if i == 4 else i},{i % 2}\n" for i in range(20))
-    raises(["'b'", "'?' in row 5"], write(tmp_path, "q.csv", stray))
+    stray = "a,b,y\n" + "".join(f"{i},{'x' if i == 4 else i},{i % 2}\n" for i in range(20))
+    raises(["'b'", "'x' in row 5"], write(tmp_path, "q.csv", stray))  # ('?' is a missing value: below)
 
 
 def test_missing_values_located(tmp_path: Path) -> None:
@@ -618,3 +618,64 @@ def test_reselection_splits() -> None:
     from lrsearch.data import reselection_splits
 
     assert [reselection_splits(n) for n in (1, 27, 53, 85, 86, 2000)] == [10, 10, 5, 4, 3, 3]
+
+
+def _ionosphere_frame():
+    import pandas as pd
+
+    frame = pd.read_csv(SHARED_IONOSPHERE if SHARED_IONOSPHERE.exists() else BUNDLED / "ionosphere.csv", header=None)
+    frame.columns = [f"f{i}" for i in range(34)] + ["label"]
+    return frame
+
+
+def _same_data(ds: Dataset, reference: Dataset) -> None:
+    assert (ds.task, ds.class_names, ds.feature_names) == (reference.task, reference.class_names,
+                                                           reference.feature_names)
+    np.testing.assert_array_equal(ds.x_train, reference.x_train)
+    np.testing.assert_array_equal(ds.y_test, reference.y_test)
+
+
+@pytest.mark.parametrize("how", ["pandas index", "R write.table", "R write.csv"])
+def test_row_names_and_index_columns_are_not_features(tmp_path: Path, how: str) -> None:
+    """Sorted by label and saved with its row index, the index would give the label away: it is left out."""
+    frame = _ionosphere_frame().sort_values("label", kind="stable").reset_index(drop=True)
+    reference = load_dataset(write(tmp_path, "plain.csv", frame.to_csv(index=False)))
+    body = frame.to_csv(index=False, header=False)
+    text = {
+        "pandas index": frame.to_csv(index=True),  # ",f0,...": the index's header cell is empty
+        "R write.table": ",".join(f'"{c}"' for c in frame.columns) + "\n" + "".join(
+            f'"{i + 1}",{line}\n' for i, line in enumerate(body.splitlines())),  # the header is one field short
+        "R write.csv": '"",' + ",".join(f'"{c}"' for c in frame.columns) + "\n" + "".join(
+            f'"{i + 1}",{line}\n' for i, line in enumerate(body.splitlines())),
+    }[how]
+    ds = load_dataset(write(tmp_path, "indexed.csv", text))
+    assert ds.target == "label"
+    _same_data(ds, reference)
+
+
+def test_a_header_of_column_numbers_is_a_header(tmp_path: Path) -> None:
+    """pandas writes 0,1,2,... for unnamed columns; read as data, that row would be an example with label '34'."""
+    frame = _ionosphere_frame()
+    reference = load_dataset(write(tmp_path, "plain.csv", frame.to_csv(index=False, header=False)))
+    frame.columns = range(35)
+    ds = load_dataset(write(tmp_path, "numbered.csv", frame.to_csv(index=False)))
+    assert ds.target == "34" and sum(len(y) for y in (ds.y_train, ds.y_val, ds.y_test)) == 351
+    np.testing.assert_array_equal(ds.x_train, reference.x_train)
+    counted = frame.copy()
+    counted.iloc[0] = [*range(34), "g"]  # a data row that counts is still data when the header does not count
+    assert load_dataset(write(tmp_path, "plain2.csv", counted.to_csv(index=False, header=False))).feature_names[0] \
+        == "col_0"
+
+
+def test_label_spacing_and_question_marks(tmp_path: Path) -> None:
+    frame = _ionosphere_frame()
+    reference = load_dataset(write(tmp_path, "plain.csv", frame.to_csv(index=False)))
+    spaced = frame.copy()
+    spaced["label"] = [f"{v} " if i % 3 else v for i, v in enumerate(spaced["label"])]  # "g " is "g"
+    _same_data(load_dataset(write(tmp_path, "spaced.csv", spaced.to_csv(index=False))), reference)
+    unknown = frame.astype(object)
+    unknown.iloc[6, 3] = "?"  # UCI's missing-value marker: reported as missing, not as text
+    raises(["missing value", "'f3'"], write(tmp_path, "q.csv", unknown.to_csv(index=False)))
+    unknown = frame.astype(object)
+    unknown.iloc[6, 34] = "?"
+    raises(["missing value", "'label'"], write(tmp_path, "qlabel.csv", unknown.to_csv(index=False)))
