@@ -32,6 +32,9 @@ def _parser() -> argparse.ArgumentParser:
                                                  "(ionosphere, mnist)")
     f.add_argument("--target", help="target column name or index (default: last column)")
     f.add_argument("--labels", help="labels .npy file when --data is an .npy array of inputs")
+    f.add_argument("--task", default="auto", choices=("auto", "binary", "multiclass", "regression"),
+                   help="the task (default: inferred from the target; e.g. --task regression for whole-number "
+                        "targets such as counts)")
     f.add_argument("--model", help="'default', FILE.keras, FILE.py:FUNCTION(input_shape, n_outputs) -> Model, or "
                                    "FILE.py:build with a KerasTuner-style build(hp) or a keras_tuner.HyperModel "
                                    "(its hyperparameters are searched with the schedule)")
@@ -284,7 +287,7 @@ def _find(args: argparse.Namespace) -> int:
 
     quiet = args.quiet or args.json
     target: Any = args.target
-    result = find(args.data, target=target, labels=args.labels, model=args.model, trials=args.trials,
+    result = find(args.data, target=target, labels=args.labels, task=args.task, model=args.model, trials=args.trials,
                   timeout=args.timeout, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
                   split=args.split, study=args.study, storage=args.storage, out=args.out, schedules=args.schedules,
                   optimizer=args.optimizer, optimizers=args.optimizers, engine=args.engine, workers=args.workers,

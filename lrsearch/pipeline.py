@@ -17,6 +17,8 @@ from lrsearch.folders import check_folder, make_folder
 if TYPE_CHECKING:
     from lrsearch.progress import Countdown
 
+TASKS = ("auto", "binary", "multiclass", "regression")  # find's task: inferred from the target, or forced
+
 
 @dataclass
 class FindResult:
@@ -242,7 +244,8 @@ class _Run:
             prune_at=self.prune_at, on_trained=self.trial_artifacts, schedule_fn=schedule_fn)
 
 
-def find(data: str, *, target: str | int | None = None, labels: str | None = None, model: str | None = None,
+def find(data: str, *, target: str | int | None = None, labels: str | None = None, task: str = "auto",
+         model: str | None = None,
          trials: int = 50, timeout: float | None = None, epochs: int = 50, batch_size: int = 32, seed: int = 0,
          split: str | Sequence[float] | None = None, study: str | None = None, storage: str | None = None,
          out: str | Path | None = None,
@@ -268,7 +271,8 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
     memory, at most 64, when there is one, else 1). ``split`` gives the train, validation and test fractions
     (``"0.8,0.1,0.1"`` or a sequence; default 0.7, 0.15, 0.15). Compiled trial programs are kept in
     ``compile_cache`` (see :func:`lrsearch.engine.compilecache.use_compile_cache`; ``"auto"``: the user's cache folder,
-    ``None``: off) for the next run and for the workers.
+    ``None``: off) for the next run and for the workers. ``task`` (``"binary"``, ``"multiclass"``,
+    ``"regression"``) overrides the inferred one (``"auto"``), e.g. for whole-number targets meant as a regression.
 
     Example:
         >>> import tempfile, os, lrsearch
@@ -296,6 +300,8 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
         _check_positive("seeds", seeds)
     if select not in ("metric", "loss"):
         raise ConfigError(f"select must be 'metric' or 'loss', but got select={select!r}")
+    if task not in TASKS:
+        raise ConfigError(f"task must be one of {', '.join(TASKS)}, but got task={task!r}")
     if population != "auto":  # 'auto' or a count
         _check_positive("population", population)
     if timeout is not None and not (timeout > 0):
@@ -307,7 +313,8 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
     use_compile_cache(compile_cache)  # before the first training: TensorFlow reads it once
 
     fractions = _split(split)
-    ds = load_dataset(data, target=target, labels=labels, seed=seed, split=fractions)
+    ds = load_dataset(data, target=target, labels=labels, seed=seed, split=fractions,
+                      task=None if task == "auto" else task)  # type: ignore[arg-type]
     study_name = ds.name if study is None else study
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}", study_name):
         raise ConfigError(f"study name must be letters, digits, '.', '_' or '-', but got study={study_name!r}")
@@ -465,7 +472,7 @@ def worker(study: str, storage: str, *, data: str | None = None, labels: str | N
                                   epochs=int(settings["epochs"]), create=False)
     source = data or settings.get("data_arg") or settings["data_source"]
     ds = load_dataset(source, target=settings.get("target"), labels=labels or settings.get("labels"),
-                      seed=int(settings["seed"]), split=_split(settings.get("split")))
+                      seed=int(settings["seed"]), split=_split(settings.get("split")), task=settings.get("task"))
     if ds.sha256 != settings["data_sha256"]:
         raise DataError(f"data {source!r} differs from the study's (sha256 {ds.sha256[:12]}… vs "
                         f"{settings['data_sha256'][:12]}…); give the study's data file with --data")

@@ -64,3 +64,21 @@ def test_find_on_csv_with_header_and_named_target(tmp_path):
     doc = json.loads((tmp_path / "studies" / "radar" / "best_schedule.json").read_text())
     assert doc["provenance"]["study"] == "radar"
     assert doc["metrics"]["test_accuracy"] > 0.6
+
+
+def test_task_flag_makes_whole_number_targets_a_regression(tmp_path):
+    """A count (0..7) would be inferred as 8 classes; --task regression searches it as a number, and the study
+    remembers: a resume with another task is refused."""
+    raw = pd.read_csv(lrsearch.__path__[0] + "/datasets/ionosphere.csv", header=None)
+    frame = raw.iloc[:, 2:34].copy()
+    frame["count"] = (raw.iloc[:, 2:9] > 0.5).sum(axis=1)  # how many of 7 readings are high: 0..7
+    frame.to_csv(tmp_path / "counts.csv", index=False)
+    out = _find(tmp_path, "--data", "counts.csv", "--task", "regression", "--trials", "2", "--epochs", "3",
+                "--seeds", "1", "--json")
+    summary = json.loads(out)
+    assert "test_mae" in summary["metrics"] and "test_accuracy" not in summary["metrics"], summary["metrics"]
+    p = subprocess.run([sys.executable, "-m", "lrsearch", "find", "--data", "counts.csv", "--trials", "3",
+                        "--epochs", "3", "--seeds", "1"], capture_output=True, text=True, cwd=tmp_path, env=ENV,
+                       timeout=900)
+    assert p.returncode == 2 and "task" in p.stderr and "multiclass" in p.stderr, p.stderr
+    assert "Traceback" not in p.stderr
