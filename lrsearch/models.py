@@ -41,6 +41,21 @@ class ModelSpec:
         return str(self.path)
 
 
+def model_sha256(spec: ModelSpec) -> str | None:
+    """SHA-256 of the model's file (``None`` for the default model): a study refuses to resume with an edited one.
+
+    Example:
+        >>> model_sha256(parse_model_spec("default")) is None
+        True
+    """
+    if spec.path is None:
+        return None
+    try:
+        return hashlib.sha256(Path(spec.path).read_bytes()).hexdigest()
+    except OSError as exc:
+        raise ModelError(f"cannot read model file {spec.path!r}: {exc.strerror or exc}; check the path") from None
+
+
 def parse_model_spec(spec: str | None) -> ModelSpec:
     """Parse ``--model``.
 

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence, TextIO
 
-from lrsearch.errors import ConfigError, DataError, Interrupted, LrSearchError, first_line
+from lrsearch.errors import ConfigError, DataError, Interrupted, LrSearchError, ModelError, first_line
 from lrsearch.folders import check_folder, make_folder
 
 if TYPE_CHECKING:
@@ -287,7 +287,7 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
     from lrsearch import search, space
     from lrsearch.engine.compilecache import use_compile_cache
     from lrsearch.data import describe, load_dataset
-    from lrsearch.models import is_tunable, make_factory, make_trial_factory, parse_model_spec
+    from lrsearch.models import is_tunable, make_factory, make_trial_factory, model_sha256, parse_model_spec
     from lrsearch.optimizers import optimizer_spec
     from lrsearch.progress import Progress
 
@@ -344,7 +344,8 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
     the_study = search.open_study(storage_obj, study_name, seed=seed, epochs=epochs)
     expected = {"data": ds.name, "data_source": ds.source, "data_arg": _data_arg(data),
                 "labels": _abs(labels), "data_sha256": ds.sha256, "task": ds.task,
-                "model": model_spec.describe(), "model_arg": _abs_model(model), "epochs": epochs,
+                "model": model_spec.describe(), "model_sha256": model_sha256(model_spec),
+                "model_arg": _abs_model(model), "epochs": epochs,
                 "batch_size": batch_size, "optimizer": {"search": opt_names} if opt_names else opt_spec,
                 "optimizers": opt_names, "space_version": space.space_version(opt_names),
                 "families": choices, "seed": seed, "split": list(fractions), "target": ds.target, "trials": trials,
@@ -449,7 +450,7 @@ def worker(study: str, storage: str, *, data: str | None = None, labels: str | N
     from lrsearch.engine.compilecache import use_compile_cache
     from lrsearch.data import load_dataset
     from lrsearch.errors import StorageError
-    from lrsearch.models import is_tunable, make_factory, make_trial_factory, parse_model_spec
+    from lrsearch.models import is_tunable, make_factory, make_trial_factory, model_sha256, parse_model_spec
     from lrsearch.optimizers import optimizer_spec
     from lrsearch.progress import Progress
 
@@ -477,6 +478,10 @@ def worker(study: str, storage: str, *, data: str | None = None, labels: str | N
         raise DataError(f"data {source!r} differs from the study's (sha256 {ds.sha256[:12]}… vs "
                         f"{settings['data_sha256'][:12]}…); give the study's data file with --data")
     model_spec = parse_model_spec(settings.get("model_arg") or settings["model"])
+    if settings.get("model_sha256", model_sha256(model_spec)) != model_sha256(model_spec):
+        raise ModelError(f"model file {model_spec.path!r} differs from the study's (sha256 "
+                         f"{model_sha256(model_spec)[:12]}… vs {settings['model_sha256'][:12]}…); give the workers "
+                         "the study's model file")
     factory = make_factory(model_spec, ds.input_shape, ds.n_outputs, ds.task)
     if artifacts is None and "artifacts" in settings and settings["artifacts"] is None:
         artifacts = "none"  # the search was started without artifacts

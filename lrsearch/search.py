@@ -20,8 +20,8 @@ from lrsearch.errors import StorageError, Surplus, first_line
 
 STUDY_ATTR = "lrsearch"
 #: Keys of the study's ``lrsearch`` attr that a resumed run must match exactly.
-MATCHED_KEYS = ("data_sha256", "task", "target", "model", "epochs", "batch_size", "optimizer", "space_version",
-                "families", "seed", "split")
+MATCHED_KEYS = ("data_sha256", "task", "target", "model", "model_sha256", "epochs", "batch_size", "optimizer",
+                "space_version", "families", "seed", "split")
 #: What a study made before a setting existed ran with (so it still resumes).
 SETTING_DEFAULTS: dict[str, Any] = {"split": list(DEFAULT_SPLIT)}
 
@@ -291,6 +291,12 @@ def check_compatible(study: Any, expected: dict[str, Any]) -> None:
              and stored.get(k, SETTING_DEFAULTS.get(k)) != expected.get(k)]
     if diffs:
         k = diffs[0]
+        if k in ("data_sha256", "model_sha256"):
+            what = "the data" if k == "data_sha256" else f"the model file {expected.get('model')!r}"
+            raise StorageError(
+                f"{what} changed since study {study.study_name!r} was made ({k} {str(stored.get(k))[:12]}… then, "
+                f"{str(expected.get(k))[:12]}… now), so its trials would not compare with new ones; use a new "
+                "--study name, or restore the original to resume it")
         raise StorageError(
             f"study {study.study_name!r} was made with {k}={stored.get(k)!r}, but this run has {k}={expected.get(k)!r}; "
             "use a new --study name, or the original settings to resume it"

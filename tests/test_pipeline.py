@@ -13,7 +13,7 @@ import optuna
 import pytest
 
 import lrsearch
-from lrsearch.errors import ConfigError, StorageError
+from lrsearch.errors import ConfigError, ModelError, StorageError
 from lrsearch.pipeline import find
 
 
@@ -148,7 +148,8 @@ RESUME_CHANGES = {
     "split": lambda where: {"split": "0.6,0.2,0.2"},
 }
 DERIVED = {"task": "data_sha256", "space_version": "optimizer"}
-OWN_TEST = {"target": "test_a_resume_with_another_target_column_is_refused_and_changes_nothing"}
+OWN_TEST = {"target": "test_a_resume_with_another_target_column_is_refused_and_changes_nothing",
+            "model_sha256": "test_a_resume_with_an_edited_model_file_is_refused_and_changes_nothing"}
 
 
 def test_every_matched_key_has_a_refusal_test():
@@ -165,10 +166,31 @@ def test_a_resume_with_any_other_setting_is_refused_and_changes_nothing(key, sea
     study = _study(where)
     before = ([(t.number, t.state, t.value) for t in study.trials], study.user_attrs)
     args = {"data": "ionosphere", "trials": 8, "epochs": 6, "seed": 0, "quiet": True} | RESUME_CHANGES[key](where)
-    with pytest.raises(StorageError, match=f"was made with {key}=.*, but this run has {key}="):
+    changed = rf"the data changed since study 'ionosphere' was made \({key} [0-9a-f]{{12}}… then"
+    with pytest.raises(StorageError, match=changed if key == "data_sha256" else
+                       f"was made with {key}=.*, but this run has {key}="):
         find(args.pop("data"), **args)
     study = _study(where)
     assert ([(t.number, t.state, t.value) for t in study.trials], study.user_attrs) == before
+
+
+def test_a_resume_with_an_edited_model_file_is_refused_and_changes_nothing(tmp_path, monkeypatch):
+    """The spec (`wide.py:build`) is the same, the architecture in the file is not: its trials would not compare."""
+    monkeypatch.chdir(tmp_path)
+    spec = _model_file(tmp_path)
+    find("ionosphere", model=spec, trials=2, epochs=2, seeds=1, quiet=True)
+    before = ([(t.number, t.state, t.value) for t in _study(tmp_path).trials], _study(tmp_path).user_attrs)
+    wide = tmp_path / "wide.py"
+    wide.write_text(wide.read_text().replace("Dense(8,", "Dense(64,"))
+    with pytest.raises(StorageError, match=r"the model file '.*wide.py:build' changed since study 'ionosphere' "
+                                           r"was made \(model_sha256 "):
+        find("ionosphere", model=spec, trials=3, epochs=2, seeds=1, quiet=True)
+    assert ([(t.number, t.state, t.value) for t in _study(tmp_path).trials], _study(tmp_path).user_attrs) == before
+    from lrsearch.pipeline import worker
+
+    with pytest.raises(ModelError, match=r"model file '.*wide.py' differs from the study's"):
+        worker("ionosphere", "sqlite:///studies/ionosphere.db")  # a worker given the edited file refuses too
+    assert ([(t.number, t.state, t.value) for t in _study(tmp_path).trials], _study(tmp_path).user_attrs) == before
 
 
 def test_a_resume_with_optimizers_is_refused_under_optimizer(searched, monkeypatch):
