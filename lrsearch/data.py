@@ -63,8 +63,8 @@ Task = Literal["binary", "multiclass", "regression"]
 #: Train, validation and test fractions when none are given.
 DEFAULT_SPLIT = (0.7, 0.15, 0.15)
 
-__all__ = ["DEFAULT_SPLIT", "Dataset", "Task", "describe", "load_dataset", "max_classes", "reselection_splits",
-           "resolve_data_path", "resplits"]
+__all__ = ["DEFAULT_SPLIT", "Dataset", "Task", "data_notes", "describe", "load_dataset", "max_classes",
+           "reselection_splits", "resolve_data_path", "resplits"]
 
 
 @dataclass
@@ -346,6 +346,35 @@ def _load_dataset(spec: str, *, target: str | int | None, labels: str | None, se
     else:  # any other suffix is tried as delimited text; binary files are caught by the sniffing
         df, sha = _read_text_table(path, label, max_bytes, tsv=suffix in (".tsv", ".tab"), gz=gz)
     return _from_table(df, opts, name=name, source=source, sha=sha)
+
+
+def data_notes(ds: Dataset) -> list[str]:
+    """Warnings about the data that change how to read the results (printed under the ``data:`` line).
+
+    A regression target far from unit scale (networks train best on a target near mean 0, sd 1, and the rates found
+    for a raw target do not carry over to a scaled one), and a class so frequent that accuracy says little.
+
+    Example:
+        >>> data_notes(load_dataset("ionosphere"))
+        []
+    """
+    y = np.concatenate([ds.y_train, ds.y_val]).reshape(len(ds.y_train) + len(ds.y_val), -1)
+    if ds.task == "regression":
+        mean, sd = float(y.mean()), float(y.std())
+        if not (0.01 <= sd <= 100) or abs(mean) > 100:
+            return [f"note: target '{ds.target}' has mean {mean:.3g} and sd {sd:.3g}; networks train best on a target "
+                    "near mean 0 and sd 1, so consider standardising it in the file (and in your training code: the "
+                    "schedule found is for the target as given)"]
+        return []
+    codes = (y[:, 0] > 0.5).astype(int) if ds.task == "binary" else y[:, 0].astype(int)
+    counts = np.bincount(codes, minlength=ds.n_outputs)
+    top = int(counts.argmax())
+    share = counts[top] / counts.sum()
+    if share >= 0.8:
+        name = ds.class_names[top] if ds.class_names else str(top)
+        return [f"note: {share:.0%} of the training and validation rows are class '{name}', so always predicting it "
+                f"scores accuracy {share:.3f}; judge the scores against that, and consider --select loss"]
+    return []
 
 
 def describe(ds: Dataset) -> str:

@@ -286,7 +286,7 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
     from lrsearch import __version__
     from lrsearch import search, space
     from lrsearch.engine.compilecache import use_compile_cache
-    from lrsearch.data import describe, load_dataset
+    from lrsearch.data import data_notes, describe, load_dataset
     from lrsearch.models import is_tunable, make_factory, make_trial_factory, model_sha256, parse_model_spec
     from lrsearch.optimizers import optimizer_spec
     from lrsearch.progress import Progress
@@ -363,6 +363,8 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
             raise
         raise _storage_error(study_name, failure) from None
     progress.message(f"data: {describe(ds)}; study {study_name!r} in {search.redact(url)}")
+    for note in data_notes(ds):
+        progress.message(note)
 
     files: dict[str, str] = {}
     rt = the_study.user_attrs.get("range_test")

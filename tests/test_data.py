@@ -679,3 +679,26 @@ def test_label_spacing_and_question_marks(tmp_path: Path) -> None:
     unknown = frame.astype(object)
     unknown.iloc[6, 34] = "?"
     raises(["missing value", "'label'"], write(tmp_path, "qlabel.csv", unknown.to_csv(index=False)))
+
+
+def test_notes_on_target_scale_and_a_dominant_class(tmp_path: Path) -> None:
+    from lrsearch.data import data_notes
+
+    frame = _ionosphere_frame()
+    assert data_notes(load_dataset(write(tmp_path, "plain.csv", frame.to_csv(index=False)))) == []
+    rare = pd_concat(frame[frame.label == "g"], frame[frame.label == "b"].head(25))  # 225 g, 25 b
+    (note,) = data_notes(load_dataset(write(tmp_path, "rare.csv", rare.to_csv(index=False))))
+    assert "90% of the training and validation rows are class 'g'" in note and "--select loss" in note
+    priced = frame.drop(columns="label")
+    priced["price"] = 250_000 + 100_000 * priced["f4"]  # a target in currency units
+    (note,) = data_notes(load_dataset(write(tmp_path, "priced.csv", priced.to_csv(index=False))))
+    assert note.startswith("note: target 'price' has mean 3.") and "e+05 and sd 5e+04" in note
+    assert "standardising" in note
+    scaled = priced.assign(price=(priced["price"] - 250_000) / 100_000)
+    assert data_notes(load_dataset(write(tmp_path, "scaled.csv", scaled.to_csv(index=False)))) == []
+
+
+def pd_concat(*frames):
+    import pandas as pd
+
+    return pd.concat(frames, ignore_index=True)

@@ -377,3 +377,20 @@ def test_one_completed_classic_is_scored_without_re_scoring_and_counted_exactly(
     assert ("scoring the best trial (by val_loss) on the test split (one trial completed: nothing to re-score; "
             "2 trainings)") in out
     assert re.search(r"\rscoring: \[#{24}\] 2/2 trainings", out), out
+
+
+def test_find_prints_the_data_notes_under_the_data_line(tmp_path, monkeypatch):
+    import io
+
+    import pandas as pd
+
+    from lrsearch.data import resolve_data_path
+
+    monkeypatch.chdir(tmp_path)
+    frame = pd.read_csv(resolve_data_path("ionosphere")[0], header=None)
+    rare = pd.concat([frame[frame[34] == "g"], frame[frame[34] == "b"].head(25)], ignore_index=True)
+    rare.to_csv(tmp_path / "rare.csv", index=False, header=False)
+    stream = io.StringIO()
+    find(str(tmp_path / "rare.csv"), trials=1, epochs=2, seeds=1, stream=stream, live=False)
+    lines = stream.getvalue().splitlines()
+    assert lines[0].startswith("data: rare: 250 rows") and lines[1].startswith("note: 90% of the training"), lines[:3]
