@@ -369,7 +369,8 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
     files: dict[str, str] = {}
     rt = the_study.user_attrs.get("range_test")
     rt_began = time.monotonic()
-    if rt is None:
+    fresh = rt is None
+    if fresh:
         rt = _range_test(factory, ds, opt_spec, batch_size, seed, out_dir, files, repeats)
         the_study.set_user_attr("range_test", rt)
     else:
@@ -385,7 +386,8 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
         the_study.set_user_attr("range_tests", others)
     lr_range = _lr_range(the_study, opt_names)
     rt_took = time.monotonic() - rt_began
-    progress.message(f"range test: suggested initial LR {rt['suggestion']:.3g} ({rt.get('stop_reason')}); "
+    reused = "" if fresh else " (the study's)"  # a resume: no new range test
+    progress.message(f"range test{reused}: suggested initial LR {rt['suggestion']:.3g} ({rt.get('stop_reason')}); "
                      f"searching initial LR in {_describe_range(lr_range)}")
     run = _Run(ds=ds, factory=factory, opt_spec=opt_spec, settings=expected, study=the_study, url=url,
                out_dir=out_dir, lr_range=lr_range, engine=engine,
@@ -409,6 +411,7 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
         progress.message(f"population mode: {run.population} trials trained at once")
     if len(search.finished_trials(the_study)) >= trials:
         notes.append(f"study already has {trials} finished trials; nothing to run (raise --trials to search more)")
+        progress.message(notes[-1])  # now, not only in the summary: the re-scoring comes first
     else:
         helpers = _start_workers(run, workers - 1, data)
         began = time.monotonic()

@@ -394,3 +394,16 @@ def test_find_prints_the_data_notes_under_the_data_line(tmp_path, monkeypatch):
     find(str(tmp_path / "rare.csv"), trials=1, epochs=2, seeds=1, stream=stream, live=False)
     lines = stream.getvalue().splitlines()
     assert lines[0].startswith("data: rare: 250 rows") and lines[1].startswith("note: 90% of the training"), lines[:3]
+
+
+def test_a_finished_study_says_so_before_the_re_scoring(searched, monkeypatch):
+    import io
+
+    where, _ = searched
+    monkeypatch.chdir(where)
+    stream = io.StringIO()
+    find("ionosphere", trials=6, epochs=6, seed=0, stream=stream, live=False)
+    lines = stream.getvalue().splitlines()
+    assert lines[1].startswith("range test (the study's): suggested initial LR"), lines[:3]
+    assert lines[2] == "study already has 6 finished trials; nothing to run (raise --trials to search more)", lines
+    assert lines[3].startswith("re-scoring"), lines[:5]
