@@ -272,6 +272,10 @@ def _print_summary(r: Any, quiet: bool = False) -> None:
     print(f"study:         {r.study} in {r.storage}")
     print(f"dashboard:     {r.dashboard_command}")
     print(f"use it:        callback = lrsearch.load_callback({r.files['schedule']!r})")
+    loss = getattr(r, "loss", None) or {}
+    if loss.get("from_logits"):  # the scores hold only with the loss they were measured with
+        cls = {"binary_crossentropy": "BinaryCrossentropy"}.get(loss["loss"], "SparseCategoricalCrossentropy")
+        print(f"               and loss=keras.losses.{cls}(from_logits=True): the model outputs logits")
 
 
 def _fmt(value: Any) -> str:

@@ -90,6 +90,21 @@ def task_loss(task: str, from_logits: bool = False) -> Any:
     return keras.losses.MeanSquaredError()
 
 
+def loss_description(task: str, from_logits: bool = False) -> dict[str, Any]:
+    """How :func:`task_loss` is named in an export's provenance, for the user's own ``model.compile``.
+
+    Example:
+        >>> loss_description("binary", from_logits=True)
+        {'loss': 'binary_crossentropy', 'from_logits': True}
+        >>> loss_description("regression")
+        {'loss': 'mean_squared_error'}
+    """
+    if task == "regression":
+        return {"loss": "mean_squared_error"}
+    name = "binary_crossentropy" if task == "binary" else "sparse_categorical_crossentropy"
+    return {"loss": name, "from_logits": bool(from_logits)}
+
+
 def task_metric(task: str) -> str:
     """Name of the score reported for ``task`` (higher is better for accuracy, lower for mae)."""
     return "mae" if task == "regression" else "accuracy"

@@ -41,6 +41,8 @@ class FindResult:
     baselines: list[dict[str, Any]] = field(default_factory=list)
     #: A KerasTuner-style ``build(hp)`` model's hyperparameters for the exported trial (empty otherwise).
     model_hp: dict[str, Any] = field(default_factory=dict)
+    #: The loss the search trained with (``loss`` and, for classification, ``from_logits``), as in the export.
+    loss: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -152,11 +154,14 @@ class _Run:
         """The export document of ``schedule`` as trained in this study (trial ``number``)."""
         from lrsearch.document import build_document
         from lrsearch.engine import BatchPlan
+        from lrsearch.models import loss_description, outputs_logits
 
         spe = BatchPlan(len(self.ds.x_train), self.batch_size).steps_per_epoch
+        # The loss the scores were measured with: a model ending in logits needs from_logits=True in user code too.
+        loss = loss_description(self.ds.task, outputs_logits(self.factory(self.seed)))
         provenance = {"study": self.name, "data": self.ds.name, "data_sha256": self.ds.sha256,
                       "lrsearch_version": self.settings["lrsearch_version"], "keras_backend": _backend(),
-                      "trial": number}
+                      "trial": number, **loss}
         return build_document(schedule, self.trial_opt.get(number, self.opt_spec), epochs=self.epochs,
                               batch_size=self.batch_size,
                               steps_per_epoch=spe, metrics=scores, provenance=provenance)
@@ -925,7 +930,8 @@ def _export(run: _Run, notes: list[str], top_k: int = 5, seeds: int | str = "aut
         range_test={k: rt.get(k) for k in ("suggestion", "interval", "stop_reason", "unstable")},
         files=files, device=device_description(),
         dashboard_command=search.dashboard_command(run.name, run.url),
-        notes=notes, timing=run.timing, baselines=baselines, model_hp=dict(model_hp or {}))
+        notes=notes, timing=run.timing, baselines=baselines, model_hp=dict(model_hp or {}),
+        loss={k: doc["provenance"][k] for k in ("loss", "from_logits") if k in doc["provenance"]})
 
 
 def _announce(progress: Any, completed: list[Any], candidates: int, seeds: int, classics: int, *,

@@ -54,3 +54,30 @@ def test_a_head_sub_model_is_looked_into_for_logits(activation, logits):
     assert outputs_logits(model) is logits
     inputs = keras.Input((34,))
     assert outputs_logits(keras.Model(inputs, head(body(inputs)))) is logits  # functional, too
+
+
+LOGITS = '''
+import keras
+
+def make(input_shape, n_outputs):
+    return keras.Sequential([keras.Input(input_shape), keras.layers.Dense(8, activation="relu"),
+                             keras.layers.Dense(n_outputs)])  # logits: no activation
+'''
+
+
+def test_the_export_says_the_model_was_trained_on_logits(workdir, capsys):
+    """Users compile with the loss the scores were measured with: from_logits=True is in the export and printed."""
+    import json
+
+    import lrsearch
+
+    (workdir / "logits.py").write_text(LOGITS)
+    code = main(["find", "--data", "ionosphere", "--model", "logits.py:make", "--trials", "2", "--epochs", "2",
+                 "--seeds", "1", "--artifacts", "none"])
+    out = capsys.readouterr().out
+    assert code == 0
+    path = workdir / "studies" / "ionosphere" / "best_schedule.json"
+    provenance = json.loads(path.read_text())["provenance"]
+    assert (provenance["loss"], provenance["from_logits"]) == ("binary_crossentropy", True)
+    assert "loss=keras.losses.BinaryCrossentropy(from_logits=True)" in out
+    assert lrsearch.load_callback(str(path)) is not None  # the document still validates

@@ -43,6 +43,8 @@ def test_files_and_study_attrs(searched):
         assert len(t.user_attrs["lr_per_epoch"]) == len(t.intermediate_values) or t.state.name == "PRUNED"
     doc = json.loads((where / "studies" / "ionosphere" / "best_schedule.json").read_text())
     assert doc["provenance"]["trial"] == r.best_trial
+    assert (doc["provenance"]["loss"], doc["provenance"]["from_logits"]) == ("binary_crossentropy", False)
+    assert r.loss == {"loss": "binary_crossentropy", "from_logits": False}
     base = {"val_loss", "val_accuracy", "test_loss", "test_accuracy"}
     assert set(doc["metrics"]) == base | {f"{k}_{s}" for k in base for s in ("mean", "sd")} | {"seeds"}
     # 53 validation rows: "auto" re-scores on 5 splits (about 256 validation rows in all).
