@@ -366,15 +366,22 @@ def data_notes(ds: Dataset) -> list[str]:
                     "near mean 0 and sd 1, so consider standardising it in the file (and in your training code: the "
                     "schedule found is for the target as given)"]
         return []
+    notes = []
     codes = (y[:, 0] > 0.5).astype(int) if ds.task == "binary" else y[:, 0].astype(int)
     counts = np.bincount(codes, minlength=ds.n_outputs)
     top = int(counts.argmax())
     share = counts[top] / counts.sum()
     if share >= 0.8:
         name = ds.class_names[top] if ds.class_names else str(top)
-        return [f"note: {share:.0%} of the training and validation rows are class '{name}', so always predicting it "
-                f"scores accuracy {share:.3f}; judge the scores against that, and consider --select loss"]
-    return []
+        notes.append(f"note: {share:.0%} of the training and validation rows are class '{name}', so always predicting "
+                     f"it scores accuracy {share:.3f}; judge the scores against that, and consider --select loss")
+    by_case: dict[str, list[str]] = {}
+    for name in ds.class_names or []:
+        by_case.setdefault(str(name).casefold(), []).append(str(name))
+    for names in (v for v in by_case.values() if len(v) > 1):  # 'Yes' and 'yes': a typo that splits a class
+        notes.append(f"note: classes {_quote_list(names)} differ only in case and are learned as different classes; "
+                     "if they are one class, make them the same in the file")
+    return notes
 
 
 def describe(ds: Dataset) -> str:
@@ -932,8 +939,23 @@ def _resolve_target(columns: list[str], target: str | int | None, label: str) ->
             return columns[index]
         raise DataError(f"{label}: target index {index} is out of range for {n} columns; use 0..{n - 1} "
                         f"(or -{n}..-1 from the end)")
-    raise DataError(f"{label}: no column named {str(target)!r}; available: {_quote_list(columns, 10)}; give a "
+    close = _close_names(str(target), columns)
+    hint = f"did you mean {_quote_list(close, 3)}? " if close else ""
+    raise DataError(f"{label}: no column named {str(target)!r}; {hint}available: {_quote_list(columns, 10)}; give a "
                     "column name or a 0-based index")
+
+
+def _close_names(name: str, columns: list[str]) -> list[str]:
+    """Columns ``name`` was probably meant as: the same but for case and spaces, else near spellings.
+
+    Example:
+        >>> _close_names("Target", ["x", "target"]), _close_names("lable", ["label", "x"]), _close_names("q", ["x"])
+        (['target'], ['label'], [])
+    """
+    import difflib
+
+    same = [c for c in columns if str(c).strip().lower() == name.strip().lower()]
+    return same or difflib.get_close_matches(name, [str(c) for c in columns], n=3, cutoff=0.75)
 
 
 def _non_numeric_features(df: pd.DataFrame, features: list[str]) -> list[str]:

@@ -459,6 +459,8 @@ def test_missing_values_located(tmp_path: Path) -> None:
 def test_unknown_target(tmp_path: Path) -> None:
     path = write(tmp_path, "t.csv", table(30))
     raises(["no column named 'lbl'", "'a', 'b', 'c', 'label'"], path, target="lbl")
+    raises(["no column named 'Label'", "did you mean 'label'?"], path, target="Label")
+    raises(["no column named 'lable'", "did you mean 'label'?"], path, target="lable")
     raises(["out of range", "4 columns"], path, target=7)
     msg = raises(["available", "and 25 more"], "ionosphere", target="class")
     assert len(msg) < 300
@@ -696,6 +698,11 @@ def test_notes_on_target_scale_and_a_dominant_class(tmp_path: Path) -> None:
     assert "standardising" in note
     scaled = priced.assign(price=(priced["price"] - 250_000) / 100_000)
     assert data_notes(load_dataset(write(tmp_path, "scaled.csv", scaled.to_csv(index=False)))) == []
+    cased = frame.assign(label=[("G" if i % 4 == 0 else v) if v == "g" else v for i, v in enumerate(frame.label)])
+    ds = load_dataset(write(tmp_path, "cased.csv", cased.to_csv(index=False)))
+    assert ds.task == "multiclass"  # 'G' and 'g' are two classes, as the file says; the note points at it
+    (note,) = data_notes(ds)
+    assert "classes 'G', 'g' differ only in case" in note
 
 
 def pd_concat(*frames):
