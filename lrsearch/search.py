@@ -72,7 +72,7 @@ def make_storage(url: str, *, read_only: bool = False, create: bool = True) -> A
     if is_journal(url):
         return _journal_storage(url, read_only=read_only or not create)
     kwargs: dict[str, Any] = {}
-    wal, existed = url.startswith("sqlite:") and not read_only, False
+    wal, existed, in_memory = url.startswith("sqlite:") and not read_only, False, False
     if url.startswith("sqlite:"):
         # Wait for a lock instead of failing at once when another process holds the file.
         kwargs = {"connect_args": {"timeout": 60}}
@@ -81,6 +81,8 @@ def make_storage(url: str, *, read_only: bool = False, create: bool = True) -> A
         except sqlalchemy.exc.ArgumentError as exc:
             raise StorageError(f"--storage {url!r} is not a valid database URL ({_first_line(exc)}); "
                                "use e.g. sqlite:///studies/x.db") from None
+        # One process's own database (each thread's connection sees its own): no other worker to beat for.
+        in_memory = db in ("", ":memory:")
         if db and db != ":memory:" and not db.startswith("file:"):
             # An existing file in rollback mode (plain Optuna's) keeps it until lrsearch has accepted the study
             # (use_wal): a refused run leaves someone else's file exactly as it was.
@@ -97,7 +99,7 @@ def make_storage(url: str, *, read_only: bool = False, create: bool = True) -> A
     else:
         kwargs = {"pool_pre_ping": True}
     beats: dict[str, Any] = {}
-    if not read_only:
+    if not read_only and not in_memory:
         beats = {"heartbeat_interval": HEARTBEAT_INTERVAL, "grace_period": HEARTBEAT_GRACE,
                  "heartbeat_stale_trial_callback": _retry_callback()}
     try:

@@ -106,9 +106,13 @@ def test_new_sqlite_files_are_wal_and_existing_rollback_files_wait_for_use_wal(t
     assert _journal_mode(plain) == "wal"
 
 
+@pytest.mark.filterwarnings("error::pytest.PytestUnhandledThreadExceptionWarning")
 @pytest.mark.parametrize("url", ["sqlite:///:memory:", "sqlite://"])
 def test_an_in_memory_sqlite_storage_keeps_its_tables(url):
-    study = optuna.create_study(storage=search.make_storage(url), study_name="m")
+    """Without heartbeats: their thread's connection would see an empty database of its own ("no such table")."""
+    storage = search.make_storage(url)
+    assert storage.get_heartbeat_interval() is None
+    study = optuna.create_study(storage=storage, study_name="m")
     study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
     assert len(study.trials) == 2
 
