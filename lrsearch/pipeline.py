@@ -852,7 +852,6 @@ def _mean_sd(values: list[float]) -> tuple[float, float]:
 def _export(run: _Run, notes: list[str], top_k: int = 5, seeds: int | str = "auto",
             select: str = "metric", progress: Any = None) -> FindResult:
     """Pick the best trial (top-k re-scored over splits), score it on the test split, write best_schedule.json."""
-    from lrsearch import search
     from lrsearch.data import reselection_splits
     from lrsearch.document import write_document
     from lrsearch.engine import evaluate
@@ -869,6 +868,13 @@ def _export(run: _Run, notes: list[str], top_k: int = 5, seeds: int | str = "aut
     if seeds == "auto":
         seeds = reselection_splits(len(ds.x_val))
     seeds = int(seeds)
+    # What decides the export: an unchanged study exported with the same settings gives the same result again (the
+    # trainings are seeded), so a re-run of a finished find reuses it instead of retraining for minutes.
+    key = {"trials": [t.number for t in completed], "top_k": top_k, "seeds": seeds, "select": select,
+           "keras_backend": _backend()}
+    saved = the_study.user_attrs.get("best_schedule")
+    if saved is not None and the_study.user_attrs.get("export_key") == key:
+        return _reuse_export(run, notes, saved, counts, progress)
     # Say what happens and how long it will take: tens of trainings, which for a slow model outlast the search.
     candidates = _candidates(run, completed, top_k) if seeds > 1 and len(completed) > 1 else []
     classics = [t for t in completed if t.user_attrs.get("warm_start")]
@@ -918,20 +924,41 @@ def _export(run: _Run, notes: list[str], top_k: int = 5, seeds: int | str = "aut
     if model_hp:  # the architecture the schedule was found for (KerasTuner-style build(hp))
         doc["provenance"]["model_hp"] = model_hp
     path = write_document(doc, run.out_dir / "best_schedule.json")
-    files = {**run.files, "schedule": str(path)}
+    the_study.set_user_attr("export_key", None)  # never a key beside another export's document, even after a crash
     the_study.set_user_attr("best_schedule", doc)
+    the_study.set_user_attr("export_key", key)
     _upload(run, str(path), the_study)
     run.close_plots()  # the trial plots still queued when the search ended were drawn meanwhile
-    notes = notes + run.notes
-    rt = the_study.user_attrs.get("range_test", {})
+    return _result(run, notes, doc, counts, path, baselines)
+
+
+def _reuse_export(run: _Run, notes: list[str], doc: dict[str, Any], counts: dict[str, int],
+                  progress: Any) -> FindResult:
+    """The study's last export again (its trials and the re-scoring settings are unchanged): written, not retrained."""
+    from lrsearch.document import write_document
+
+    if progress is not None:
+        progress.message(f"export: the study's own from trial {doc['provenance']['trial']} (same trials and "
+                         "re-scoring settings as when it was made; nothing retrained)")
+    path = write_document(doc, run.out_dir / "best_schedule.json")
+    return _result(run, notes, doc, counts, path, list(run.study.user_attrs.get("baselines", [])))
+
+
+def _result(run: _Run, notes: list[str], doc: dict[str, Any], counts: dict[str, int], path: Path,
+            baselines: list[dict[str, Any]]) -> FindResult:
+    from lrsearch import search
+
+    rt = run.study.user_attrs.get("range_test", {})
+    provenance = doc["provenance"]
     return FindResult(
-        study=run.name, storage=search.redact(run.url), best_trial=best.number, schedule=doc["schedule"],
-        optimizer=run.opt_spec, metrics=metrics, trials=counts,
+        study=run.name, storage=search.redact(run.url), best_trial=int(provenance["trial"]), schedule=doc["schedule"],
+        optimizer=doc["optimizer"], trials=counts,
+        metrics={k: math.nan if v is None else v for k, v in doc["metrics"].items()},  # as scored: null is NaN
         range_test={k: rt.get(k) for k in ("suggestion", "interval", "stop_reason", "unstable")},
-        files=files, device=device_description(),
+        files={**run.files, "schedule": str(path)}, device=device_description(),
         dashboard_command=search.dashboard_command(run.name, run.url),
-        notes=notes, timing=run.timing, baselines=baselines, model_hp=dict(model_hp or {}),
-        loss={k: doc["provenance"][k] for k in ("loss", "from_logits") if k in doc["provenance"]})
+        notes=notes + run.notes, timing=run.timing, baselines=baselines, model_hp=dict(provenance.get("model_hp", {})),
+        loss={k: provenance[k] for k in ("loss", "from_logits") if k in provenance})
 
 
 def _announce(progress: Any, completed: list[Any], candidates: int, seeds: int, classics: int, *,
