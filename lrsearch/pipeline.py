@@ -488,9 +488,10 @@ def worker(study: str, storage: str, *, data: str | None = None, labels: str | N
         raise DataError(f"data {source!r} differs from the study's (sha256 {ds.sha256[:12]}… vs "
                         f"{settings['data_sha256'][:12]}…); give the study's data file with --data")
     model_spec = parse_model_spec(settings.get("model_arg") or settings["model"])
-    if settings.get("model_sha256", model_sha256(model_spec)) != model_sha256(model_spec):
+    sha = model_sha256(model_spec)
+    if settings.get("model_sha256", sha) != sha:
         raise ModelError(f"model file {model_spec.path!r} differs from the study's (sha256 "
-                         f"{model_sha256(model_spec)[:12]}… vs {settings['model_sha256'][:12]}…); give the workers "
+                         f"{sha[:12]}… vs {settings['model_sha256'][:12]}…); give the workers "
                          "the study's model file")
     factory = make_factory(model_spec, ds.input_shape, ds.n_outputs, ds.task)
     if artifacts is None and "artifacts" in settings and settings["artifacts"] is None:
