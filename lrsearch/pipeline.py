@@ -326,7 +326,14 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
     out_dir = Path(out) if out is not None else Path("studies") / study_name
     no_artifacts = artifacts is not None and str(artifacts).lower() == "none"
     art_dir = Path(artifacts) if artifacts is not None and not no_artifacts else out_dir / "artifacts"
-    if storage is None and workers > 1:
+    existing = search.local_storage(study_name) if storage is None else None
+    if existing is not None and existing.startswith("sqlite:") and workers > 1:
+        raise ConfigError(f"study '{study_name}' is in {existing[len('sqlite:///'):]}, a SQLite file that several "
+                          f"processes cannot share; continue it without --workers, or start a new study for "
+                          f"--workers {workers} with --study NAME")
+    if existing is not None:
+        storage = existing  # the study this name already has (its export folder is this study's too)
+    elif storage is None and workers > 1:
         Path("studies").mkdir(exist_ok=True)
         storage = f"studies/{study_name}.log"  # a journal file: several local processes can share it
     url = storage or search.default_storage(study_name)

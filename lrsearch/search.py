@@ -32,6 +32,24 @@ def default_storage(study_name: str) -> str:
     return f"sqlite:///studies/{study_name}.db"
 
 
+def local_storage(study_name: str) -> str | None:
+    """The default file that already holds ``study_name`` under ``studies/``: ``sqlite:///studies/<study>.db``, or
+    the journal ``studies/<study>.log`` that ``find --workers N`` makes; None when there is neither.
+
+    Raises:
+        StorageError: both exist, so which one is meant must be said.
+
+    Example:
+        >>> local_storage("no-such-study") is None
+        True
+    """
+    db, log = Path("studies") / f"{study_name}.db", Path("studies") / f"{study_name}.log"
+    if db.is_file() and log.is_file():
+        raise StorageError(f"study '{study_name}' has two files, {db} and {log}; say which with --storage "
+                           f"sqlite:///{db} or --storage {log}")
+    return f"sqlite:///{db}" if db.is_file() else str(log) if log.is_file() else None
+
+
 def dashboard_command(study_name: str, url: str) -> str:
     """The command that opens ``study_name`` in the dashboard (``--storage`` only where it is not the default).
 
@@ -207,19 +225,18 @@ def _first_line(exc: BaseException) -> str:
 def resolve_study(study: str | None, storage: str | None) -> tuple[str, str]:
     """Name and storage URL of an existing study, for commands that read one (dashboard, report, worker).
 
-    With no ``storage``, the study's default SQLite file is used; with no ``study`` either, the one study under
-    ``studies/``. With a ``storage`` and no ``study``, the storage's only study.
+    With no ``storage``, the study's default file is used (SQLite, or the journal file of a ``--workers`` study);
+    with no ``study`` either, the one study under ``studies/``. With a ``storage`` and no ``study``, the storage's only study.
     """
     import optuna
 
     if storage is None:
         if study is None:
-            found = sorted(Path("studies").glob("*.db"))
+            found = sorted({p.stem for pattern in ("*.db", "*.log") for p in Path("studies").glob(pattern)})
             if len(found) != 1:
-                names = ", ".join(p.stem for p in found) or "none"
-                raise StorageError(f"give --study NAME (studies here: {names})")
-            study = found[0].stem
-        return study, f"sqlite:///studies/{study}.db"
+                raise StorageError(f"give --study NAME (studies here: {', '.join(found) or 'none'})")
+            study = found[0]
+        return study, local_storage(study) or f"sqlite:///studies/{study}.db"
     if study is None:
         names = optuna.get_all_study_names(make_storage(storage, read_only=True))
         if len(names) != 1:

@@ -102,6 +102,33 @@ def test_workers_refuse_a_sqlite_study(workdir):
     assert main(["find", "--data", "ionosphere", "--workers", "2", "--storage", "sqlite:///studies/x.db"]) == 2
 
 
+def test_a_study_name_keeps_its_storage_file_without_storage(workdir, capsys):
+    """One name, one study: --workers on a name whose study is a SQLite file is refused (it would have made a second
+    study beside it, writing over the first one's export), and a journal study continues without --storage."""
+    from lrsearch.cli import main
+
+    assert main(["find", "--data", "ionosphere", "--trials", "1", "--epochs", "1", "--seeds", "1",
+                 "--artifacts", "none", "--quiet"]) == 0
+    export = workdir / "studies" / "ionosphere" / "best_schedule.json"
+    before = export.read_bytes()
+    capsys.readouterr()
+    assert main(["find", "--data", "ionosphere", "--trials", "2", "--epochs", "1", "--workers", "2"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "studies/ionosphere.db, a SQLite file" in err and "--study NAME" in err, err
+    assert export.read_bytes() == before and not (workdir / "studies" / "ionosphere.log").exists()
+
+    assert main(["find", "--data", "ionosphere", "--study", "jr", "--storage", "studies/jr.log", "--trials", "1",
+                 "--epochs", "1", "--seeds", "1", "--artifacts", "none", "--quiet"]) == 0
+    assert main(["find", "--data", "ionosphere", "--study", "jr", "--trials", "2", "--epochs", "1", "--seeds", "1",
+                 "--artifacts", "none", "--quiet"]) == 0  # continues the journal study
+    assert not (workdir / "studies" / "jr.db").exists()
+    assert len(_trials("studies/jr.log", "jr")) == 2
+    assert search.resolve_study("jr", None) == ("jr", "studies/jr.log")  # report and dashboard find it too
+    (workdir / "studies" / "jr.db").touch()
+    with pytest.raises(search.StorageError, match="two files"):
+        search.resolve_study("jr", None)
+
+
 def test_ctrl_c_fails_the_running_trial_and_the_study_resumes(tmp_path):
     # model.fit trials take seconds: time enough to interrupt one mid-trial.
     args = ["find", "--data", "ionosphere", "--trials", "40", "--epochs", "40", "--engine", "fit", "--quiet"]
