@@ -1193,9 +1193,11 @@ def _split_indices(n: int, codes: np.ndarray | None, held: list[float], opts: _O
                         f"({_MIN_TRAIN_PER_CLASS} per class for training, {for_held}); add rows")
     if codes is not None and (sizes < _MIN_TRAIN_PER_CLASS).any():
         small = [class_names[c] if class_names else str(c) for c in np.flatnonzero(sizes < _MIN_TRAIN_PER_CLASS)]
+        numeric = class_names is not None and all(re.fullmatch(r"\s*-?\d+(\.0*)?\s*", str(c)) for c in class_names)
+        counts = "; or, if the target is a count or a score, --task regression" if numeric else ""
         raise DataError(f"{label}: class{'es' if len(small) > 1 else ''} {_quote_list(small)} "
                         f"ha{'ve' if len(small) > 1 else 's'} only 1 row; every class needs at least "
-                        f"{_MIN_TRAIN_PER_CLASS}: add rows or drop/merge rare classes")
+                        f"{_MIN_TRAIN_PER_CLASS}: add rows or drop/merge rare classes{counts}")
 
     room = sizes - _MIN_TRAIN_PER_CLASS  # rows a class can give to held-out splits
     allocs = []

@@ -482,7 +482,11 @@ def test_id_like_target(tmp_path: Path) -> None:
 def test_too_few_rows(tmp_path: Path) -> None:
     raises(["3 rows found", "at least 6"], write(tmp_path, "few.csv", "a,b,y\n1,2,x\n3,4,y\n5,6,x\n"))
     rows = "a,b,y\n" + "".join(f"{i},{i},{'x' if i % 2 else 'y'}\n" for i in range(10)) + "99,1,z\n"
-    raises(["class 'z'", "only 1 row", "at least 2"], write(tmp_path, "rare.csv", rows))
+    msg = raises(["class 'z'", "only 1 row", "at least 2"], write(tmp_path, "rare.csv", rows))
+    assert "--task regression" not in msg  # text labels: no count to regress
+    counts = "a,b,y\n" + "".join(f"{i},{i},{i % 3}\n" for i in range(30)) + "99,1,7\n"  # a count target, 7 once
+    raises(["class '7'", "only 1 row", "if the target is a count or a score, --task regression"],
+           write(tmp_path, "counts.csv", counts))
     raises(["3 rows found", "at least 4"], write(tmp_path, "reg.csv", "a,b,y\n1,2,0.5\n3,4,1.25\n5,6,2.75\n"))
 
 
