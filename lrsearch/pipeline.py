@@ -888,7 +888,9 @@ def _export(run: _Run, notes: list[str], top_k: int = 5, seeds: int | str = "aut
     classics = [t for t in completed if t.user_attrs.get("warm_start")]
     # Without re-scoring the winner is known now: a classic that wins is not retrained again as a baseline.
     known = None if candidates else min(completed, key=lambda t: t.value)
-    countdown = _announce(progress, completed, len(candidates), seeds,
+    # A build(hp) model's trials each compiled their own architecture: their pace would overstate the re-scoring's.
+    paced = completed if run.trial_factory is None else []
+    countdown = _announce(progress, paced, len(candidates), seeds,
                           len([t for t in classics if t is not known]), exact=known is not None)
     try:
         began = time.monotonic()

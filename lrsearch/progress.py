@@ -27,10 +27,20 @@ class Progress:
         self.best: float | None = None
         self.start = time.monotonic()
         self.mine = 0  # trials this process finished since restart (its pace, for the ETA)
+        self.first_end: float | None = None  # when this process's first trial ended
 
     def restart(self) -> None:
         """Start the clock now (elapsed and ETA count trials, not the stages before them)."""
-        self.start, self.mine = time.monotonic(), 0
+        self.start, self.mine, self.first_end = time.monotonic(), 0, None
+
+    def eta(self, now: float) -> float | None:
+        """Seconds left at this process's pace since its first trial (which also compiled the model's program, so
+        it is no measure of the others); None until a second trial ends."""
+        if self.done >= self.total:
+            return 0.0
+        if self.first_end is None or self.mine < 2:
+            return None
+        return (now - self.first_end) / (self.mine - 1) * max(self.total - self.done, 0)
 
     def message(self, text: str) -> None:
         """A plain line (stage messages)."""
@@ -50,15 +60,18 @@ class Progress:
         state = trial.state.name
         if self.quiet:
             return
-        elapsed = time.monotonic() - self.start
-        eta = elapsed / self.mine * max(self.total - self.done, 0)
+        now = time.monotonic()
+        if self.first_end is None:
+            self.first_end = now
+        elapsed, eta = now - self.start, self.eta(now)
         best = "-" if self.best is None else f"{self.best:.4f}"
         if self.live:
             width = 24
             filled = int(width * min(self.done, self.total) / max(self.total, 1))
             bar = "#" * filled + "." * (width - filled)
             line = (f"\r[{bar}] {self.done}/{self.total} trials  pruned {self.pruned}  failed {self.failed}  "
-                    f"best val_loss {best}  {elapsed:5.1f}s elapsed  ~{eta:5.1f}s left")
+                    f"best val_loss {best}  {elapsed:5.1f}s elapsed  "
+                    + ("time left: after 2 trials" if eta is None else f"~{eta:5.1f}s left"))
             print(line, end="", file=self.stream, flush=True)
             if self.done >= self.total:
                 print(file=self.stream, flush=True)
@@ -66,7 +79,8 @@ class Progress:
             value = "-" if trial.value is None else f"{trial.value:.4f}"
             family = trial.user_attrs.get("family", "?")
             print(f"trial {trial.number:>4} {state.lower():<8} {family:<22} val_loss {value:<8} "
-                  f"best {best}  [{self.done}/{self.total}, {elapsed:.1f}s, ~{eta:.0f}s left]",
+                  f"best {best}  [{self.done}/{self.total}, {elapsed:.1f}s"
+                  + ("]" if eta is None else f", ~{eta:.0f}s left]"),
                   file=self.stream, flush=True)
 
     def finish(self) -> None:

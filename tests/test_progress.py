@@ -49,14 +49,14 @@ def test_one_line_per_trial_with_counts_best_and_time_left(study, clock):
     p = Progress(total=6, stream=out, live=False)
     clock.now = 110.0
     p(study, study.trials[1])  # the pruned trial finishes
-    clock.now = 120.0
+    clock.now = 112.0
     p(study, study.trials[3])
     lines = out.getvalue().splitlines()
     # done = complete + pruned = 3 of 6; failed trials do not count; best is the lowest complete value
     assert lines[0] == ("trial    1 pruned   constant               val_loss -        best 0.2500  "
-                        "[3/6, 10.0s, ~30s left]")  # 10 s for this process's 1 trial, 3 to go
+                        "[3/6, 10.0s]")  # the first trial also compiled: its 10 s are no pace, so no time left yet
     assert lines[1] == ("trial    3 complete one_cycle              val_loss 0.2500   best 0.2500  "
-                        "[3/6, 20.0s, ~30s left]")  # 20 s for 2 trials: 10 s each, 3 to go
+                        "[3/6, 12.0s, ~6s left]")  # 2 s for the second trial, 3 to go
     assert (p.done, p.pruned, p.failed, p.best) == (3, 1, 1, 0.25)
 
 
@@ -66,7 +66,7 @@ def test_the_live_bar_fills_and_ends_its_line(study, clock):
     clock.now = 6.0
     p(study, study.trials[3])
     assert out.getvalue() == ("\r[##################......] 3/4 trials  pruned 1  failed 1  best val_loss 0.2500    "
-                              "6.0s elapsed  ~  6.0s left")
+                              "6.0s elapsed  time left: after 2 trials")
     study.add_trial(create_trial(state=TrialState.COMPLETE, value=0.5, params={"x": 0.1},
                                  distributions={"x": FloatDistribution(0, 1)}))
     clock.now = 8.0
@@ -89,7 +89,7 @@ def test_finish_ends_a_live_line_only_when_the_run_stopped_early(study):
     p = Progress(total=10, stream=out, live=True)
     p(study, study.trials[0])
     p.finish()
-    assert out.getvalue().endswith("left\n")
+    assert out.getvalue().endswith("after 2 trials\n")
     out2 = io.StringIO()
     done = Progress(total=3, stream=out2, live=True)
     done(study, study.trials[0])  # 3 of 3: the bar ended its own line
