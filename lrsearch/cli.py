@@ -9,7 +9,7 @@ import sys
 from typing import Any, NoReturn, Sequence
 
 from lrsearch import __version__
-from lrsearch.errors import ConfigError, LrSearchError, first_line, one_line
+from lrsearch.errors import ConfigError, Interrupted, LrSearchError, first_line, one_line
 
 
 class _Parser(argparse.ArgumentParser):
@@ -356,8 +356,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         commands = {"find": _find, "worker": _worker, "dashboard": _dashboard, "report": _report,
                     "range-test": _range_test, "plot-schedule": _plot_schedule}
         return commands[args.command](args)
-    except LrSearchError as exc:
-        print(f"lrsearch: error: {one_line(exc)}", file=sys.stderr)
+    except LrSearchError as exc:  # an interruption is the user's choice, not an error: it says what it kept
+        print(f"lrsearch: {'' if isinstance(exc, Interrupted) else 'error: '}{one_line(exc)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:  # before or after the trials (those are handled by the search: study kept)
         print("lrsearch: interrupted", file=sys.stderr)
