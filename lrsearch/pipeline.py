@@ -487,7 +487,7 @@ def worker(study: str, storage: str, *, data: str | None = None, labels: str | N
     worker_storage = search.make_storage(storage)
     search.use_wal(worker_storage)  # an lrsearch study (checked above): readers must not block its writes
     the_study = search.open_study(worker_storage, study, seed=int(settings["seed"]),
-                                  epochs=int(settings["epochs"]), create=False)
+                                  epochs=int(settings["epochs"]), create=False, worker=True)
     source = data or settings.get("data_arg") or settings["data_source"]
     ds = load_dataset(source, target=settings.get("target"), labels=labels or settings.get("labels"),
                       seed=int(settings["seed"]), split=_split(settings.get("split")), task=settings.get("task"))

@@ -270,8 +270,12 @@ def redact(url: str) -> str:
     return url
 
 
-def open_study(storage: Any, name: str, *, seed: int, epochs: int, create: bool = True) -> Any:
+def open_study(storage: Any, name: str, *, seed: int, epochs: int, create: bool = True, worker: bool = False) -> Any:
     """Create or load the study ``name`` with lrsearch's sampler and pruner.
+
+    The sampler's random stream starts at ``seed`` for a new study (a search is reproducible), continues from a
+    stream of its own when the study already has trials (a resume must not propose its first trials again), and is
+    random for a ``worker`` (workers started together must not propose the same points).
 
     Sampler: multivariate TPE with ``group=True`` (each family's parameters modelled jointly) and ``constant_liar``
     (parallel workers do not pile onto one point), sampling only the groups a trial uses
@@ -284,17 +288,28 @@ def open_study(storage: Any, name: str, *, seed: int, epochs: int, create: bool 
     from lrsearch.pruners import FamilyMedianPruner
     from lrsearch.samplers import LazyGroupTPESampler
 
-    sampler = LazyGroupTPESampler(constant_liar=True, seed=seed, n_startup_trials=8)
+    def sampler(stream: int) -> LazyGroupTPESampler:
+        return LazyGroupTPESampler(constant_liar=True, seed=stream, n_startup_trials=8)
 
     pruner = FamilyMedianPruner(n_startup_trials=3, n_warmup_steps=max(1, epochs // 2))
     try:
         if create:
-            return optuna.create_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner,
-                                       direction="minimize", load_if_exists=True)
-        return optuna.load_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner)
+            study = optuna.create_study(study_name=name, storage=storage, sampler=sampler(seed), pruner=pruner,
+                                        direction="minimize", load_if_exists=True)
+        else:
+            study = optuna.load_study(study_name=name, storage=storage, sampler=sampler(seed), pruner=pruner)
     except KeyError:
         raise StorageError(f"study {name!r} does not exist in this storage; check --study, or create it with "
                            "lrsearch find") from None
+    if worker:
+        study.sampler.reseed_rng()
+    else:
+        n = len(study.get_trials(deepcopy=False))
+        if n:  # seeded by the study's length: the same resume proposes the same points, never the first ones again
+            import numpy as np
+
+            study.sampler = sampler(int(np.random.SeedSequence([seed, n]).generate_state(1)[0]))
+    return study
 
 
 def check_compatible(study: Any, expected: dict[str, Any]) -> None:

@@ -132,3 +132,34 @@ def test_a_url_with_a_query_is_judged_by_its_file(tmp_path):
 def test_the_dashboard_command_quotes_a_storage_with_spaces():
     assert search.dashboard_command("x", "sqlite:////tmp/my studies/x.db") == \
         "lrsearch dashboard --study x --storage 'sqlite:////tmp/my studies/x.db'"
+
+
+def _run(study, n):
+    study.optimize(lambda t: t.suggest_float("x", 0, 1) + t.suggest_float("y", 0, 1), n_trials=n)
+
+
+def _points(trials):
+    return [tuple(sorted(t.params.items())) for t in trials]
+
+
+def test_a_resumed_study_never_proposes_its_first_points_again(tmp_path):
+    """The sampler used to restart its seeded stream on every open: a resume re-ran trials 0, 1, … exactly."""
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    _run(search.open_study(search.make_storage(url), "s", seed=0, epochs=4), 3)
+    _run(search.open_study(search.make_storage(url), "s", seed=0, epochs=4), 3)
+    points = _points(optuna.load_study(study_name="s", storage=url).trials)
+    assert len(set(points)) == 6, points
+    # A new study with the same seed is the same search (reproducible), and so is the same resume.
+    again = f"sqlite:///{tmp_path / 'again.db'}"
+    _run(search.open_study(search.make_storage(again), "s", seed=0, epochs=4), 3)
+    _run(search.open_study(search.make_storage(again), "s", seed=0, epochs=4), 3)
+    assert _points(optuna.load_study(study_name="s", storage=again).trials) == points
+
+
+def test_workers_opening_one_study_propose_different_points(tmp_path):
+    url = str(tmp_path / "w.log")
+    search.open_study(search.make_storage(url), "w", seed=0, epochs=4)
+    for _ in range(2):  # two workers, one after the other: each its own stream
+        _run(search.open_study(search.make_storage(url), "w", seed=0, epochs=4, create=False, worker=True), 1)
+    points = _points(optuna.load_study(study_name="w", storage=search.make_storage(url)).trials)
+    assert len(points) == 2 and points[0] != points[1], points
