@@ -150,7 +150,7 @@ def _retry_callback() -> Any:
 
 def _journal_storage(url: str, *, read_only: bool) -> Any:
     import optuna
-    from optuna.storages.journal import JournalFileBackend
+    from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
 
     path = Path(url.split("://", 1)[-1] if url.startswith("journal:") else url)
     if read_only and not path.is_file():
@@ -159,9 +159,55 @@ def _journal_storage(url: str, *, read_only: bool) -> Any:
         raise StorageError(f"folder {str(path.parent)!r} of the journal file does not exist; create it or change "
                            "--storage")
     try:
-        return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
-    except (OSError, ValueError) as exc:
+        lock = JournalFileSymlinkLock(str(path))
+        backend = JournalFileBackend(str(path), lock_obj=lock)
+        if not read_only:
+            _drop_partial_record(path, lock)
+        _check_journal(path)  # damage found now, before this run appends anything after it
+        return optuna.storages.JournalStorage(backend)
+    except ValueError as exc:  # json.JSONDecodeError included
+        raise StorageError(f"journal file {str(path)!r} is damaged or not an Optuna journal ({_first_line(exc)}); "
+                           "restore it from a copy, or start a new study with --study NAME") from None
+    except OSError as exc:
         raise StorageError(f"cannot open journal file {str(path)!r}: {_first_line(exc)}") from None
+
+
+def _check_journal(path: Path) -> None:
+    """Raise ValueError naming the first finished line of the journal that is not an Optuna record (Optuna's reader
+    lets a bad last line pass, taking it for a write in progress, and then fails once a record follows it)."""
+    import json
+
+    with open(path, "rb") as f:
+        for number, line in enumerate(f, start=1):
+            if not line.endswith(b"\n"):
+                return  # unfinished: skipped by readers, cut by writers (_drop_partial_record)
+            try:
+                record = json.loads(line)
+            except ValueError:
+                record = None
+            if not isinstance(record, dict) or "op_code" not in record:
+                raise ValueError(f"line {number} is not a journal record")
+
+
+def _drop_partial_record(path: Path, lock: Any) -> None:
+    """Cut a journal's unfinished last line (a crash mid-write leaves one): Optuna skips it when reading, but a
+    record appended after it would join it into one line that no reader can parse, and the study would be lost.
+
+    Under the journal's lock, so another process's append in progress is never taken for one."""
+    lock.acquire()
+    try:
+        with open(path, "rb+") as f:
+            size = f.seek(0, os.SEEK_END)
+            if size == 0:
+                return
+            f.seek(size - 1)
+            if f.read(1) == b"\n":
+                return
+            f.seek(0)
+            data = f.read()
+            f.truncate(data.rfind(b"\n") + 1)
+    finally:
+        lock.release()
 
 
 def _close_at_exit(storage: Any) -> None:
@@ -293,11 +339,13 @@ def open_study(storage: Any, name: str, *, seed: int, epochs: int, create: bool 
 
     pruner = FamilyMedianPruner(n_startup_trials=3, n_warmup_steps=max(1, epochs // 2))
     try:
-        if create:
+        try:  # loaded first: creating an existing study would append a record to its journal
+            study = optuna.load_study(study_name=name, storage=storage, sampler=sampler(seed), pruner=pruner)
+        except KeyError:
+            if not create:
+                raise
             study = optuna.create_study(study_name=name, storage=storage, sampler=sampler(seed), pruner=pruner,
                                         direction="minimize", load_if_exists=True)
-        else:
-            study = optuna.load_study(study_name=name, storage=storage, sampler=sampler(seed), pruner=pruner)
     except KeyError:
         raise StorageError(f"study {name!r} does not exist in this storage; check --study, or create it with "
                            "lrsearch find") from None

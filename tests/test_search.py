@@ -163,3 +163,24 @@ def test_workers_opening_one_study_propose_different_points(tmp_path):
         _run(search.open_study(search.make_storage(url), "w", seed=0, epochs=4, create=False, worker=True), 1)
     points = _points(optuna.load_study(study_name="w", storage=search.make_storage(url)).trials)
     assert len(points) == 2 and points[0] != points[1], points
+
+
+def test_a_journal_cut_mid_record_is_repaired_and_a_damaged_one_refused(tmp_path):
+    """A crash mid-write leaves an unfinished last line; the next record appended after it used to make the whole
+    journal unreadable. Damage is refused before anything is appended, and opening a study appends nothing."""
+    path = tmp_path / "j.log"
+    _run(search.open_study(search.make_storage(str(path)), "j", seed=0, epochs=4), 2)
+    size = path.stat().st_size
+    search.open_study(search.make_storage(str(path)), "j", seed=0, epochs=4)  # an existing study: loaded, not created
+    assert path.stat().st_size == size
+    with open(path, "ab") as f:
+        f.write(b'{"op_code":4,"worker_id":"x","trial_id"')  # the crash
+    _run(search.open_study(search.make_storage(str(path)), "j", seed=0, epochs=4), 1)
+    trials = optuna.load_study(study_name="j", storage=search.make_storage(str(path), read_only=True)).trials
+    assert [t.state.name for t in trials] == ["COMPLETE"] * 3
+
+    junk = tmp_path / "junk.log"
+    junk.write_text("garbage line\n")
+    with pytest.raises(search.StorageError, match="damaged or not an Optuna journal"):
+        search.make_storage(str(junk))
+    assert junk.read_text() == "garbage line\n"
