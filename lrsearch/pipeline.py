@@ -334,7 +334,7 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
     if existing is not None:
         storage = existing  # the study this name already has (its export folder is this study's too)
     elif storage is None and workers > 1:
-        Path("studies").mkdir(exist_ok=True)
+        make_folder("studies", "studies folder")
         storage = f"studies/{study_name}.log"  # a journal file: several local processes can share it
     url = storage or search.default_storage(study_name)
     if workers > 1 and url.startswith("sqlite:"):

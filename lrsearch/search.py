@@ -28,7 +28,9 @@ SETTING_DEFAULTS: dict[str, Any] = {"split": list(DEFAULT_SPLIT)}
 
 def default_storage(study_name: str) -> str:
     """``sqlite:///studies/<study>.db`` relative to the working directory (the directory is created)."""
-    Path("studies").mkdir(exist_ok=True)
+    from lrsearch.folders import make_folder
+
+    make_folder("studies", "studies folder")  # a file named studies: one line, not a traceback
     return f"sqlite:///studies/{study_name}.db"
 
 

@@ -407,6 +407,17 @@ def test_an_output_folder_that_is_a_file_is_one_line_and_the_study_is_untouched(
     assert out == ""
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_file_named_studies_is_one_line(workers: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "studies").write_text("x")
+    code, out, err = run_cli(capsys, "find", "--data", "ionosphere", "--trials", "1", "--epochs", "1",
+                             "--workers", workers)
+    one_line_error(code, err, ["studies folder", "is a file"])
+    assert (tmp_path / "studies").read_text() == "x"
+
+
 def test_a_plain_optuna_study_is_refused_and_its_file_left_byte_for_byte(
         in_study_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Someone else's Optuna file (rollback journal): the refusal leaves it exactly as it was, journal mode too."""
