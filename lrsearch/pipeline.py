@@ -1070,13 +1070,19 @@ def _start_workers(run: _Run, n: int, data: str) -> list[Any]:
     """Start ``n`` ``lrsearch worker`` processes on this study (they share its storage)."""
     import subprocess
     import sys
+    import tempfile
 
     procs = []
     for _ in range(n):
         cmd = [sys.executable, "-m", "lrsearch", "worker", "--study", run.name, "--storage", run.url,
                "--data", _data_arg(data), "--engine", run.engine, "--quiet",
                "--compile-cache", "none" if run.compile_cache is None else str(run.compile_cache)]
-        procs.append(subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL))
+        # Its messages go to a file of its own: on Ctrl-C (which reaches it too) this process says what happened,
+        # once; a worker that fails has its last line in a note.
+        err = tempfile.TemporaryFile()
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
+        proc.err_file = err  # type: ignore[attr-defined]
+        procs.append(proc)
     return procs
 
 
@@ -1088,8 +1094,15 @@ def _join_workers(procs: list[Any]) -> list[str]:
         except KeyboardInterrupt:  # a second Ctrl-C: stop them now
             p.kill()
             code = p.wait()
+        err = getattr(p, "err_file", None)
+        last = ""
+        if err is not None:
+            err.seek(0)
+            lines = [line for line in err.read().decode("utf-8", "replace").splitlines() if line.strip()]
+            last = f": {lines[-1].strip()[:300]}" if lines else ""
+            err.close()
         if code not in (0, 130, -2):
-            notes.append(f"worker process {p.pid} exited with code {code} (its trials were retried)")
+            notes.append(f"worker process {p.pid} exited with code {code}{last} (its trials were retried)")
     return notes
 
 

@@ -513,7 +513,8 @@ def report_many(trial: Any, values: Sequence[tuple[int, float]]) -> None:
     write = getattr(backend, "_set_trial_intermediate_value_without_commit", None)
     if write is None or cached is None:
         for step, value in values:
-            trial.report(value, step)
+            if cached is None or int(step) not in cached.intermediate_values:  # e.g. stored before a Ctrl-C
+                trial.report(value, step)
         return
     from optuna.storages._rdb import models
     from optuna.storages._rdb.storage import _create_scoped_session

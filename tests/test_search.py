@@ -184,3 +184,13 @@ def test_a_journal_cut_mid_record_is_repaired_and_a_damaged_one_refused(tmp_path
     with pytest.raises(search.StorageError, match="damaged or not an Optuna journal"):
         search.make_storage(str(junk))
     assert junk.read_text() == "garbage line\n"
+
+
+def test_report_many_skips_steps_already_stored_on_a_journal(tmp_path, recwarn):
+    """After a Ctrl-C mid-report the same epochs are reported again: no warning per epoch (hundreds of lines)."""
+    study = search.open_study(search.make_storage(str(tmp_path / "r.log")), "r", seed=0, epochs=4)
+    trial = study.ask()
+    search.report_many(trial, [(0, 0.5), (1, 0.4)])
+    search.report_many(trial, [(0, 0.5), (1, 0.4), (2, 0.3)])
+    assert study.trials[0].intermediate_values == {0: 0.5, 1: 0.4, 2: 0.3}
+    assert not [w for w in recwarn if "already reported" in str(w.message)]

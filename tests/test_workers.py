@@ -129,6 +129,21 @@ def test_a_study_name_keeps_its_storage_file_without_storage(workdir, capsys):
         search.resolve_study("jr", None)
 
 
+def test_a_failed_helper_workers_last_line_is_in_a_note(tmp_path):
+    """find's own workers write their stderr to a file (a Ctrl-C is then reported once, by find): a worker that
+    fails is still explained."""
+    import tempfile
+
+    from lrsearch.pipeline import _join_workers
+
+    err = tempfile.TemporaryFile()
+    proc = subprocess.Popen([sys.executable, "-c", "import sys; sys.stderr.write('lrsearch: error: boom\\n'); "
+                             "sys.exit(2)"], stderr=err)
+    proc.err_file = err
+    (note,) = _join_workers([proc])
+    assert f"worker process {proc.pid} exited with code 2: lrsearch: error: boom" in note
+
+
 def test_ctrl_c_fails_the_running_trial_and_the_study_resumes(tmp_path):
     # model.fit trials take seconds: time enough to interrupt one mid-trial.
     args = ["find", "--data", "ionosphere", "--trials", "40", "--epochs", "40", "--engine", "fit", "--quiet"]
