@@ -242,13 +242,14 @@ def _print_summary(r: Any, quiet: bool = False) -> None:
     if label == "warmup":  # named as the progress lines name it: the inner family, warmed up
         schedule = {**schedule["schedule"], **{k: v for k, v in schedule.items() if k not in ("type", "schedule")}}
         label = f"{schedule['type']}+warmup"
-    params = ", ".join(f"{k}={_fmt(v)}" for k, v in schedule.items() if k != "type")
+    unused = {"gamma"} if schedule.get("mode") in ("triangular", "triangular2") else set()  # exp_range's only
+    params = ", ".join(f"{k}={_fmt(v)}" for k, v in schedule.items() if k != "type" and k not in unused)
     print(("" if quiet else "\n") + f"best schedule: {label} ({params})")
     print(f"optimizer:     {r.optimizer['class_name']} {r.optimizer['config'] or ''}".rstrip())
     if getattr(r, "model_hp", None):  # a build(hp) model: the architecture the schedule was found for
         print("model:         " + ", ".join(f"{k}={_fmt(v)}" for k, v in r.model_hp.items()))
     m = r.metrics
-    print("scores:        " + ", ".join(f"{k} {v:.4f}" for k, v in m.items() if not k.endswith(("_mean", "_sd"))
+    print("trial's run:   " + ", ".join(f"{k} {v:.4f}" for k, v in m.items() if not k.endswith(("_mean", "_sd"))
                                           and k != "seeds"))
     if m.get("seeds"):
         print(f"over {int(m['seeds'])} seeds:  " + ", ".join(

@@ -419,6 +419,9 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
             the_study.enqueue_trial({**params, **hp_defaults}, user_attrs={"warm_start": True})
 
     notes: list[str] = [note] if note else []
+    if re.fullmatch(r"sqlite:///?(:memory:)?", url):  # nothing of the study outlives this process
+        notes.append(f"--storage {url} keeps the study in memory only: it is gone when find ends (the export is "
+                     "written); give a file, e.g. sqlite:///studies/NAME.db, to keep it")
     if run.population > 1:
         progress.message(f"population mode: {run.population} trials trained at once")
     if len(search.finished_trials(the_study)) >= trials:
@@ -847,7 +850,8 @@ def _label(run: _Run, t: Any) -> str:
     opt = {"adam": "Adam", "adamw": "AdamW", "rmsprop": "RMSprop"}.get(opt, opt)
     schedule = (t.user_attrs.get("schedule") or {}).get("schedule") or {}
     lr = t.params.get("initial_lr", schedule.get("initial_lr", (schedule.get("schedule") or {}).get("initial_lr")))
-    return f"{opt} {t.user_attrs.get('family', '?')}" + (f" from {lr:.3g}" if lr is not None else "")
+    word = "peak" if "max_lr" in schedule else "from"  # one_cycle and cyclic: the searched rate is their top
+    return f"{opt} {t.user_attrs.get('family', '?')}" + (f" {word} {lr:.3g}" if lr is not None else "")
 
 
 def _mean_sd(values: list[float]) -> tuple[float, float]:

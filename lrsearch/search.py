@@ -134,8 +134,11 @@ def make_storage(url: str, *, read_only: bool = False, create: bool = True) -> A
         raise StorageError(f"--storage {url!r} is not a valid database URL ({_first_line(exc)}); "
                            "use e.g. sqlite:///studies/x.db or postgresql+psycopg://user:pw@host/db") from None
     except ImportError:
-        raise StorageError(f"the database driver for {url.split(':', 1)[0]!r} is not installed; install it "
-                           "(e.g. pip install 'psycopg[binary]' for postgresql+psycopg://)") from None
+        scheme = url.split(":", 1)[0]
+        example = ("pip install 'psycopg[binary]' for postgresql+psycopg://" if scheme.startswith("postgres")
+                   else "pip install pymysql for mysql+pymysql://" if scheme.startswith("mysql")
+                   else "see SQLAlchemy's dialect list")
+        raise StorageError(f"the database driver for {scheme!r} is not installed; install it ({example})") from None
     except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.DatabaseError,
             optuna.exceptions.StorageInternalError) as exc:
         raise StorageError(f"cannot open study storage {redact(url)}: {_first_line(exc)}; check that the "

@@ -221,4 +221,11 @@ def test_the_summary_names_a_warmed_up_schedule_as_the_progress_lines_do(capsys)
     assert capsys.readouterr().out.startswith("\nbest schedule: ")  # after the progress lines: a blank line
     r.metrics = {"val_loss": 0.2, "val_loss_mean": 0.21, "val_loss_sd": 0.01, "seeds": 3}
     _print_summary(r)
-    assert "(exported: trial 2, after re-scoring the best)" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "(exported: trial 2, after re-scoring the best)" in out
+    assert "trial's run:   val_loss 0.2000\nover 3 seeds:  val_loss 0.2100 ± 0.0100\n" in out  # which is which
+    r.schedule = {"type": "cyclic", "base_lr": 0.001, "max_lr": 0.01, "step_size_epochs": 5.0, "mode": "triangular",
+                  "gamma": 0.99}
+    _print_summary(r)  # gamma only acts in exp_range mode: not shown for the others
+    assert capsys.readouterr().out.startswith("\nbest schedule: cyclic (base_lr=0.001, max_lr=0.01, "
+                                              "step_size_epochs=5, mode=triangular)\n")

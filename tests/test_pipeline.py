@@ -409,3 +409,22 @@ def test_a_finished_study_says_so_before_the_re_scoring(searched, monkeypatch):
     assert lines[1].startswith("range test (the study's): suggested initial LR"), lines[:3]
     assert lines[2] == "study already has 6 finished trials; nothing to run (raise --trials to search more)", lines
     assert lines[3].startswith("re-scoring"), lines[:5]
+
+
+def test_a_schedule_label_names_a_peak_rate_as_such():
+    """one_cycle and cyclic search their top rate: "from" would be wrong (cyclic starts at base_lr)."""
+    from types import SimpleNamespace
+
+    from lrsearch.pipeline import _label
+
+    run = SimpleNamespace(opt_spec={"class_name": "Adam", "config": {}})
+    cyclic = SimpleNamespace(params={"initial_lr": 0.0193}, user_attrs={"family": "cyclic", "schedule": {
+        "schedule": {"type": "cyclic", "base_lr": 0.0024, "max_lr": 0.0193, "step_size_epochs": 5.0}}})
+    step = SimpleNamespace(params={"optimizer": "sgd"}, user_attrs={"family": "step_decay", "schedule": {
+        "schedule": {"type": "step_decay", "initial_lr": 0.1, "drop": 0.5, "epochs_drop": 10}}})
+    assert (_label(run, cyclic), _label(run, step)) == ("Adam cyclic peak 0.0193", "SGD step_decay from 0.1")
+
+
+def test_an_in_memory_study_is_said_to_be_gone(workdir):
+    r = find("ionosphere", storage="sqlite://", trials=1, epochs=1, seeds=1, quiet=True, artifacts="none")
+    assert any("keeps the study in memory only" in n for n in r.notes), r.notes

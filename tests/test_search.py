@@ -194,3 +194,8 @@ def test_report_many_skips_steps_already_stored_on_a_journal(tmp_path, recwarn):
     search.report_many(trial, [(0, 0.5), (1, 0.4), (2, 0.3)])
     assert study.trials[0].intermediate_values == {0: 0.5, 1: 0.4, 2: 0.3}
     assert not [w for w in recwarn if "already reported" in str(w.message)]
+
+
+def test_a_missing_database_driver_is_named_by_its_scheme():
+    with pytest.raises(search.StorageError, match="driver for 'mysql' is not installed.*pymysql"):
+        search.make_storage("mysql://u@localhost/x")
