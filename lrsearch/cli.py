@@ -315,6 +315,8 @@ def _worker(args: argparse.Namespace) -> int:
     t = r["trials"]
     print(f"worker ran {r['ran']} trials; study {r['study']!r}: {t['complete']} complete, {t['pruned']} pruned, "
           f"{t['failed']} failed, {t['running']} running")
+    if t["complete"] + t["pruned"] >= r["budget"] and not t["running"]:  # workers never export: say who does
+        print("budget reached: if find has stopped, run its command again to re-score and export best_schedule.json")
     return 0
 
 

@@ -522,7 +522,7 @@ def worker(study: str, storage: str, *, data: str | None = None, labels: str | N
     progress = Progress(budget, stream=stream, live=live, quiet=quiet)
     ran = _search(run, budget, timeout, progress)
     run.close_plots()
-    return {"study": study, "ran": ran, "trials": _counts(the_study.get_trials(deepcopy=False))}
+    return {"study": study, "ran": ran, "budget": budget, "trials": _counts(the_study.get_trials(deepcopy=False))}
 
 
 def _search(run: _Run, budget: int, timeout: float | None, progress: Any, workers: int | None = None) -> int:
