@@ -9,6 +9,7 @@ import sys
 from typing import Any, NoReturn, Sequence
 
 from lrsearch import __version__
+from lrsearch import interrupts
 from lrsearch.errors import ConfigError, Interrupted, LrSearchError, first_line, one_line
 
 
@@ -356,6 +357,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command in ("find", "worker", "range-test"):  # the commands that train (and import Keras)
             _quiet_frameworks()
+            interrupts.install()  # a Ctrl-C that lands in a finaliser is acted on at the next progress point
         commands = {"find": _find, "worker": _worker, "dashboard": _dashboard, "report": _report,
                     "range-test": _range_test, "plot-schedule": _plot_schedule}
         return commands[args.command](args)
@@ -363,6 +365,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"lrsearch: {'' if isinstance(exc, Interrupted) else 'error: '}{one_line(exc)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:  # before or after the trials (those are handled by the search: study kept)
+        interrupts.handled()
         print("lrsearch: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:  # output piped into e.g. `head`: stop quietly (the one outside error caught here)

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence, TextIO
 
+from lrsearch import interrupts
 from lrsearch.errors import ConfigError, DataError, Interrupted, LrSearchError, ModelError, first_line
 from lrsearch.folders import check_folder, make_folder
 
@@ -554,6 +555,7 @@ def _search(run: _Run, budget: int, timeout: float | None, progress: Any, worker
                                              timeout=timeout, callbacks=[progress])
             return search.run_trials(run.study, run.objective(), budget, timeout=timeout, callbacks=[progress])
     except KeyboardInterrupt:
+        interrupts.handled()
         raise Interrupted(f"interrupted; study {run.name!r} keeps its finished trials (the running one is marked "
                           "failed): run the same command again to resume") from None
     except Exception as exc:
@@ -1096,6 +1098,7 @@ def _join_workers(procs: list[Any]) -> list[str]:
         try:
             code = p.wait()
         except KeyboardInterrupt:  # a second Ctrl-C: stop them now
+            interrupts.handled()
             p.kill()
             code = p.wait()
         err = getattr(p, "err_file", None)

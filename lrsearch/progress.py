@@ -7,6 +7,8 @@ import sys
 import time
 from typing import Any, TextIO
 
+from lrsearch import interrupts
+
 
 class Progress:
     """Optuna callback ``(study, trial)`` that shows trials done/pruned/failed, best so far, elapsed and ETA.
@@ -44,10 +46,12 @@ class Progress:
 
     def message(self, text: str) -> None:
         """A plain line (stage messages)."""
+        interrupts.check()  # a Ctrl-C swallowed during the stage before is acted on here
         if not self.quiet:
             print(text, file=self.stream, flush=True)
 
     def __call__(self, study: Any, trial: Any) -> None:
+        interrupts.check()
         # Count from the study, not from this process: other workers finish trials of the same budget.
         trials = study.get_trials(deepcopy=False)
         states = [t.state.name for t in trials]
@@ -130,6 +134,7 @@ class Countdown:
         """``n`` more steps are done."""
         if n < 0:
             raise ValueError(f"n must be >= 0, but got n={n!r}")
+        interrupts.check()
         self.done += n
         p = self.progress
         if p.quiet:
