@@ -202,7 +202,14 @@ class OptunaHP:
         return name in self._values
 
     def __repr__(self) -> str:
-        return f"OptunaHP(mode={self._mode!r}, values={self._values!r})"
+        """What it holds: the values asked so far and, replaying a trial, the values it will give.
+
+        Example:
+            >>> OptunaHP.fixed({"hp.layers": 3, "family": "constant"})
+            OptunaHP(mode='fixed', values={}, replays={'layers': 3})
+        """
+        replays = f", replays={self._replay!r}" if self._mode == "fixed" else ""
+        return f"OptunaHP(mode={self._mode!r}, values={self._values!r}{replays})"
 
     # ------------------------------------------------------------------ scopes
 
