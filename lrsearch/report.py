@@ -422,7 +422,10 @@ def _plot_importance(panels: list[tuple[str, dict[str, float]]] | _Skip, path: P
     colors = plotstyle.COLORS
     n_rows = max(len(imp) for _, imp in panels)
     with plotstyle.style():
-        fig, axes = plotstyle.new_figure(5.6 * len(panels), 1.4 + 0.38 * n_rows, ncols=len(panels))
+        longest = max(len(k) for _, imp in panels for k in imp)
+        # Room between panels for the right one's parameter names (e.g. "time_decay.decay"), which sit left of it.
+        fig, axes = plotstyle.new_figure(5.6 * len(panels), 1.4 + 0.38 * n_rows, ncols=len(panels),
+                                         gridspec_kw={"wspace": min(1.5, 0.25 + 0.018 * longest)})
         axes = list(axes) if len(panels) > 1 else [axes]
         for i, (ax, (title, imp)) in enumerate(zip(axes, panels)):
             names = list(imp)[::-1]  # most important on top
