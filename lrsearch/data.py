@@ -988,8 +988,8 @@ def _missing_values(df: pd.DataFrame, columns: list[str], label: str) -> None:
     n = len(df)
     empty = np.flatnonzero(na.all(axis=1).to_numpy())
     if len(columns) > 1 and 0 < len(empty) < n:  # ",,,," lines (a spreadsheet's blank rows): say so, not NA per column
-        raise DataError(f"{label}: {_rows_text(empty)} {'is' if len(empty) == 1 else 'are'} empty (delimiters only); "
-                        "delete the empty rows")
+        raise DataError(f"{label}: {_rows_text(empty)} {'has' if len(empty) == 1 else 'have'} no values (every field "
+                        "empty or missing, e.g. a line of delimiters only); delete such rows")
     parts = []
     for col in bad[:5]:
         k = int(counts[col])

@@ -151,18 +151,18 @@ class _Run:
 
         return prune_epochs(self.epochs)(epoch)
 
-    def document(self, schedule: Any, scores: dict[str, float], number: int) -> dict[str, Any]:
-        """The export document of ``schedule`` as trained in this study (trial ``number``)."""
+    def document(self, schedule: Any, scores: dict[str, float], number: int,
+                 loss: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The export document of ``schedule`` as trained in this study (trial ``number``); ``loss`` (see
+        :func:`~lrsearch.models.loss_description`) goes into its provenance (the export's: a model ending in logits
+        needs ``from_logits=True`` in user code too)."""
         from lrsearch.document import build_document
         from lrsearch.engine import BatchPlan
-        from lrsearch.models import loss_description, outputs_logits
 
         spe = BatchPlan(len(self.ds.x_train), self.batch_size).steps_per_epoch
-        # The loss the scores were measured with: a model ending in logits needs from_logits=True in user code too.
-        loss = loss_description(self.ds.task, outputs_logits(self.factory(self.seed)))
         provenance = {"study": self.name, "data": self.ds.name, "data_sha256": self.ds.sha256,
                       "lrsearch_version": self.settings["lrsearch_version"], "keras_backend": _backend(),
-                      "trial": number, **loss}
+                      "trial": number, **(loss or {})}
         return build_document(schedule, self.trial_opt.get(number, self.opt_spec), epochs=self.epochs,
                               batch_size=self.batch_size,
                               steps_per_epoch=spe, metrics=scores, provenance=provenance)
@@ -455,7 +455,7 @@ def worker(study: str, storage: str, *, data: str | None = None, labels: str | N
     differs; checked by hash). ``compile_cache`` as in :func:`find`.
 
     Returns:
-        ``{"study", "ran", "trials"}``: this worker's trial count and the study's counts.
+        ``{"study", "ran", "budget", "trials"}``: this worker's trial count, the study's budget and its counts.
 
     Example:
         >>> import tempfile, os, lrsearch
@@ -548,6 +548,7 @@ def _search(run: _Run, budget: int, timeout: float | None, progress: Any, worker
     search.reap_dead_workers(db_study)
     progress.done = len(search.finished_trials(db_study))
     progress.restart()
+    progress.batch = max(1, run.population)  # a population's first P trials end together, after its compile
     try:
         with writebehind.WriteBehind(db_study) if behind else contextlib.nullcontext(db_study) as run.study:
             if run.population > 1:
@@ -869,7 +870,7 @@ def _export(run: _Run, notes: list[str], top_k: int = 5, seeds: int | str = "aut
     from lrsearch.data import reselection_splits
     from lrsearch.document import write_document
     from lrsearch.engine import evaluate
-    from lrsearch.models import task_metric
+    from lrsearch.models import loss_description, outputs_logits, task_metric
     from lrsearch.schedules import schedule_from_config
 
     the_study, ds = run.study, run.ds
@@ -884,10 +885,10 @@ def _export(run: _Run, notes: list[str], top_k: int = 5, seeds: int | str = "aut
     seeds = int(seeds)
     # What decides the export: an unchanged study exported with the same settings gives the same result again (the
     # trainings are seeded), so a re-run of a finished find reuses it instead of retraining for minutes.
-    key = {"trials": [t.number for t in completed], "top_k": top_k, "seeds": seeds, "select": select,
-           "keras_backend": _backend()}
+    export_key = {"trials": [t.number for t in completed], "top_k": top_k, "seeds": seeds, "select": select,
+                  "keras_backend": _backend()}
     saved = the_study.user_attrs.get("best_schedule")
-    if saved is not None and the_study.user_attrs.get("export_key") == key:
+    if saved is not None and the_study.user_attrs.get("export_key") == export_key:
         return _reuse_export(run, notes, saved, counts, progress)
     # Say what happens and how long it will take: tens of trainings, which for a slow model outlast the search.
     candidates = _candidates(run, completed, top_k) if seeds > 1 and len(completed) > 1 else []
@@ -935,14 +936,16 @@ def _export(run: _Run, notes: list[str], top_k: int = 5, seeds: int | str = "aut
                              "warm_start": winner_row["warm_start"],
                              f"resplit_val_{name}_mean": winner_row[f"val_{name}_mean"],
                              f"test_{name}": metrics["test_" + name], "test_loss": metrics["test_loss"]})
-        the_study.set_user_attr("baselines", baselines)
-    doc = run.document(schedule, metrics, best.number)
+    the_study.set_user_attr("baselines", baselines)  # also when empty: none of an earlier export's are left
+    # The loss the scores were measured with (the winner's model: a build(hp) one may end otherwise than the default).
+    loss = loss_description(ds.task, outputs_logits(run.factory(run.seed)))
+    doc = run.document(schedule, metrics, best.number, loss=loss)
     if model_hp:  # the architecture the schedule was found for (KerasTuner-style build(hp))
         doc["provenance"]["model_hp"] = model_hp
     path = write_document(doc, run.out_dir / "best_schedule.json")
     the_study.set_user_attr("export_key", None)  # never a key beside another export's document, even after a crash
     the_study.set_user_attr("best_schedule", doc)
-    the_study.set_user_attr("export_key", key)
+    the_study.set_user_attr("export_key", export_key)
     _upload(run, str(path), the_study)
     run.close_plots()  # the trial plots still queued when the search ended were drawn meanwhile
     return _result(run, notes, doc, counts, path, baselines)

@@ -29,20 +29,22 @@ class Progress:
         self.best: float | None = None
         self.start = time.monotonic()
         self.mine = 0  # trials this process finished since restart (its pace, for the ETA)
-        self.first_end: float | None = None  # when this process's first trial ended
+        self.first_end: float | None = None  # when this process's first batch of trials ended
+        #: Trials finished together by the first compiled call (a population: P); their time includes compiling.
+        self.batch = 1
 
     def restart(self) -> None:
         """Start the clock now (elapsed and ETA count trials, not the stages before them)."""
         self.start, self.mine, self.first_end = time.monotonic(), 0, None
 
     def eta(self, now: float) -> float | None:
-        """Seconds left at this process's pace since its first trial (which also compiled the model's program, so
-        it is no measure of the others); None until a second trial ends."""
+        """Seconds left at this process's pace since its first trial, or first ``batch`` of trials (they also
+        compiled the model's program, so they are no measure of the others); None until a trial after them ends."""
         if self.done >= self.total:
             return 0.0
-        if self.first_end is None or self.mine < 2:
+        if self.first_end is None or self.mine <= self.batch:
             return None
-        return (now - self.first_end) / (self.mine - 1) * max(self.total - self.done, 0)
+        return (now - self.first_end) / (self.mine - self.batch) * max(self.total - self.done, 0)
 
     def message(self, text: str) -> None:
         """A plain line (stage messages)."""
@@ -65,7 +67,7 @@ class Progress:
         if self.quiet:
             return
         now = time.monotonic()
-        if self.first_end is None:
+        if self.mine == self.batch:
             self.first_end = now
         elapsed, eta = now - self.start, self.eta(now)
         best = "-" if self.best is None else f"{self.best:.4f}"

@@ -26,6 +26,10 @@ MATCHED_KEYS = ("data_sha256", "task", "target", "model", "model_sha256", "epoch
 SETTING_DEFAULTS: dict[str, Any] = {"split": list(DEFAULT_SPLIT)}
 
 
+#: Seconds after which a journal's lock left by a killed process is taken for stale (Optuna's default).
+JOURNAL_LOCK_GRACE = 30
+
+
 def default_storage(study_name: str) -> str:
     """``sqlite:///studies/<study>.db`` relative to the working directory (the directory is created)."""
     from lrsearch.folders import make_folder
@@ -46,10 +50,12 @@ def local_storage(study_name: str) -> str | None:
         True
     """
     db, log = Path("studies") / f"{study_name}.db", Path("studies") / f"{study_name}.log"
-    if db.is_file() and log.is_file():
+    if not _is_journal_file(log):  # e.g. some other program's log file
+        return f"sqlite:///{db}" if db.is_file() else None
+    if db.is_file():
         raise StorageError(f"study '{study_name}' has two files, {db} and {log}; say which with --storage "
                            f"sqlite:///{db} or --storage {log}")
-    return f"sqlite:///{db}" if db.is_file() else str(log) if log.is_file() else None
+    return str(log)
 
 
 def dashboard_command(study_name: str, url: str) -> str:
@@ -98,7 +104,7 @@ def make_storage(url: str, *, read_only: bool = False, create: bool = True) -> A
         kwargs = {"connect_args": {"timeout": 60}}
         try:
             db = sqlalchemy.engine.make_url(url).database or ""  # the path without a ?query
-        except sqlalchemy.exc.ArgumentError as exc:
+        except (sqlalchemy.exc.ArgumentError, ValueError) as exc:  # ValueError: e.g. sqlite://:memory: (a port?)
             raise StorageError(f"--storage {url!r} is not a valid database URL ({_first_line(exc)}); "
                                "use e.g. sqlite:///studies/x.db") from None
         # One process's own database (each thread's connection sees its own): no other worker to beat for.
@@ -164,8 +170,11 @@ def _journal_storage(url: str, *, read_only: bool) -> Any:
         raise StorageError(f"folder {str(path.parent)!r} of the journal file does not exist; create it or change "
                            "--storage")
     try:
-        lock = JournalFileSymlinkLock(str(path))
-        backend = JournalFileBackend(str(path), lock_obj=lock)
+        # An absolute path: Optuna's lock is a symlink to the file, which from a relative path would dangle, and a
+        # dangling lock left by a killed process is never taken for stale (acquire() would spin for good).
+        full = str(path.resolve())
+        lock = JournalFileSymlinkLock(full, grace_period=JOURNAL_LOCK_GRACE)
+        backend = JournalFileBackend(full, lock_obj=lock)
         if not read_only:
             _drop_partial_record(path, lock)
         _check_journal(path)  # damage found now, before this run appends anything after it
@@ -175,6 +184,15 @@ def _journal_storage(url: str, *, read_only: bool) -> Any:
                            "restore it from a copy, or start a new study with --study NAME") from None
     except OSError as exc:
         raise StorageError(f"cannot open journal file {str(path)!r}: {_first_line(exc)}") from None
+
+
+def _is_journal_file(path: Path) -> bool:
+    """Whether ``path`` starts as an Optuna journal does (not some other ``.log`` file under ``studies/``)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(12) == b'{"op_code":0'
+    except OSError:
+        return False
 
 
 def _check_journal(path: Path) -> None:
@@ -198,21 +216,27 @@ def _drop_partial_record(path: Path, lock: Any) -> None:
     """Cut a journal's unfinished last line (a crash mid-write leaves one): Optuna skips it when reading, but a
     record appended after it would join it into one line that no reader can parse, and the study would be lost.
 
-    Under the journal's lock, so another process's append in progress is never taken for one."""
+    Under the journal's lock, so another process's append in progress is never taken for one; the usual case, a
+    file that ends with a whole line, is seen without it."""
+    with open(path, "rb") as f:
+        if not _ends_mid_line(f):
+            return
     lock.acquire()
     try:
         with open(path, "rb+") as f:
-            size = f.seek(0, os.SEEK_END)
-            if size == 0:
-                return
-            f.seek(size - 1)
-            if f.read(1) == b"\n":
-                return
-            f.seek(0)
-            data = f.read()
-            f.truncate(data.rfind(b"\n") + 1)
+            if _ends_mid_line(f):
+                f.seek(0)
+                f.truncate(f.read().rfind(b"\n") + 1)
     finally:
         lock.release()
+
+
+def _ends_mid_line(f: Any) -> bool:
+    size = f.seek(0, os.SEEK_END)
+    if size == 0:
+        return False
+    f.seek(size - 1)
+    return f.read(1) != b"\n"
 
 
 def _close_at_exit(storage: Any) -> None:
@@ -283,7 +307,8 @@ def resolve_study(study: str | None, storage: str | None) -> tuple[str, str]:
 
     if storage is None:
         if study is None:
-            found = sorted({p.stem for pattern in ("*.db", "*.log") for p in Path("studies").glob(pattern)})
+            found = sorted({p.stem for p in Path("studies").glob("*.db")}
+                           | {p.stem for p in Path("studies").glob("*.log") if _is_journal_file(p)})
             if len(found) != 1:
                 raise StorageError(f"give --study NAME (studies here: {', '.join(found) or 'none'})")
             study = found[0]

@@ -408,7 +408,33 @@ def test_a_finished_study_says_so_before_the_re_scoring(searched, monkeypatch):
     lines = stream.getvalue().splitlines()
     assert lines[1].startswith("range test (the study's): suggested initial LR"), lines[:3]
     assert lines[2] == "study already has 6 finished trials; nothing to run (raise --trials to search more)", lines
-    assert lines[3].startswith("re-scoring"), lines[:5]
+    assert lines[3].startswith("export: the study's own from trial"), lines[:5]  # unchanged: nothing retrained
+
+
+def test_a_finished_study_re_run_reuses_its_export_until_a_setting_changes(searched, monkeypatch):
+    """Same trials, same re-scoring settings: the export is written again without retraining (it would be the same:
+    every training is seeded); another --top-k re-scores, and the study keeps that export's baselines."""
+    import io
+
+    where, _ = searched
+    monkeypatch.chdir(where)
+    path = where / "studies" / "ionosphere" / "best_schedule.json"
+    find("ionosphere", trials=6, epochs=6, seed=0, quiet=True)  # an export with the default settings
+    before = json.loads(path.read_text())
+    path.unlink()
+    stream = io.StringIO()
+    r = find("ionosphere", trials=6, epochs=6, seed=0, stream=stream, live=False)
+    out = stream.getvalue()
+    assert "export: the study's own from trial" in out and "re-scoring" not in out, out
+    assert json.loads(path.read_text()) == before and "reselection_s" not in r.timing
+    assert r.best_trial == before["provenance"]["trial"] and r.metrics["seeds"] == before["metrics"]["seeds"]
+    assert r.baselines == _study(where).user_attrs["baselines"] and r.loss == {"loss": "binary_crossentropy",
+                                                                                "from_logits": False}
+    stream = io.StringIO()
+    again = find("ionosphere", trials=6, epochs=6, seed=0, top_k=2, seeds=1, stream=stream, live=False)
+    assert "re-scoring" not in stream.getvalue() and "export: the study's own" not in stream.getvalue()
+    assert "scoring the best trial" in stream.getvalue()
+    assert _study(where).user_attrs["baselines"] == again.baselines  # this export's, not the earlier one's
 
 
 def test_a_schedule_label_names_a_peak_rate_as_such():

@@ -146,3 +146,18 @@ def test_countdown_quiet_prints_nothing_and_refuses_a_negative_total():
                                            (3599, "59m59s"), (3600, "1h00m"), (7322, "2h02m")])
 def test_duration(seconds, text):
     assert duration(seconds) == text
+
+
+def test_a_population_s_time_left_counts_from_its_second_batch(study, clock):
+    """P trials end together after the first compile: timing the next P-1 against the first would say ~0s."""
+    out = io.StringIO()
+    p = Progress(total=10, stream=out, live=False)
+    p.batch = 2
+    clock.now = 30.0
+    p(study, study.trials[0])
+    p(study, study.trials[3])  # the first batch, 30 s with the compile
+    clock.now = 36.0
+    p(study, study.trials[0])  # one trial of the next batch: 6 s a trial from here
+    lines = out.getvalue().splitlines()
+    assert lines[0].endswith("[3/10, 30.0s]") and lines[1].endswith("[3/10, 30.0s]"), lines
+    assert lines[2].endswith("[3/10, 36.0s, ~42s left]"), lines  # 7 left at 6 s

@@ -159,8 +159,11 @@ def test_a_resumed_study_never_proposes_its_first_points_again(tmp_path):
 def test_workers_opening_one_study_propose_different_points(tmp_path):
     url = str(tmp_path / "w.log")
     search.open_study(search.make_storage(url), "w", seed=0, epochs=4)
-    for _ in range(2):  # two workers, one after the other: each its own stream
-        _run(search.open_study(search.make_storage(url), "w", seed=0, epochs=4, create=False, worker=True), 1)
+    # Two workers started together (both see the same trials): each must have its own stream.
+    workers = [search.open_study(search.make_storage(url), "w", seed=0, epochs=4, create=False, worker=True)
+               for _ in range(2)]
+    for study in workers:
+        _run(study, 1)
     points = _points(optuna.load_study(study_name="w", storage=search.make_storage(url)).trials)
     assert len(points) == 2 and points[0] != points[1], points
 
@@ -196,6 +199,35 @@ def test_report_many_skips_steps_already_stored_on_a_journal(tmp_path, recwarn):
     assert not [w for w in recwarn if "already reported" in str(w.message)]
 
 
+def test_a_malformed_sqlite_url_is_one_line():
+    with pytest.raises(search.StorageError, match="not a valid database URL"):
+        search.make_storage("sqlite://:memory:")
+
+
 def test_a_missing_database_driver_is_named_by_its_scheme():
     with pytest.raises(search.StorageError, match="driver for 'mysql' is not installed.*pymysql"):
         search.make_storage("mysql://u@localhost/x")
+
+
+@pytest.mark.filterwarnings("ignore:The value of `grace_period` might be too small")
+def test_a_writer_killed_mid_record_leaves_a_lock_that_goes_stale(workdir, monkeypatch):
+    """A crash mid-append leaves an unfinished line *and* Optuna's lock (a symlink to the journal). From a relative
+    path that symlink dangled, and the next run spun for good trying to take it; now it is stale after the grace."""
+    import os
+    import subprocess
+    import sys
+    import threading
+
+    monkeypatch.setattr(search, "JOURNAL_LOCK_GRACE", 2)
+    (workdir / "studies").mkdir()
+    _run(search.open_study(search.make_storage("studies/j.log"), "j", seed=0, epochs=4), 1)
+    # A writer that dies mid-append, holding the lock lrsearch gave its storage.
+    held = ("from lrsearch import search; import os; s = search.make_storage('studies/j.log'); "
+            "s._backend._lock.acquire(); open('studies/j.log', 'ab').write(b'{\"op_code\":4,'); os._exit(0)")
+    subprocess.run([sys.executable, "-c", held], check=True, timeout=120)
+    assert os.path.lexists("studies/j.log.lock") and not open("studies/j.log", "rb").read().endswith(b"\n")
+    opened = []
+    thread = threading.Thread(target=lambda: opened.append(search.make_storage("studies/j.log")), daemon=True)
+    thread.start()
+    thread.join(timeout=60)
+    assert opened and open("studies/j.log", "rb").read().endswith(b"\n")
