@@ -161,7 +161,7 @@ def _retry_callback() -> Any:
 
 def _journal_storage(url: str, *, read_only: bool) -> Any:
     import optuna
-    from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
+    from optuna.storages.journal import JournalFileSymlinkLock
 
     path = Path(url.split("://", 1)[-1] if url.startswith("journal:") else url)
     if read_only and not path.is_file():
@@ -169,16 +169,17 @@ def _journal_storage(url: str, *, read_only: bool) -> Any:
     if not path.parent.exists():
         raise StorageError(f"folder {str(path.parent)!r} of the journal file does not exist; create it or change "
                            "--storage")
+    if path.is_file() and path.stat().st_size and not _is_journal_file(path):  # e.g. a mistyped --storage notes.log
+        raise StorageError(f"{str(path)!r} is not an Optuna journal file (it does not start with a study record); "
+                           "check --storage, or give a new .log file")
     try:
         # An absolute path: Optuna's lock is a symlink to the file, which from a relative path would dangle, and a
         # dangling lock left by a killed process is never taken for stale (acquire() would spin for good).
         full = str(path.resolve())
         lock = JournalFileSymlinkLock(full, grace_period=JOURNAL_LOCK_GRACE)
-        backend = JournalFileBackend(full, lock_obj=lock)
-        if not read_only:
-            _drop_partial_record(path, lock)
-        _check_journal(path)  # damage found now, before this run appends anything after it
-        return optuna.storages.JournalStorage(backend)
+        if path.is_file():
+            _check_journal(path)  # damage found now, before this run appends anything after it
+        return optuna.storages.JournalStorage(_journal_backend(full, lock))
     except ValueError as exc:  # json.JSONDecodeError included
         raise StorageError(f"journal file {str(path)!r} is damaged or not an Optuna journal ({_first_line(exc)}); "
                            "restore it from a copy, or start a new study with --study NAME") from None
@@ -203,7 +204,7 @@ def _check_journal(path: Path) -> None:
     with open(path, "rb") as f:
         for number, line in enumerate(f, start=1):
             if not line.endswith(b"\n"):
-                return  # unfinished: skipped by readers, cut by writers (_drop_partial_record)
+                return  # unfinished: skipped by readers, cut by the next append (_journal_backend)
             try:
                 record = json.loads(line)
             except ValueError:
@@ -212,23 +213,35 @@ def _check_journal(path: Path) -> None:
                 raise ValueError(f"line {number} is not a journal record")
 
 
-def _drop_partial_record(path: Path, lock: Any) -> None:
-    """Cut a journal's unfinished last line (a crash mid-write leaves one): Optuna skips it when reading, but a
-    record appended after it would join it into one line that no reader can parse, and the study would be lost.
+def _journal_backend(path: str, lock: Any) -> Any:
+    """Optuna's journal file, with every append preceded, under the lock, by cutting an unfinished last line.
 
-    Under the journal's lock, so another process's append in progress is never taken for one; the usual case, a
-    file that ends with a whole line, is seen without it."""
-    with open(path, "rb") as f:
-        if not _ends_mid_line(f):
-            return
-    lock.acquire()
-    try:
-        with open(path, "rb+") as f:
-            if _ends_mid_line(f):
-                f.seek(0)
-                f.truncate(f.read().rfind(b"\n") + 1)
-    finally:
-        lock.release()
+    A writer killed mid-record (or stopped by a full disk) leaves one; Optuna's reader skips it, but a record appended
+    after it would join it into one line that no reader can parse, and the whole study would be lost. Cutting it at
+    each append protects the study from processes that were already running when the writer died, not only from
+    those that open the file later.
+    """
+    import json
+
+    from optuna.storages.journal import JournalFileBackend
+
+    class Backend(JournalFileBackend):  # type: ignore[misc]
+        def append_logs(self, logs: list[dict[str, Any]]) -> None:
+            text = "".join(json.dumps(log, separators=(",", ":")) + "\n" for log in logs)
+            self._lock.acquire()
+            try:
+                with open(self._file_path, "rb+") as f:
+                    if _ends_mid_line(f):
+                        f.seek(0)
+                        f.truncate(f.read().rfind(b"\n") + 1)
+                    f.seek(0, os.SEEK_END)
+                    f.write(text.encode("utf-8"))
+                    f.flush()
+                    os.fsync(f.fileno())
+            finally:
+                self._lock.release()
+
+    return Backend(path, lock_obj=lock)
 
 
 def _ends_mid_line(f: Any) -> bool:

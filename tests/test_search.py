@@ -182,11 +182,16 @@ def test_a_journal_cut_mid_record_is_repaired_and_a_damaged_one_refused(tmp_path
     trials = optuna.load_study(study_name="j", storage=search.make_storage(str(path), read_only=True)).trials
     assert [t.state.name for t in trials] == ["COMPLETE"] * 3
 
-    junk = tmp_path / "junk.log"
-    junk.write_text("garbage line\n")
-    with pytest.raises(search.StorageError, match="damaged or not an Optuna journal"):
-        search.make_storage(str(junk))
-    assert junk.read_text() == "garbage line\n"
+    for text in ("garbage line\n", "my notes"):  # someone's file, mistyped as --storage: refused, left as it was
+        junk = tmp_path / "junk.log"
+        junk.write_text(text)
+        with pytest.raises(search.StorageError, match="not an Optuna journal"):
+            search.make_storage(str(junk))
+        assert junk.read_text() == text
+    damaged = tmp_path / "damaged.log"
+    damaged.write_bytes(path.read_bytes().replace(b"\n", b"\nnot json\n", 1))
+    with pytest.raises(search.StorageError, match="damaged or not an Optuna journal .line 2"):
+        search.make_storage(str(damaged))
 
 
 def test_report_many_skips_steps_already_stored_on_a_journal(tmp_path, recwarn):
@@ -226,8 +231,25 @@ def test_a_writer_killed_mid_record_leaves_a_lock_that_goes_stale(workdir, monke
             "s._backend._lock.acquire(); open('studies/j.log', 'ab').write(b'{\"op_code\":4,'); os._exit(0)")
     subprocess.run([sys.executable, "-c", held], check=True, timeout=120)
     assert os.path.lexists("studies/j.log.lock") and not open("studies/j.log", "rb").read().endswith(b"\n")
-    opened = []
-    thread = threading.Thread(target=lambda: opened.append(search.make_storage("studies/j.log")), daemon=True)
+    ran = []
+
+    def another_worker():  # appends: takes the stale lock, cuts the dead writer's half line, writes
+        _run(search.open_study(search.make_storage("studies/j.log"), "j", seed=0, epochs=4), 1)
+        ran.append(True)
+
+    thread = threading.Thread(target=another_worker, daemon=True)
     thread.start()
     thread.join(timeout=60)
-    assert opened and open("studies/j.log", "rb").read().endswith(b"\n")
+    assert ran and open("studies/j.log", "rb").read().endswith(b"\n")
+    assert len(optuna.load_study(study_name="j", storage=search.make_storage("studies/j.log")).trials) == 2
+
+
+def test_a_running_worker_cuts_a_dead_writers_half_line_before_it_appends(tmp_path):
+    """The repair is part of every append, not only of opening: a worker already running when another one died
+    mid-record must not write its records onto that unfinished line."""
+    path = tmp_path / "w.log"
+    study = search.open_study(search.make_storage(str(path)), "w", seed=0, epochs=4)  # opened before the crash
+    with open(path, "ab") as f:
+        f.write(b'{"op_code":4,"worker_id":"dead"')  # the other writer's half record
+    _run(study, 2)
+    assert len(optuna.load_study(study_name="w", storage=search.make_storage(str(path))).trials) == 2
