@@ -6,6 +6,7 @@ import json
 import math
 import re
 import statistics
+import subprocess
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -429,12 +430,12 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
         notes.append(f"study already has {trials} finished trials; nothing to run (raise --trials to search more)")
         progress.message(notes[-1])  # now, not only in the summary: the re-scoring comes first
     else:
-        helpers = _start_workers(run, workers - 1, data)
+        helpers = _start_workers(run, workers - 1, data, timeout)
         began = time.monotonic()
         try:
             ran = _search(run, trials, timeout, progress, workers=workers)
         finally:
-            notes += _join_workers(helpers)
+            notes += _join_workers(helpers, run.name)
         took = time.monotonic() - began
         run.timing.update(search_s=round(took, 3), trials_run_here=ran,
                           trials_per_second=round(ran / took, 3) if took > 0 else 0.0)
@@ -1075,9 +1076,9 @@ def _upload(run: _Run, path: str, target: Any) -> None:
                                      storage=run.study._storage)
 
 
-def _start_workers(run: _Run, n: int, data: str) -> list[Any]:
-    """Start ``n`` ``lrsearch worker`` processes on this study (they share its storage)."""
-    import subprocess
+def _start_workers(run: _Run, n: int, data: str, timeout: float | None = None) -> list[Any]:
+    """Start ``n`` ``lrsearch worker`` processes on this study (they share its storage), stopping at ``timeout``
+    like this process."""
     import sys
     import tempfile
 
@@ -1086,6 +1087,8 @@ def _start_workers(run: _Run, n: int, data: str) -> list[Any]:
         cmd = [sys.executable, "-m", "lrsearch", "worker", "--study", run.name, "--storage", run.url,
                "--data", _data_arg(data), "--engine", run.engine, "--quiet",
                "--compile-cache", "none" if run.compile_cache is None else str(run.compile_cache)]
+        if timeout is not None:
+            cmd += ["--timeout", str(timeout)]
         # Its messages go to a file of its own: on Ctrl-C (which reaches it too) this process says what happened,
         # once; a worker that fails has its last line in a note.
         err = tempfile.TemporaryFile()
@@ -1095,15 +1098,24 @@ def _start_workers(run: _Run, n: int, data: str) -> list[Any]:
     return procs
 
 
-def _join_workers(procs: list[Any]) -> list[str]:
+def _join_workers(procs: list[Any], study: str = "") -> list[str]:
+    """Wait for the helper workers; a note for each that failed, with its last line.
+
+    Ctrl-C while waiting (it reached them too): they get a few seconds to stop cleanly, those left are killed, and
+    the run stops as an interrupted search does (no export).
+    """
     notes = []
+    interrupted = False
     for p in procs:
-        try:
-            code = p.wait()
-        except KeyboardInterrupt:  # a second Ctrl-C: stop them now
-            interrupts.handled()
-            p.kill()
-            code = p.wait()
+        if interrupted:
+            code = _stop(p)
+        else:
+            try:
+                code = p.wait()
+            except KeyboardInterrupt:
+                interrupts.handled()
+                interrupted = True
+                code = _stop(p)
         err = getattr(p, "err_file", None)
         last = ""
         if err is not None:
@@ -1111,9 +1123,21 @@ def _join_workers(procs: list[Any]) -> list[str]:
             lines = [line for line in err.read().decode("utf-8", "replace").splitlines() if line.strip()]
             last = f": {lines[-1].strip()[:300]}" if lines else ""
             err.close()
-        if code not in (0, 130, -2):
+        if code not in (0, 130, -2) and not interrupted:
             notes.append(f"worker process {p.pid} exited with code {code}{last} (its trials were retried)")
+    if interrupted:
+        raise Interrupted(f"interrupted; study {study!r} keeps its finished trials (the running ones are marked "
+                          "failed): run the same command again to resume")
     return notes
+
+
+def _stop(p: Any) -> int:
+    """A helper's exit code, given 10 s to end after the Ctrl-C it got, then killed."""
+    try:
+        return p.wait(timeout=10)
+    except (subprocess.TimeoutExpired, KeyboardInterrupt):
+        p.kill()
+        return p.wait()
 
 
 def _backend() -> str:

@@ -145,6 +145,28 @@ def test_a_failed_helper_workers_last_line_is_in_a_note(tmp_path):
     assert f"worker process {proc.pid} exited with code 2: lrsearch: error: boom" in note
 
 
+def test_ctrl_c_while_find_waits_for_its_helper_workers_stops_the_run():
+    """find's own search ended (e.g. --timeout) and it waits for its helpers: Ctrl-C there used to kill one helper
+    and go on to minutes of re-scoring. It stops the helpers and the run, as an interrupted search does."""
+    import threading
+
+    from lrsearch.errors import Interrupted
+    from lrsearch.pipeline import _join_workers
+
+    helper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    time.sleep(1.0)  # the helper is running Python (its SIGINT handler is Python's)
+
+    def ctrl_c():  # as a terminal does: to find and to its helpers
+        os.kill(helper.pid, signal.SIGINT)
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+
+    threading.Timer(0.5, ctrl_c).start()
+    began = time.monotonic()
+    with pytest.raises(Interrupted, match="study 'x' keeps its finished trials"):
+        _join_workers([helper], "x")
+    assert helper.poll() is not None and time.monotonic() - began < 9
+
+
 def test_ctrl_c_fails_the_running_trial_and_the_study_resumes(tmp_path):
     # model.fit trials take seconds: time enough to interrupt one mid-trial.
     args = ["find", "--data", "ionosphere", "--trials", "40", "--epochs", "40", "--engine", "fit", "--quiet"]
