@@ -354,10 +354,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("lrsearch: error: give a command (find, worker, dashboard, report, range-test, plot-schedule); "
               "see lrsearch --help", file=sys.stderr)
         return 2
+    previous = None
     try:
         if args.command in ("find", "worker", "range-test"):  # the commands that train (and import Keras)
             _quiet_frameworks()
-            interrupts.install()  # a Ctrl-C that lands in a finaliser is acted on at the next progress point
+            previous = interrupts.install()  # a Ctrl-C that lands in a finaliser is acted on at the next stage
         commands = {"find": _find, "worker": _worker, "dashboard": _dashboard, "report": _report,
                     "range-test": _range_test, "plot-schedule": _plot_schedule}
         return commands[args.command](args)
@@ -371,6 +372,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into e.g. `head`: stop quietly (the one outside error caught here)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    finally:
+        interrupts.restore(previous)  # main() called from other code leaves its Ctrl-C handling as it was
 
 
 def run(argv: Sequence[str] | None = None) -> NoReturn:

@@ -4,9 +4,9 @@ Python raises ``KeyboardInterrupt`` in whatever code runs when the signal arrive
 weakref callback (the garbage collector runs them at any time, often while Keras builds a model), Python prints
 "Exception ignored in …" and the run goes on as if nothing was pressed. The ``lrsearch`` command installs
 :func:`install`'s handler, which also remembers the interrupt; :func:`check`, called at the progress points (each
-message, each finished trial, each re-scoring training), raises it again if nothing acted on it, and the places that
-act on a ``KeyboardInterrupt`` call :func:`handled`. Without :func:`install` (lrsearch used as a library) both are
-no-ops.
+stage's message, each re-scoring training), raises it again if nothing acted on it, and the places that act on a
+``KeyboardInterrupt`` call :func:`handled`. Without :func:`install` (lrsearch used as a library) both are no-ops;
+the command puts the previous handler back when it returns.
 
 Example:
     >>> check()  # nothing pending: returns
@@ -27,10 +27,22 @@ def _on_sigint(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
-def install() -> None:
-    """Handle Ctrl-C as Python does, remembering it until :func:`handled` (the main thread only)."""
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGINT, _on_sigint)
+def install() -> Any:
+    """Handle Ctrl-C as Python does, remembering it until :func:`handled` (the main thread only).
+
+    Returns:
+        The handler it replaced, for :func:`restore` (None off the main thread, where nothing was replaced).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGINT, _on_sigint)
+
+
+def restore(previous: Any) -> None:
+    """Put back the handler :func:`install` replaced, and forget any Ctrl-C not acted on."""
+    if previous is not None and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, previous)
+    handled()
 
 
 def handled() -> None:

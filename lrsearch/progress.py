@@ -30,21 +30,23 @@ class Progress:
         self.start = time.monotonic()
         self.mine = 0  # trials this process finished since restart (its pace, for the ETA)
         self.first_end: float | None = None  # when this process's first batch of trials ended
+        self.last_end: float | None = None  # when its latest whole batch ended
         #: Trials finished together by the first compiled call (a population: P); their time includes compiling.
         self.batch = 1
 
     def restart(self) -> None:
         """Start the clock now (elapsed and ETA count trials, not the stages before them)."""
-        self.start, self.mine, self.first_end = time.monotonic(), 0, None
+        self.start, self.mine, self.first_end, self.last_end = time.monotonic(), 0, None, None
 
     def eta(self, now: float) -> float | None:
         """Seconds left at this process's pace since its first trial, or first ``batch`` of trials (they also
         compiled the model's program, so they are no measure of the others); None until a trial after them ends."""
         if self.done >= self.total:
             return 0.0
-        if self.first_end is None or self.mine <= self.batch:
+        timed = (self.mine - self.batch) // self.batch * self.batch  # trials of the whole batches after the first
+        if self.first_end is None or self.last_end is None or timed <= 0:
             return None
-        return (now - self.first_end) / (self.mine - self.batch) * max(self.total - self.done, 0)
+        return (self.last_end - self.first_end) / timed * max(self.total - self.done, 0)
 
     def message(self, text: str) -> None:
         """A plain line (stage messages)."""
@@ -53,7 +55,6 @@ class Progress:
             print(text, file=self.stream, flush=True)
 
     def __call__(self, study: Any, trial: Any) -> None:
-        interrupts.check()
         # Count from the study, not from this process: other workers finish trials of the same budget.
         trials = study.get_trials(deepcopy=False)
         states = [t.state.name for t in trials]
@@ -67,8 +68,10 @@ class Progress:
         if self.quiet:
             return
         now = time.monotonic()
-        if self.mine == self.batch:
-            self.first_end = now
+        if self.mine % self.batch == 0:  # a batch's members are told one after another, as it ended
+            self.last_end = now
+            if self.mine == self.batch:
+                self.first_end = now
         elapsed, eta = now - self.start, self.eta(now)
         best = "-" if self.best is None else f"{self.best:.4f}"
         if self.live:

@@ -15,11 +15,9 @@ from lrsearch.progress import Countdown, Progress
 
 @pytest.fixture
 def handler():
-    before = signal.getsignal(signal.SIGINT)
-    interrupts.install()
+    previous = interrupts.install()
     yield
-    signal.signal(signal.SIGINT, before)
-    interrupts.handled()
+    interrupts.restore(previous)
 
 
 class _Thing:
@@ -47,8 +45,23 @@ def test_a_ctrl_c_acted_on_is_not_raised_again(handler):
 
 
 def test_without_install_nothing_is_remembered():
-    before = signal.getsignal(signal.SIGINT)
-    assert before is not interrupts._on_sigint or pytest.skip("installed by another test")
-    with pytest.raises(KeyboardInterrupt):
-        signal.raise_signal(signal.SIGINT)
-    interrupts.check()
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # as a library user has it
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            signal.raise_signal(signal.SIGINT)
+        interrupts.check()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def test_the_command_puts_the_previous_handler_back(tmp_path, monkeypatch):
+    """main() called from other code (tests, notebooks) must not leave lrsearch's handler installed."""
+    from lrsearch.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        assert main(["range-test", "--data", "no_such_file.csv"]) == 2
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, previous)
