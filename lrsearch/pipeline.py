@@ -886,8 +886,10 @@ def _export(run: _Run, notes: list[str], top_k: int = 5, seeds: int | str = "aut
     seeds = int(seeds)
     # What decides the export: an unchanged study exported with the same settings gives the same result again (the
     # trainings are seeded), so a re-run of a finished find reuses it instead of retraining for minutes.
+    from lrsearch import __version__
+
     export_key = {"trials": [t.number for t in completed], "top_k": top_k, "seeds": seeds, "select": select,
-                  "keras_backend": _backend()}
+                  "keras_backend": _backend(), "engine": run.engine, "lrsearch_version": __version__}
     saved = the_study.user_attrs.get("best_schedule")
     if saved is not None and the_study.user_attrs.get("export_key") == export_key:
         return _reuse_export(run, notes, saved, counts, progress)
