@@ -21,7 +21,7 @@ def handler():
 
 
 class _Thing:
-    pass
+    """Something the garbage collector can take, with a weakref callback."""
 
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the swallowing itself
