@@ -49,7 +49,7 @@ import zlib
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Iterator, Literal
 
 import numpy as np
 
@@ -338,14 +338,15 @@ def _load_dataset(spec: str, *, target: str | int | None, labels: str | None, se
     if suffix == ".npy" and not gz:
         raise DataError(f"{label}: a .npy file holds only the features; give the targets file too (--labels y.npy), "
                         "or save both in one .npz with numpy.savez(path, x=..., y=...)")
+    lines = None
     if suffix in _PARQUET_SUFFIXES and not gz:
         df, sha = _read_parquet(path, label, max_bytes)
     elif suffix in _UNSUPPORTED:
         raise DataError(f"{label}: {_UNSUPPORTED[suffix]} files are not supported; save the data as CSV, parquet "
                         "or npz")
     else:  # any other suffix is tried as delimited text; binary files are caught by the sniffing
-        df, sha = _read_text_table(path, label, max_bytes, tsv=suffix in (".tsv", ".tab"), gz=gz)
-    return _from_table(df, opts, name=name, source=source, sha=sha)
+        df, sha, lines = _read_text_table(path, label, max_bytes, tsv=suffix in (".tsv", ".tab"), gz=gz)
+    return _from_table(df, opts, name=name, source=source, sha=sha, lines=lines)
 
 
 def data_notes(ds: Dataset) -> list[str]:
@@ -444,10 +445,60 @@ def _short(value: Any, limit: int = 30) -> str:
     return s if len(s) <= limit else s[: limit - 3] + "..."
 
 
-def _rows_text(rows: np.ndarray) -> str:
-    """``row 3`` / ``rows 3, 9, 12`` / ``rows 3, 9, 12, ...`` (1-based data rows)."""
-    shown = ", ".join(str(int(r) + 1) for r in rows[:3])
-    return f"row{'s' if len(rows) > 1 else ''} {shown}{', ...' if len(rows) > 3 else ''}"
+def _rows_text(rows: np.ndarray, lines: _LineMap | None = None) -> str:
+    """``row 3`` / ``rows 3, 9, 12`` / ``rows 3, 9, 12, ...`` (1-based data rows), or ``line 4`` / ``lines 4, 10,
+    13, ...`` where ``lines`` can map the rows to the lines of a text file: an editor shows line numbers, and a header
+    line or blank lines would put a data row's number one or more lines off."""
+    numbers = lines.of(rows[:3]) if lines is not None else None
+    word = "row" if numbers is None else "line"
+    shown = ", ".join(str(int(r) + 1) for r in rows[:3]) if numbers is None else ", ".join(map(str, numbers))
+    return f"{word}{'s' if len(rows) > 1 else ''} {shown}{', ...' if len(rows) > 3 else ''}"
+
+
+def _text_records(f: Any, sep: str) -> Iterator[tuple[int, list[str]]]:
+    """``(first line, fields)`` of each record of a delimited text file that pandas reads as a row (a quoted field
+    may span lines); lines with no fields (empty or whitespace only) are skipped, as pandas skips them."""
+    if sep == r"\s+":
+        for line_no, line in enumerate(f, 1):
+            fields = line.split()
+            if fields:
+                yield line_no, fields
+        return
+    reader = csv.reader(f, delimiter=sep, skipinitialspace=True)
+    end = 0
+    for fields in reader:
+        start, end = end + 1, reader.line_num
+        if len(fields) > 1 or (fields and fields[0].strip()):
+            yield start, fields
+
+
+@dataclass
+class _LineMap:
+    """Finds the file line of data rows of a delimited text file, only when an error message needs one."""
+
+    path: Path
+    sep: str
+    encoding: str
+    gz: bool
+    header: bool
+    n_rows: int
+    _lines: np.ndarray | None = None
+    _done: bool = False
+
+    def of(self, rows: np.ndarray) -> list[int] | None:
+        """1-based file lines of 0-based data ``rows``, or None when the file does not map onto the rows."""
+        if not self._done:
+            self._done = True
+            try:
+                opener = gzip.open if self.gz else open
+                with opener(self.path, "rt", encoding=self.encoding, errors="replace", newline="") as f:
+                    starts = [start for start, _ in _text_records(f, self.sep)]
+            except (OSError, csv.Error, EOFError, zlib.error):
+                return None
+            starts = starts[1:] if self.header else starts
+            if len(starts) == self.n_rows:  # anything else: the scan and pandas disagree; keep row numbers
+                self._lines = np.asarray(starts)
+        return None if self._lines is None else [int(n) for n in self._lines[np.asarray(rows, dtype=int)]]
 
 
 def _human(n: float) -> str:
@@ -756,7 +807,8 @@ def _has_header(rows: list[list[str]], decimal: str = ".") -> bool:
     return False
 
 
-def _read_text_table(path: Path, label: str, max_bytes: int | None, *, tsv: bool, gz: bool) -> tuple[pd.DataFrame, str]:
+def _read_text_table(path: Path, label: str, max_bytes: int | None, *, tsv: bool,
+                     gz: bool) -> tuple[pd.DataFrame, str, _LineMap]:
     size = _file_size(path, label)
     # Rough: parsed float64 cells take about twice the text (10x for gzip, which compresses numbers ~5x).
     _check_budget(label, size, max_bytes, size * (10 if gz else 2))
@@ -807,7 +859,7 @@ def _read_text_table(path: Path, label: str, max_bytes: int | None, *, tsv: bool
             df = df.iloc[:, :-1]  # every line ends with the delimiter: the empty last field is not a column
     if df.isna().to_numpy().any():
         _raise_if_short_rows(path, label, sep=sep, n_fields=df.shape[1], encoding=encoding, gz=gz)
-    return df, sha
+    return df, sha, _LineMap(path, sep, encoding, gz, header, len(df))
 
 
 def _parse_csv(path: Path, label: str, *, sep: str, header: bool, encoding: str, gz: bool,
@@ -864,24 +916,13 @@ def _raise_if_short_rows(path: Path, label: str, *, sep: str, n_fields: int, enc
     try:
         opener = gzip.open if gz else open
         with opener(path, "rt", encoding=encoding, errors="replace", newline="") as f:
-            if sep == r"\s+":
-                for line_no, line in enumerate(tracked(f), 1):
-                    fields = line.split()
-                    if not fields:
-                        continue
-                    if short is not None:
-                        break  # more rows follow: not the cut-off end of a file
-                    if len(fields) < n_fields:
-                        short = (line_no, len(fields))
-            else:
-                reader = csv.reader(tracked(f), delimiter=sep, skipinitialspace=True)
-                for fields in reader:
-                    if not (fields and any(c.strip() for c in fields)):
-                        continue
-                    if short is not None:
-                        break
-                    if len(fields) < n_fields:
-                        short = (reader.line_num, len(fields))
+            for line_no, fields in _text_records(tracked(f), sep):
+                if not any(c.strip() for c in fields):
+                    continue  # ",,," lines: the missing-values check names them
+                if short is not None:
+                    break  # more rows follow: not the cut-off end of a file
+                if len(fields) < n_fields:
+                    short = (line_no, len(fields))
     except (OSError, csv.Error, EOFError, zlib.error):
         return  # best effort: the missing-values error will still be raised
     if short is not None:
@@ -958,7 +999,7 @@ def _close_names(name: str, columns: list[str]) -> list[str]:
     return same or difflib.get_close_matches(name, [str(c) for c in columns], n=3, cutoff=0.75)
 
 
-def _non_numeric_features(df: pd.DataFrame, features: list[str]) -> list[str]:
+def _non_numeric_features(df: pd.DataFrame, features: list[str], lines: _LineMap | None = None) -> list[str]:
     """Describe each non-numeric feature column with a first offending value and its row."""
     import pandas as pd
 
@@ -972,14 +1013,14 @@ def _non_numeric_features(df: pd.DataFrame, features: list[str]) -> list[str]:
             coerced = pd.to_numeric(s, errors="coerce")
             bad = np.flatnonzero((s.notna() & coerced.isna()).to_numpy())
             if len(bad):
-                detail = f"{_short(s.iloc[bad[0]], 20)!r} in row {bad[0] + 1}"
+                detail = f"{_short(s.iloc[bad[0]], 20)!r} in {_rows_text(bad[:1], lines)}"
         except (TypeError, ValueError):
             pass
         described.append(f"'{_short(col)}' ({detail})")
     return described
 
 
-def _missing_values(df: pd.DataFrame, columns: list[str], label: str) -> None:
+def _missing_values(df: pd.DataFrame, columns: list[str], label: str, lines: _LineMap | None = None) -> None:
     na = df[columns].isna()
     counts = na.sum()
     bad = [c for c in columns if counts[c] > 0]
@@ -988,7 +1029,7 @@ def _missing_values(df: pd.DataFrame, columns: list[str], label: str) -> None:
     n = len(df)
     empty = np.flatnonzero(na.all(axis=1).to_numpy())
     if len(columns) > 1 and 0 < len(empty) < n:  # ",,,," lines (a spreadsheet's blank rows): say so, not NA per column
-        raise DataError(f"{label}: {_rows_text(empty)} {'has' if len(empty) == 1 else 'have'} no values (every field "
+        raise DataError(f"{label}: {_rows_text(empty, lines)} {'has' if len(empty) == 1 else 'have'} no values (every field "
                         "empty or missing, e.g. a line of delimiters only); delete such rows")
     parts = []
     for col in bad[:5]:
@@ -996,7 +1037,7 @@ def _missing_values(df: pd.DataFrame, columns: list[str], label: str) -> None:
         if k == n:
             parts.append(f"'{_short(col)}' (all {n} values)")
         else:
-            parts.append(f"'{_short(col)}' ({k}: {_rows_text(np.flatnonzero(na[col].to_numpy()))})")
+            parts.append(f"'{_short(col)}' ({k}: {_rows_text(np.flatnonzero(na[col].to_numpy()), lines)})")
     more = f" and {len(bad) - 5} more columns" if len(bad) > 5 else ""
     if len(bad) == 1:
         col = bad[0]
@@ -1004,7 +1045,7 @@ def _missing_values(df: pd.DataFrame, columns: list[str], label: str) -> None:
         if k == n:
             raise DataError(f"{label}: column '{_short(col)}' is empty (all values missing, {n} rows); drop the "
                             "column or fill it")
-        where = _rows_text(np.flatnonzero(na[col].to_numpy()))
+        where = _rows_text(np.flatnonzero(na[col].to_numpy()), lines)
         raise DataError(f"{label}: column '{_short(col)}' has {k} missing value{'s' if k > 1 else ''} ({where}); "
                         "fill or drop them")
     raise DataError(f"{label}: missing values in columns {', '.join(parts)}{more}; fill or drop them")
@@ -1021,7 +1062,8 @@ def _is_index_column(df: pd.DataFrame, column: str) -> bool:
     return any(np.array_equal(values, np.arange(k, k + len(values))) for k in (0, 1))
 
 
-def _from_table(df: pd.DataFrame, opts: _Opts, *, name: str, source: str, sha: str) -> Dataset:
+def _from_table(df: pd.DataFrame, opts: _Opts, *, name: str, source: str, sha: str,
+                lines: _LineMap | None = None) -> Dataset:
     import pandas as pd
 
     label = opts.label
@@ -1038,13 +1080,13 @@ def _from_table(df: pd.DataFrame, opts: _Opts, *, name: str, source: str, sha: s
     tcol = _resolve_target(columns, opts.target, label)
     features = [c for c in columns if c != tcol and not _is_index_column(df, c)]
 
-    bad = _non_numeric_features(df, features)
+    bad = _non_numeric_features(df, features, lines)
     if bad:
         what, it = ("feature column is", "it") if len(bad) == 1 else (f"{len(bad)} feature columns are", "them")
         raise DataError(f"{label}: {what} not numeric: {', '.join(bad[:5])}"
                         f"{f' and {len(bad) - 5} more' if len(bad) > 5 else ''}; encode {it} as numbers or drop "
                         f"{it} (or pick the target with --target)")
-    _missing_values(df, features + [tcol], label)
+    _missing_values(df, features + [tcol], label, lines)
 
     x = df[features].to_numpy(dtype=np.float64)  # one float64 copy; splits are indexed from it
     finite = np.isfinite(x).all(axis=0)

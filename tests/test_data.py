@@ -440,22 +440,36 @@ def test_non_numeric_features(tmp_path: Path) -> None:
                                                     for i in range(10))
     raises(["7 feature columns", "and 2 more"], write(tmp_path, "m.csv", many))
     stray = "a,b,y\n" + "".join(f"{i},{'x' if i == 4 else i},{i % 2}\n" for i in range(20))
-    raises(["'b'", "'x' in row 5"], write(tmp_path, "q.csv", stray))  # ('?' is a missing value: below)
+    raises(["'b'", "'x' in line 6"], write(tmp_path, "q.csv", stray))  # ('?' is a missing value: below)
 
 
 def test_missing_values_located(tmp_path: Path) -> None:
     rows = [f"{i},{i * 2},{i % 2}" for i in range(30)]
     rows[16] = "16,,0"
     rows[39 % 30] = "9,,1"
-    msg = raises(["column 'b'", "2 missing values", "rows 10, 17", "fill or drop"],
+    msg = raises(["column 'b'", "2 missing values", "lines 11, 18", "fill or drop"],
                  write(tmp_path, "m.csv", "a,b,y\n" + "\n".join(rows) + "\n"))
     assert msg.startswith("m.csv:")
     target_missing = "a,b,y\n" + "".join(f"{i},{i},{'' if i == 3 else i % 2}\n" for i in range(30))
-    raises(["column 'y'", "row 4"], write(tmp_path, "t.csv", target_missing))
+    raises(["column 'y'", "line 5"], write(tmp_path, "t.csv", target_missing))
     all_nan = "a,b,y\n" + "".join(f"{i},,{i % 2}\n" for i in range(30))
     raises(["column 'b'", "all values"], write(tmp_path, "n.csv", all_nan))
     blank = "a,b,y\n" + "".join(",,\n" if i in (4, 20) else f"{i},{i},{i % 2}\n" for i in range(30))
-    raises(["rows 5, 21 have no values", "delimiters only", "delete such rows"], write(tmp_path, "e.csv", blank))
+    raises(["lines 6, 22 have no values", "delimiters only", "delete such rows"], write(tmp_path, "e.csv", blank))
+
+
+def test_problem_rows_are_named_by_their_line_in_the_file(tmp_path: Path) -> None:
+    """An editor shows line numbers: a header, blank lines and quoted line breaks must not shift them."""
+    rows = [f"{i},{i * 2},{i % 2}" for i in range(30)]
+    rows[9] = "9,,1"
+    raises(["(line 10)"], write(tmp_path, "n.csv", "\n".join(rows) + "\n"))  # no header
+    raises(["(line 13)"], write(tmp_path, "b.csv", "a,b,y\n\n   \n" + "\n".join(rows) + "\n"))
+    quoted = ['"x\ny",0,0'] + rows[1:]  # row 0 spans lines 2-3, so data row 9 is line 12
+    raises(["'a'", "in line 2"], write(tmp_path, "q.csv", "a,b,y\n" + "\n".join(quoted) + "\n"))
+    raises(["(line 12)"], write(tmp_path, "q2.csv", "a,b,y\n" + "\n".join(['"1\n",0,0'] + rows[1:]) + "\n"))
+    with gzip.open(tmp_path / "g.csv.gz", "wt") as f:
+        f.write("a,b,y\n" + "\n".join(rows) + "\n")
+    raises(["(line 11)"], str(tmp_path / "g.csv.gz"))
 
 
 def test_unknown_target(tmp_path: Path) -> None:
