@@ -329,6 +329,10 @@ def test_seeds_1_announces_scoring_alone(workdir):
          warm_start=False)
     assert ("scoring the best trial (by val_loss) on the test split (--seeds 1: no re-scoring; 1 training)"
             in said.getvalue())
+    # A new export with no classics to compare leaves no baselines of an earlier export on the study.
+    _study(workdir).set_user_attr("baselines", [{"trial": 0, "label": "an earlier export's", "exported": False}])
+    again = find("ionosphere", trials=2, epochs=1, top_k=2, seeds=2, artifacts="none", quiet=True, warm_start=False)
+    assert again.baselines == [] and _study(workdir).user_attrs["baselines"] == []
 
 
 def test_a_long_export_says_about_how_long_at_the_trials_pace():
