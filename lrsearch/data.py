@@ -353,21 +353,23 @@ def data_notes(ds: Dataset) -> list[str]:
     """Warnings about the data that change how to read the results (printed under the ``data:`` line).
 
     A regression target far from unit scale (networks train best on a target near mean 0, sd 1, and the rates found
-    for a raw target do not carry over to a scaled one), and a class so frequent that accuracy says little.
+    for a raw target do not carry over to a scaled one), a class so frequent that accuracy says little, and leaks
+    that make the test score overstate what a schedule does on new data: test rows repeating training rows, and a
+    feature column that gives the target away.
 
     Example:
         >>> data_notes(load_dataset("ionosphere"))
         []
     """
     y = np.concatenate([ds.y_train, ds.y_val]).reshape(len(ds.y_train) + len(ds.y_val), -1)
+    notes = _leak_notes(ds, y[:, 0])
     if ds.task == "regression":
         mean, sd = float(y.mean()), float(y.std())
         if not (0.01 <= sd <= 100) or abs(mean) > 100:
-            return [f"note: target '{ds.target}' has mean {mean:.3g} and sd {sd:.3g}; networks train best on a target "
-                    "near mean 0 and sd 1, so consider standardising it in the file (and in your training code: the "
-                    "schedule found is for the target as given)"]
-        return []
-    notes = []
+            notes.append(f"note: target '{ds.target}' has mean {mean:.3g} and sd {sd:.3g}; networks train best on a "
+                         "target near mean 0 and sd 1, so consider standardising it in the file (and in your training "
+                         "code: the schedule found is for the target as given)")
+        return notes
     codes = (y[:, 0] > 0.5).astype(int) if ds.task == "binary" else y[:, 0].astype(int)
     counts = np.bincount(codes, minlength=ds.n_outputs)
     top = int(counts.argmax())
@@ -382,6 +384,46 @@ def data_notes(ds: Dataset) -> list[str]:
     for names in (v for v in by_case.values() if len(v) > 1):  # 'Yes' and 'yes': a typo that splits a class
         notes.append(f"note: classes {_quote_list(names)} differ only in case and are learned as different classes; "
                      "if they are one class, make them the same in the file")
+    return notes
+
+
+def _leak_notes(ds: Dataset, y: np.ndarray) -> list[str]:
+    """Two ways a test score overstates what the schedule does on new data: test rows that are copies of rows the
+    search learnt from, and a feature column that gives the target away (a copy or an encoding of it)."""
+    notes = []
+    def keys(a: np.ndarray) -> np.ndarray:  # one opaque bytes value per row: exact repeats, compared by sorting
+        a = np.ascontiguousarray(a).reshape(len(a), -1)
+        return a.view(np.dtype((np.void, a.shape[1] * a.itemsize))).ravel()
+
+    repeats = int(np.isin(keys(ds.x_test), np.concatenate([keys(ds.x_train), keys(ds.x_val)])).sum())
+    if repeats and repeats >= 0.01 * len(ds.x_test):
+        notes.append(f"note: {repeats} of the {len(ds.x_test)} test {'images' if ds.kind == 'image' else 'rows'} "
+                     f"({repeats / len(ds.x_test):.0%}) repeat a training or validation input exactly, so the test "
+                     "score partly measures memory; if the repeats are copies, remove them from the file")
+    if ds.kind != "table" or len(y) < 20:
+        return notes
+    x = np.concatenate([ds.x_train, ds.x_val]).astype(np.float64)  # whole columns at a time: wide tables too
+    if ds.task == "regression":
+        xc, yc = x - x.mean(axis=0), y - y.mean()
+        scale = np.sqrt((xc**2).sum(axis=0) * (yc**2).sum())
+        with np.errstate(invalid="ignore", divide="ignore"):
+            corr = np.abs(xc.T @ yc) / scale
+        suspects = np.flatnonzero(np.nan_to_num(corr) > 0.9999)
+    else:  # every value of the column belongs to one class, and the column has no more values than classes
+        ordered = np.sort(x, axis=0)
+        distinct = 1 + (np.diff(ordered, axis=0) != 0).sum(axis=0)
+        suspects = []
+        for j in np.flatnonzero((distinct > 1) & (distinct <= max(ds.n_outputs, 2))):
+            pairs = np.unique(np.stack([x[:, j], y]), axis=1)
+            if pairs.shape[1] == distinct[j]:
+                suspects.append(j)
+    telling = [ds.feature_names[j] if j < len(ds.feature_names) else str(j) for j in suspects]
+    if telling:
+        what = "column" if len(telling) == 1 else "columns"
+        notes.append(f"note: feature {what} {_quote_list(telling)} give{'s' if len(telling) == 1 else ''} the target "
+                     f"'{ds.target}' away exactly on the {len(y)} training and validation rows; if "
+                     f"{'it is' if len(telling) == 1 else 'they are'} derived from the target, drop "
+                     f"{'it' if len(telling) == 1 else 'them'} (the scores will not hold on new data)")
     return notes
 
 

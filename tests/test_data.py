@@ -5,6 +5,7 @@ from __future__ import annotations
 import doctest
 import gzip
 import os
+import re
 import subprocess
 import sys
 from collections import Counter
@@ -712,7 +713,7 @@ def test_notes_on_target_scale_and_a_dominant_class(tmp_path: Path) -> None:
     (note,) = data_notes(load_dataset(write(tmp_path, "rare.csv", rare.to_csv(index=False))))
     assert "90% of the training and validation rows are class 'g'" in note and "--select loss" in note
     priced = frame.drop(columns="label")
-    priced["price"] = 250_000 + 100_000 * priced["f4"]  # a target in currency units
+    priced["price"] = 250_000 + 100_000 * priced.pop("f4")  # a target in currency units (f4 would give it away)
     (note,) = data_notes(load_dataset(write(tmp_path, "priced.csv", priced.to_csv(index=False))))
     assert note.startswith("note: target 'price' has mean 3.") and "e+05 and sd 5e+04" in note
     assert "standardising" in note
@@ -723,6 +724,29 @@ def test_notes_on_target_scale_and_a_dominant_class(tmp_path: Path) -> None:
     assert ds.task == "multiclass"  # 'G' and 'g' are two classes, as the file says; the note points at it
     (note,) = data_notes(ds)
     assert "classes 'G', 'g' differ only in case" in note
+
+
+def test_notes_on_leaks_test_rows_repeating_training_rows_and_a_feature_giving_the_target_away(tmp_path: Path) -> None:
+    from lrsearch.data import data_notes
+
+    frame = _ionosphere_frame()
+    copied = pd_concat(frame, frame)  # every row twice: most test rows have their copy in training or validation
+    (note,) = data_notes(load_dataset(write(tmp_path, "copied.csv", copied.to_csv(index=False))))
+    assert re.fullmatch(r"note: (\d+) of the 105 test rows \((\d+)%\) repeat a training or validation input "
+                        r"exactly, so the test score .* remove them from the file", note), note
+    assert int(re.search(r"\((\d+)%\)", note)[1]) > 50
+    coded = frame.assign(code=frame.label.map({"g": 3.0, "b": -1.0}))  # an encoding of the label as a feature
+    (note,) = data_notes(load_dataset(write(tmp_path, "coded.csv", coded[[*frame.columns[:-1], "code", "label"]]
+                                            .to_csv(index=False))))
+    assert "feature column 'code' gives the target 'label' away exactly on the 298 training" in note
+    three = frame.assign(label=[("c" if i % 3 == 0 else v) for i, v in enumerate(frame.label)])
+    three = three.assign(code=three.label.map({"g": 0, "b": 1, "c": 2}), near=three.label.map({"g": 0, "b": 1, "c": 1}))
+    (note,) = data_notes(load_dataset(write(tmp_path, "three.csv", three[[*frame.columns[:-1], "code", "near",
+                                                                        "label"]].to_csv(index=False))))
+    assert "feature column 'code' gives" in note  # 'near' merges two classes: it does not give the target away
+    priced = frame.drop(columns="label").assign(price=lambda d: 0.5 - 2 * d["f7"])
+    (note,) = data_notes(load_dataset(write(tmp_path, "priced.csv", priced.to_csv(index=False))))
+    assert "feature column 'f7' gives the target 'price' away" in note
 
 
 def pd_concat(*frames):
