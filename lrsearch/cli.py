@@ -1,4 +1,4 @@
-"""Command line: parse, call one library function, print. Imports nothing heavy until a command runs."""
+"""Command line: parse, call the command's library function, print. Imports nothing heavy until a command runs."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import sys
 from typing import Any, NoReturn, Sequence
 
 from lrsearch import __version__
-from lrsearch import interrupts
-from lrsearch.errors import ConfigError, Interrupted, LrSearchError, first_line, one_line
+from lrsearch import frameworks, interrupts
+from lrsearch.errors import Interrupted, LrSearchError, one_line
 
 
 class _Parser(argparse.ArgumentParser):
@@ -47,7 +47,8 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--split", help="train,val,test fractions of the rows (default 0.7,0.15,0.15); with a given test "
                                    "set (npz x_test, t10k idx files) the rest is split train:val")
     f.add_argument("--study", help="study name (default: the data file's stem)")
-    f.add_argument("--storage", help="Optuna storage URL (default sqlite:///studies/<study>.db)")
+    f.add_argument("--storage", help="Optuna storage URL or *.log journal file (default sqlite:///studies/<study>.db, "
+                                     "or the study's studies/<study>.log if it has one; with --workers N, the log)")
     f.add_argument("--out", help="output folder (default studies/<study>/)")
     f.add_argument("--schedules", help="comma-separated families to search (default: all)")
     f.add_argument("--optimizer", default="adam", help="sgd, adam, adamw, rmsprop, ... (default adam)")
@@ -121,7 +122,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--data", required=True, help="data file or bundled name, as for find")
     r.add_argument("--target", help="target column name or index (default: last column)")
     r.add_argument("--labels", help="labels .npy file when --data is an .npy array of inputs")
-    r.add_argument("--model", help="'default', FILE.keras, or FILE.py:FUNCTION")
+    r.add_argument("--model", help="'default', FILE.keras, FILE.py:FUNCTION, or FILE.py:build (a KerasTuner-style "
+                                   "build(hp) or HyperModel, built with its default hyperparameters)")
     r.add_argument("--optimizer", default="adam", help="optimizer (default adam)")
     r.add_argument("--batch-size", type=int, default=32, help="batch size (default 32)")
     r.add_argument("--repeats", type=int, default=3, help="repeats with different batch orders (default 3)")
@@ -178,64 +180,6 @@ def _plot_schedule(args: argparse.Namespace) -> int:
 
     print(f"wrote {plot_schedule_file(args.file, args.epochs, args.out, steps_per_epoch=args.steps_per_epoch)}")
     return 0
-
-
-def _configured_backend() -> str:
-    """The backend Keras will load, read the way Keras reads it (KERAS_BACKEND, then keras.json), without Keras."""
-    if os.environ.get("KERAS_BACKEND"):
-        return os.environ["KERAS_BACKEND"]
-    home = os.environ.get("KERAS_HOME")
-    if home is None:
-        base = os.path.expanduser("~")
-        home = os.path.join(base if os.access(base, os.W_OK) else "/tmp", ".keras")
-    try:
-        with open(os.path.join(os.path.expanduser(home), "keras.json")) as f:
-            return str(json.load(f).get("backend", "tensorflow"))
-    except (OSError, ValueError, AttributeError):
-        return "tensorflow"
-
-
-def _quiet_frameworks() -> None:
-    """Import Keras with the C++ start-up chatter (absl/XLA info lines on fd 2) silenced, and without the optional
-    packages it imports for features no command uses.
-
-    TensorFlow's native logging ignores Python's sys.stderr, so the file descriptor itself is redirected for the
-    import only; an import error is raised again with stderr restored, so nothing real is hidden.
-    """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    # Keras imports scikit-learn, when installed, for keras.wrappers alone (~0.9 s of a ~4 s import); TensorFlow
-    # imports JAX, when installed, for TFLite's JAX converter alone (~1 s). No lrsearch command uses either, so this
-    # process hides them from that import (a None entry in sys.modules makes `import x` fail, which both handle)
-    # and then lets later imports of them work as usual. JAX stays visible when it is the backend.
-    optional = ["sklearn"] + (["jax"] if _configured_backend() == "tensorflow" else [])
-    hidden = [name for name in optional if name not in sys.modules]
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            try:
-                for name in hidden:
-                    sys.modules[name] = None  # type: ignore[assignment]
-                try:
-                    import keras
-                except (ImportError, ValueError) as exc:  # e.g. KERAS_BACKEND naming no installed backend
-                    raise ConfigError(f"Keras cannot be loaded with the {_configured_backend()!r} backend "
-                                      f"({first_line(exc)}); set KERAS_BACKEND to tensorflow or jax") from None
-                finally:
-                    for name in hidden:
-                        if name in sys.modules and sys.modules[name] is None:
-                            del sys.modules[name]
-
-                # On another backend Keras imports TensorFlow (when installed) at its first seeding, to seed it
-                # too: let that import and its chatter happen here, silenced. The pipeline reseeds anyway.
-                if keras.backend.backend() != "tensorflow":
-                    keras.utils.set_random_seed(0)
-            except Exception:
-                os.dup2(saved, 2)
-                raise
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
 
 
 def _print_summary(r: Any, quiet: bool = False) -> None:
@@ -357,7 +301,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     previous = None
     try:
         if args.command in ("find", "worker", "range-test"):  # the commands that train (and import Keras)
-            _quiet_frameworks()
+            frameworks.load_keras_quietly()
             previous = interrupts.install()  # a Ctrl-C that lands in a finaliser is acted on at the next stage
         commands = {"find": _find, "worker": _worker, "dashboard": _dashboard, "report": _report,
                     "range-test": _range_test, "plot-schedule": _plot_schedule}
@@ -369,7 +313,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         interrupts.handled()
         print("lrsearch: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:  # output piped into e.g. `head`: stop quietly (the one outside error caught here)
+    except BrokenPipeError:  # output piped into e.g. `head`: stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     finally:
@@ -377,30 +321,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run(argv: Sequence[str] | None = None) -> NoReturn:
-    """The ``lrsearch`` command: :func:`main`, then an exit that skips TensorFlow's teardown.
-
-    After a ``find`` the interpreter spent ~1.9 s exiting (measured on the dev CPU: exit handlers 2 ms, the rest
-    the finalisation of TensorFlow's runtime and of the objects around it). By then everything is written: the
-    study commits every change, files are closed, the plot helper is joined. So once TensorFlow is loaded the
-    command does what Python does before finalising (wait for non-daemon threads, run the exit handlers: logging,
-    multiprocessing), flushes its output and leaves with ``os._exit``.
-    """
-    code = main(argv)
-    if "tensorflow" in sys.modules:
-        import atexit
-        import threading
-
-        for thread in threading.enumerate():  # what the interpreter would wait for before its exit handlers
-            if thread is not threading.main_thread() and not thread.daemon:
-                thread.join()
-        atexit._run_exitfuncs()
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except (OSError, ValueError):  # a closed or broken pipe: nothing more can be said there
-                pass
-        os._exit(code)
-    sys.exit(code)
+    """The ``lrsearch`` command: :func:`main`, then an exit that skips TensorFlow's teardown
+    (:func:`lrsearch.frameworks.exit_now`)."""
+    frameworks.exit_now(main(argv))
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 """The one exceptions module of lrsearch.
 
 Every error a user can cause derives from :class:`LrSearchError`; its message says what is wrong and what to do,
-on one line. The CLI catches these (and only these), prints the message and exits with code 2. Anything else
-is a bug and keeps its traceback.
+on one line. The CLI catches these, prints the message and exits with code 2 (130 for :class:`Interrupted`); besides
+them it catches only a Ctrl-C outside the search (exit 130) and a closed output pipe (``| head``). Anything else is
+a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -50,7 +51,19 @@ def first_line(exc: BaseException | str, limit: int = 200) -> str:
 
 
 class LrSearchError(Exception):
-    """Base class of the errors a user can cause (bad data, model, config, storage)."""
+    """Base class of the errors a user can cause (bad data, model, config, storage).
+
+    Catch it around lrsearch calls to report a bad input the way the command does: its message is one line that says
+    what is wrong and what to do.
+
+    Example:
+        >>> import lrsearch
+        >>> try:
+        ...     lrsearch.find("ionosphere", trials=0)
+        ... except LrSearchError as exc:
+        ...     print(type(exc).__name__, exc.exit_code, exc)
+        ConfigError 2 trials must be a positive integer, but got trials=0
+    """
 
     exit_code = 2
 

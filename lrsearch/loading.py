@@ -34,6 +34,13 @@ def load_callback(src: Source, verbose: int = 0, steps_per_epoch: int | None = N
         steps_per_epoch: Force this count of steps per epoch. None: the count Keras reports, or the document's
             ``training.steps_per_epoch`` when Keras reports none (a dataset of unknown length).
 
+    Returns:
+        A ``keras.callbacks.Callback`` for ``model.fit(..., callbacks=[...])``.
+
+    Raises:
+        ConfigError: The document cannot be read, or is not a valid schedule document: one error lists every
+            problem with its JSON path (e.g. ``schedule.initial_lr``), prefixed by the file's name.
+
     Example:
         >>> import keras, numpy as np, lrsearch
         >>> doc = {"format": "lrsearch.schedule/1", "schedule": {"type": "time_decay", "initial_lr": 0.1,
@@ -62,6 +69,17 @@ def load_schedule(src: Source, steps_per_epoch: int | None = None) -> StepSchedu
     serialises with the model (reload it after ``import lrsearch.schedules.keras_schedule``).
     ``reduce_on_plateau`` has no step form: use :func:`load_callback`.
 
+    Args:
+        src: path to ``best_schedule.json``, the JSON text, or the parsed dict.
+        steps_per_epoch: Your training's steps per epoch (default: the document's ``training.steps_per_epoch``).
+
+    Returns:
+        A ``LearningRateSchedule`` to pass as an optimizer's ``learning_rate``.
+
+    Raises:
+        ConfigError: The document cannot be read, or is not a valid schedule document: one error lists every
+            problem with its JSON path (e.g. ``schedule.initial_lr``), prefixed by the file's name. ``reduce_on_plateau``, which needs a metric, is refused.
+
     Example:
         >>> import lrsearch
         >>> doc = {"format": "lrsearch.schedule/1", "schedule": {"type": "step_decay", "initial_lr": 0.1,
@@ -85,6 +103,14 @@ def load_optimizer(src: Source, scheduled: bool = False,
             model resumes it at the right step.
         steps_per_epoch: With ``scheduled=True``: your training's steps per epoch, when they differ from the
             search's (see :func:`load_schedule`). Refused without it, where it would change nothing.
+
+    Returns:
+        A new optimizer of the document's ``optimizer.class_name`` with its ``config`` (checked against the class's
+        own arguments and their ranges: Keras accepts e.g. ``beta_1=1.5`` and diverges).
+
+    Raises:
+        ConfigError: The document cannot be read, or is not a valid schedule document: one error lists every
+            problem with its JSON path (e.g. ``schedule.initial_lr``), prefixed by the file's name.
 
     Example:
         >>> import lrsearch
@@ -114,8 +140,15 @@ def load_hyperparameters(src: Source) -> OptunaHP:
     conditional one, or one added to ``build`` since) gets its ``default=``; without one, building raises
     :class:`~lrsearch.errors.ModelError`.
 
+    Args:
+        src: path to ``best_schedule.json``, the JSON text, or the parsed dict.
+
+    Returns:
+        An ``hp`` object for your ``build(hp)``.
+
     Raises:
-        ConfigError: the document has no ``provenance.model_hp`` (its model was not a ``build(hp)``).
+        ConfigError: The document cannot be read, or has no ``provenance.model_hp`` (its model was not a
+            ``build(hp)``).
 
     Example:
         >>> import lrsearch

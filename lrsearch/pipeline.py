@@ -1,4 +1,5 @@
-"""``find``: the whole search, from a data file to ``best_schedule.json``. The CLI's one library call."""
+"""``find``: the whole search, from a data file to ``best_schedule.json``, and ``worker``, which joins a study's
+search: the library calls behind the CLI's ``find`` and ``worker`` commands."""
 
 from __future__ import annotations
 
@@ -48,6 +49,16 @@ class FindResult:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def _check_run_settings(engine: str, population: int | str, timeout: float | None) -> None:
+    """The settings find and worker share, checked before any data is read or trained on."""
+    if engine not in ("auto", "fast", "fit"):
+        raise ConfigError(f"engine must be 'auto', 'fast' or 'fit', but got engine={engine!r}")
+    if population != "auto":  # 'auto' or a count
+        _check_positive("population", population)
+    if timeout is not None and not (timeout > 0):
+        raise ConfigError(f"timeout must be a positive number of seconds, but got timeout={timeout!r}")
 
 
 def _check_positive(name: str, value: Any) -> int:
@@ -264,22 +275,64 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
          stream: TextIO | None = None, live: bool | None = None) -> FindResult:
     """Search a learning-rate schedule for ``data`` and export the best one.
 
-    Runs the range test, an Optuna search over schedule families (stored in ``storage``, resumable: ``trials`` is
-    the study's total budget of finished trials), retrains the best trial to score it once on the test split, and
-    writes ``<out>/best_schedule.json``, ``range_test.csv`` and ``range_test.png``. With ``workers > 1`` it starts
-    that many worker processes in all (``lrsearch worker``) on a storage they can share. The first trials of a new
-    study are the classic hand schedules and a constant LR at the range test's suggestion (``warm_start``); the
-    ``top_k`` best trials (by val_loss, and by the task metric) and those classics are then re-scored on ``seeds``
-    fresh re-splits of the training and validation rows (not the search's own split, which flatters the trials
-    chosen on it; ``"auto"``: 3, more for a validation split under ~85 rows, see
-    :func:`lrsearch.data.reselection_splits`), and the best mean
-    wins: by the task metric (accuracy or MAE) with val_loss breaking ties, or by val_loss alone with
-    ``select="loss"``. ``population`` trials train at once on the JAX backend (``"auto"``: as many as fit the GPU's
-    memory, at most 64, when there is one, else 1). ``split`` gives the train, validation and test fractions
-    (``"0.8,0.1,0.1"`` or a sequence; default 0.7, 0.15, 0.15). Compiled trial programs are kept in
-    ``compile_cache`` (see :func:`lrsearch.engine.compilecache.use_compile_cache`; ``"auto"``: the user's cache folder,
-    ``None``: off) for the next run and for the workers. ``task`` (``"binary"``, ``"multiclass"``,
-    ``"regression"``) overrides the inferred one (``"auto"``), e.g. for whole-number targets meant as a regression.
+    Runs the range test, an Optuna search over schedule families (stored in ``storage``, resumable), re-scores the
+    best trials on fresh splits, scores the winner on the test split and writes ``<out>/best_schedule.json``,
+    ``range_test.csv`` and ``range_test.png``. The first trials of a new study are the classic hand schedules and a
+    constant LR at the range test's suggestion. A re-run of a finished study with the same settings writes its
+    export again without retraining.
+
+    Args:
+        data: A CSV/TSV/parquet/npz file, an idx folder, or a bundled name (``"ionosphere"``, ``"mnist"``).
+        target: The target column's name or index (default: the last column).
+        labels: A ``.npy`` file of labels when ``data`` is an ``.npy`` array of inputs.
+        task: ``"binary"``, ``"multiclass"`` or ``"regression"`` to override the inferred one (``"auto"``), e.g.
+            for whole-number targets meant as a regression.
+        model: ``"default"`` (or None), ``FILE.keras``, ``FILE.py:FUNCTION`` (``FUNCTION(input_shape,
+            n_outputs) -> Model``) or ``FILE.py:build`` with a KerasTuner-style ``build(hp)`` or a
+            ``keras_tuner.HyperModel`` (its hyperparameters are searched with the schedule).
+        trials: The study's total budget of finished trials (a resumed study runs only what is missing).
+        timeout: Stop starting trials after this many seconds (the export still runs).
+        epochs: Epochs per trial; the schedules are laid out over them.
+        batch_size: Batch size of every training.
+        seed: Seed of the split, the initial weights (the same for every trial) and the sampler.
+        split: Train, validation and test fractions, ``"0.8,0.1,0.1"`` or a sequence (default 0.7, 0.15, 0.15).
+        study: The study's name (default: the data file's stem).
+        storage: An Optuna storage URL or a ``*.log`` journal file (default ``studies/<study>.db``, or the study's
+            ``studies/<study>.log`` if it has one).
+        out: The output folder (default ``studies/<study>/``).
+        schedules: Comma-separated families to search (default: all).
+        optimizer: The optimizer (``"adam"``, ``"sgd"``, ...), unless ``optimizers`` searches it.
+        optimizers: Comma-separated optimizers to search with their settings, e.g. ``"sgd,adam"``; each is
+            searched in its own LR range from its own range test.
+        engine: ``"fast"`` (the compiled engine), ``"fit"`` (``model.fit``) or ``"auto"`` (fast, falling back to
+            fit with a notice for models the fast engine cannot train).
+        repeats: Range-test repeats with different batch orders.
+        workers: Worker processes in all (``lrsearch worker``) on a storage they can share.
+        artifacts: The folder of per-trial plots (default ``<out>/artifacts``; ``"none"``: none).
+        top_k: Re-score the ``top_k`` best trials by val_loss and by the task metric, and the classics.
+        seeds: Fresh re-splits of the training and validation rows to re-score them on (not the search's own
+            split, which flatters the trials chosen on it); ``"auto"``: 3, more for a validation split under ~85
+            rows (:func:`lrsearch.data.reselection_splits`); 1 turns re-scoring off.
+        select: ``"metric"``: the best mean task metric (accuracy or MAE) wins, val_loss breaking ties;
+            ``"loss"``: the best mean val_loss.
+        warm_start: Enqueue the classic schedules as a new study's first trials.
+        population: Trials trained at once on the JAX backend (``"auto"``: as many as fit the GPU's memory, at
+            most 64, when there is one, else 1).
+        quiet: Print nothing.
+        compile_cache: Where compiled trial programs are kept for the next run and the workers (``"auto"``: the
+            user's cache folder; None: off; see :func:`lrsearch.engine.compilecache.use_compile_cache`).
+        stream: Where progress goes (default ``sys.stderr``).
+        live: Redraw progress bars in place (default: when ``stream`` is a terminal).
+
+    Returns:
+        The export, its scores on the test split, the classics' scores beside it, and the files written.
+
+    Raises:
+        DataError: The data cannot be read or learnt from.
+        ModelError: The model cannot be built, trained or matched to the data.
+        ConfigError: An argument is invalid.
+        StorageError: The storage cannot be opened or used, or the study was made with other settings or data.
+        Interrupted: Ctrl-C; the study keeps every finished trial and resumes with the same call.
 
     Example:
         >>> import tempfile, os, lrsearch
@@ -309,10 +362,7 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
         raise ConfigError(f"select must be 'metric' or 'loss', but got select={select!r}")
     if task not in TASKS:
         raise ConfigError(f"task must be one of {', '.join(TASKS)}, but got task={task!r}")
-    if population != "auto":  # 'auto' or a count
-        _check_positive("population", population)
-    if timeout is not None and not (timeout > 0):
-        raise ConfigError(f"timeout must be a positive number of seconds, but got timeout={timeout!r}")
+    _check_run_settings(engine, population, timeout)
     choices = space.parse_families(schedules)
     opt_names = space.parse_optimizers(optimizers)
     opt_spec = optimizer_spec(opt_names[0] if opt_names else optimizer)
@@ -476,6 +526,7 @@ def worker(study: str, storage: str, *, data: str | None = None, labels: str | N
     from lrsearch.optimizers import optimizer_spec
     from lrsearch.progress import Progress
 
+    _check_run_settings(engine, population, timeout)
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # failed trials are reported by lrsearch itself
     use_compile_cache(compile_cache)
     the_study = search.open_study(search.make_storage(storage, create=False), study, seed=0, epochs=1, create=False)
@@ -772,7 +823,7 @@ def _reselect(run: _Run, completed: list[Any], candidates: list[Any], seeds: int
     from lrsearch.schedules import schedule_from_config
 
     if select not in ("metric", "loss"):
-        raise ValueError(f"select must be 'metric' or 'loss', but got select={select!r}")
+        raise ConfigError(f"select must be 'metric' or 'loss', but got select={select!r}")
     if not candidates:
         best = min(completed, key=lambda t: t.value)
         return best, [_ranking_row(run, best, [_final(best, "val_loss")], [_final(best, run.metric)])]

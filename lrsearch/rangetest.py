@@ -87,6 +87,15 @@ class RangeTestResult:
         run_suggestions: per run, method -> LR.
         stop_reasons: per run.
         loss_kind: ``"batch"`` (training-batch loss before the step) or ``"validation"`` (after the step).
+
+    Example:
+        >>> import keras, numpy as np
+        >>> x = np.random.default_rng(0).normal(size=(256, 4)).astype("float32")
+        >>> y = (x[:, :1] > 0).astype("float32")
+        >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1, activation="sigmoid")])
+        >>> r = range_test(model, x, y, loss="binary_crossentropy", num_steps=40, repeats=2)
+        >>> len(r.runs), r.interval[0] <= r.suggestion <= r.interval[1], r.method
+        (2, True, 'auto')
     """
 
     lrs: np.ndarray

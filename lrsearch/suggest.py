@@ -416,6 +416,16 @@ def suggest_all(
 ) -> dict[str, float]:
     """Every method's suggestion, ``{"steepest", "valley", "minimum", "auto"} -> lr`` (see the module docstring).
 
+    Args:
+        lrs: The learning rates of the range test, increasing.
+        losses: The loss at each of them (NaN or inf where training diverged).
+        width: The smoother's kernel width in decades of LR (None: :func:`auto_width`).
+        degree: The degree of the local polynomial the smoother fits.
+        divergence_k: How far above its best the loss must rise to count as diverged (:func:`divergence_index`).
+
+    Returns:
+        Each method's suggested learning rate, by method name.
+
     Raises:
         ConfigError: invalid curve (lengths, fewer than 5 points, non-positive or non-increasing LRs, fewer than
             5 finite losses before the first NaN/inf).
@@ -440,6 +450,17 @@ def suggest_lr(
     """The suggested learning rate of one method (``"auto"``, ``"steepest"``, ``"valley"`` or ``"minimum"``).
 
     The result always lies within ``[lrs[0], lrs[-1]]`` of the usable (finite, pre-divergence) part of the curve.
+
+    Args:
+        lrs: The learning rates of the range test, increasing.
+        losses: The loss at each of them (NaN or inf where training diverged).
+        method: The rule: ``"auto"`` (the median of the three others), ``"steepest"``, ``"valley"`` or ``"minimum"``.
+        width: The smoother's kernel width in decades of LR (None: :func:`auto_width`).
+        degree: The degree of the local polynomial the smoother fits.
+        divergence_k: How far above its best the loss must rise to count as diverged (:func:`divergence_index`).
+
+    Returns:
+        The suggested learning rate.
 
     Raises:
         ConfigError: unknown method, or an invalid curve (see :func:`suggest_all`).

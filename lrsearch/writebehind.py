@@ -103,7 +103,8 @@ class WriteBehind:
         self.active = self._open = False
         self._backend = getattr(db_study._storage, "_backend", db_study._storage)
         if not isinstance(self._backend, optuna.storages.RDBStorage):
-            raise TypeError(f"write-behind needs a study on an RDBStorage, not {type(self._backend).__name__}")
+            raise TypeError(f"db_study must be a study on an RDBStorage, but got a study on "
+                            f"{type(self._backend).__name__}")
         self.memory: Any = None
 
     def __enter__(self) -> Any:

@@ -26,46 +26,6 @@ def test_help_does_not_import_keras():
     assert "--trials" in out
 
 
-def test_the_command_imports_keras_without_scikit_learn_which_stays_importable():
-    """Keras imports scikit-learn for its wrappers (~0.9 s); the command hides it from that import only."""
-    pytest.importorskip("sklearn")
-    code = ("import sys\nfrom lrsearch.cli import _quiet_frameworks\n_quiet_frameworks()\n"
-            "print('KERAS', 'keras' in sys.modules, 'SKLEARN', 'sklearn' in sys.modules)\n"
-            "import sklearn.base\nprint('LATER', sklearn.base.BaseEstimator.__name__)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, timeout=300).stdout
-    assert "KERAS True SKLEARN False" in out
-    assert "LATER BaseEstimator" in out
-
-
-@pytest.mark.parametrize("backend, jax_after_import", [("tensorflow", False), ("jax", True)])
-def test_the_command_imports_jax_only_for_the_jax_backend_and_it_stays_importable(backend, jax_after_import):
-    """TensorFlow imports JAX for TFLite's converter (~1 s); the command hides it unless JAX is the backend."""
-    pytest.importorskip("jax")
-    pytest.importorskip("tensorflow")
-    code = ("import sys\nfrom lrsearch.cli import _quiet_frameworks\n_quiet_frameworks()\nimport keras\n"
-            "print('BACKEND', keras.backend.backend(), 'JAX', 'jax' in sys.modules)\n"
-            "import jax.numpy as jnp\nprint('LATER', float(jnp.ones(2).sum()))")
-    env = {**ENV, "KERAS_BACKEND": backend}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300).stdout
-    assert f"BACKEND {backend} JAX {jax_after_import}" in out
-    assert "LATER 2.0" in out
-
-
-def test_the_backend_is_read_as_keras_reads_it(tmp_path, monkeypatch):
-    from lrsearch.cli import _configured_backend
-
-    monkeypatch.delenv("KERAS_BACKEND", raising=False)
-    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
-    assert _configured_backend() == "tensorflow"  # no keras.json: Keras's default
-    (tmp_path / "keras.json").write_text('{"backend": "jax", "floatx": "float32"}')
-    assert _configured_backend() == "jax"
-    monkeypatch.setenv("KERAS_BACKEND", "torch")  # the variable wins over the file, as in Keras
-    assert _configured_backend() == "torch"
-    monkeypatch.delenv("KERAS_BACKEND")
-    (tmp_path / "keras.json").write_text("not json")
-    assert _configured_backend() == "tensorflow"
-
-
 @pytest.mark.parametrize("args, words", [
     (["--data", "no_such_file.csv"], "not found"),
     (["--data", "ionosphere", "--trials", "0"], "trials must be a positive integer"),

@@ -14,7 +14,7 @@ import pytest
 
 import lrsearch
 from lrsearch.errors import ConfigError, ModelError, StorageError
-from lrsearch.pipeline import find
+from lrsearch.pipeline import find, worker
 
 
 @pytest.fixture(scope="module")
@@ -188,7 +188,6 @@ def test_a_resume_with_an_edited_model_file_is_refused_and_changes_nothing(tmp_p
                                            r"was made \(model_sha256 "):
         find("ionosphere", model=spec, trials=3, epochs=2, seeds=1, quiet=True)
     assert ([(t.number, t.state, t.value) for t in _study(tmp_path).trials], _study(tmp_path).user_attrs) == before
-    from lrsearch.pipeline import worker
 
     with pytest.raises(ModelError, match=r"model file '.*wide.py' differs from the study's"):
         worker("ionosphere", "sqlite:///studies/ionosphere.db")  # a worker given the edited file refuses too
@@ -234,7 +233,15 @@ def test_bad_arguments(workdir):
         find("ionosphere", trials=0)
     with pytest.raises(ConfigError, match="study name"):
         find("ionosphere", trials=1, study="../escape")
+    # Checked before the data is read (the file does not exist) or anything trains:
+    with pytest.raises(ConfigError, match=r"engine must be 'auto', 'fast' or 'fit', but got engine='xla'"):
+        find("missing.csv", trials=1, engine="xla")
+    with pytest.raises(ConfigError, match=r"engine must be .*, but got engine='xla'"):
+        worker("ionosphere", "sqlite:///missing.db", engine="xla")
+    with pytest.raises(ConfigError, match=r"timeout must be a positive number of seconds, but got timeout=0"):
+        worker("ionosphere", "sqlite:///missing.db", timeout=0)
     assert not (workdir / "studies").exists() or not any((workdir / "studies").iterdir())
+    assert not (workdir / "missing.db").exists()
 
 
 def test_population_on_tensorflow_says_why_it_trains_one_at_a_time(workdir):

@@ -429,16 +429,13 @@ def _program(arch: str, model: Any, factory: Callable[[int], Any], seed: int, da
         hyper = install_hyper_variables(opt, values)
         _PROGRAMS[key] = Program(model, opt, task_loss(data.task, logits), data.task, logits, plan,
                                  _max_epochs(plan.n), hyper)
-        if backend == "jax" and _jax_on_cpu() and has_convolutions(model):
-            _notice("lrsearch: XLA's CPU convolutions are slow; on a CPU this model trains ~20x faster with "
-                    "KERAS_BACKEND=tensorflow (see docs/benchmarks.md)")
+        if backend == "jax" and has_convolutions(model):
+            from lrsearch.engine._jax import on_cpu
+
+            if on_cpu():
+                _notice("lrsearch: XLA's CPU convolutions are slow; on a CPU this model trains ~20x faster with "
+                        "KERAS_BACKEND=tensorflow (see docs/benchmarks.md)")
     return _PROGRAMS[key]
-
-
-def _jax_on_cpu() -> bool:
-    import jax
-
-    return jax.default_backend() == "cpu"
 
 
 def architecture_key(model: Any) -> str:

@@ -207,6 +207,11 @@ def use_compile_cache(root: Path) -> Path:
     return folder
 
 
+def on_cpu() -> bool:
+    """Whether JAX computes on the CPU (no GPU or TPU backend)."""
+    return jax.default_backend() == "cpu"
+
+
 def accelerator_memory() -> int | None:
     """Bytes the first JAX device may allocate, where the runtime says (GPUs, TPUs); None on CPU."""
     device = jax.devices()[0]

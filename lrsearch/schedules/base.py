@@ -55,6 +55,15 @@ def family_class(name: str) -> type[Schedule]:
 def schedule_from_config(config: dict[str, Any]) -> Schedule:
     """Build a schedule from ``{"type": name, **parameters}`` (the inverse of :meth:`Schedule.to_config`).
 
+    Args:
+        config: The schedule object of an export (``best_schedule.json``'s ``schedule``).
+
+    Returns:
+        The schedule, its parameters validated.
+
+    Raises:
+        ConfigError: ``config`` is not an object, has no or an unknown ``type``, or a parameter is invalid.
+
     Example:
         >>> import lrsearch
         >>> s = lrsearch.schedule_from_config({"type": "time_decay", "initial_lr": 0.1, "decay": 0.5})

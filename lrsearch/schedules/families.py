@@ -124,7 +124,7 @@ class Piecewise(Schedule):
         if len(self.values) != len(self.boundaries) + 1:
             raise ConfigError(
                 f"values must have len(boundaries) + 1 = {len(self.boundaries) + 1} entries, but got "
-                f"{len(self.values)} values for {len(self.boundaries)} boundaries"
+                f"len(values)={len(self.values)}"
             )
         self.initial_lr = self.values[0]
 

@@ -55,7 +55,8 @@ class StepSchedule(keras.optimizers.schedules.LearningRateSchedule):
         sched = as_schedule(schedule)
         if sched.metric_driven:
             raise ConfigError(
-                f"{sched.type} exists as a callback only; use lrsearch.load_callback"
+                f"schedule.type must be a family that needs no metric, but got schedule.type={sched.type!r}, which "
+                "exists as a callback only; use lrsearch.load_callback"
             )
         self.schedule = sched
         self.steps_per_epoch = check_number("steps_per_epoch", steps_per_epoch, low=1, high=10**9, integer=True)

@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from lrsearch.errors import ConfigError
 from lrsearch.schedules.base import Schedule, check_choice, check_number, register
 
 
@@ -41,7 +42,6 @@ class ReduceOnPlateau(Schedule):
         self.min_delta = check_number("min_delta", min_delta, low=0.0)
         self.min_lr = check_number("min_lr", min_lr, low=0.0, high=self.initial_lr)
         if not isinstance(monitor, str) or not monitor:
-            from lrsearch.errors import ConfigError
             raise ConfigError(f"monitor must be a metric name such as 'val_loss', but got monitor={monitor!r}")
         self.monitor = monitor
         self.mode = check_choice("mode", mode, ("min", "max"))

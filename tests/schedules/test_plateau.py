@@ -97,7 +97,9 @@ def test_no_formula_of_time() -> None:
 def test_step_schedule_refuses_it() -> None:
     from lrsearch.schedules.keras_schedule import StepSchedule
 
-    with pytest.raises(ConfigError, match="reduce_on_plateau exists as a callback only; use lrsearch.load_callback"):
+    with pytest.raises(ConfigError, match="schedule.type must be a family that needs no metric, but got "
+                                          "schedule.type='reduce_on_plateau', which exists as a callback only; use "
+                                          "lrsearch.load_callback"):
         StepSchedule({"type": "reduce_on_plateau", "initial_lr": 0.1}, 10)
     with pytest.raises(ConfigError, match="callback only"):
         StepSchedule(ReduceOnPlateau(initial_lr=0.1), 10)
