@@ -12,6 +12,7 @@ import importlib.resources
 import json
 import math
 import numbers
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from lrsearch.schedules import Schedule, families, schedule_from_config
 
 FORMAT = "lrsearch.schedule/1"
 _MAX_BYTES = 10 * 2**20
+_MAX_PROBLEMS = 50  # listed in one error; past this it is not a hand edit gone wrong, and the message stays short
 _SECTIONS = ("format", "schedule", "optimizer", "training", "metrics", "provenance")
 SCHEMA_FILE = "schedule.schema.json"
 
@@ -65,28 +67,45 @@ def read_document(src: str | Path | dict[str, Any]) -> dict[str, Any]:
     A problem in a file's content names the file first, as a compiler does: ``best.json: invalid schedule
     document: schedule.drop must be ...``.
     """
+    doc = parse_document(src)
+    try:
+        validate_document(doc)
+    except ConfigError as exc:
+        raise name_source(exc, src) from None
+    return doc
+
+
+def parse_document(src: str | Path | dict[str, Any]) -> Any:
+    """``src`` (a path, a JSON string or a dict) parsed, not yet validated; a file that cannot be read or parsed
+    raises :class:`ConfigError` naming the file."""
     if isinstance(src, dict):
         doc = src
     elif isinstance(src, (str, Path)):
         text = _read_text(src)  # its errors name the path already
         try:
-            doc = json.loads(text, parse_constant=_reject_constant)
+            doc = json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_unique_keys)
         except json.JSONDecodeError as exc:
             raise name_source(ConfigError(f"schedule document is not valid JSON (line {exc.lineno}, column "
                                           f"{exc.colno}: {exc.msg})"), src) from None
         except RecursionError:  # json's C parser recurses once per nesting level
             raise name_source(ConfigError("schedule document is not valid JSON (nested too deeply); is this an "
                                           "lrsearch export?"), src) from None
+        except _DuplicateKey as exc:
+            raise name_source(ConfigError(f"schedule document is not valid JSON for lrsearch (the key {exc.key!r} "
+                                          "appears twice in one object, and only the last would count); keep one"),
+                              src) from None
         except ValueError as exc:
             reason = "a number has too many digits" if "digits" in str(exc) else str(exc).splitlines()[0]
             raise name_source(ConfigError(f"schedule document is not valid JSON ({reason})"), src) from None
     else:
         raise ConfigError(f"schedule document must be a path, JSON text or a dict, but got {type(src).__name__}")
-    try:
-        validate_document(doc)
-    except ConfigError as exc:
-        raise name_source(exc, src) from None
     return doc
+
+
+def _shown(path: str | Path, limit: int = 160) -> str:
+    """A path for a one-line message: printable, and its middle left out when it is very long."""
+    text = printable(str(path))
+    return text if len(text) <= limit else f"{text[: limit // 2 - 2]}...{text[-(limit // 2 - 1):]}"
 
 
 def name_source(exc: ConfigError, src: Any) -> ConfigError:
@@ -100,11 +119,27 @@ def name_source(exc: ConfigError, src: Any) -> ConfigError:
         return exc
     if not isinstance(src, (str, Path)):
         return exc
-    return ConfigError(f"{printable(str(src))}: {exc.summary}", exc.problems)
+    return ConfigError(f"{_shown(src)}: {exc.summary}", exc.problems)
 
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a number JSON allows")
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = printable(key[:60])
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object of the JSON text; a key that appears twice is refused (Python's json keeps the last silently)."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(key)
+        out[key] = value
+    return out
 
 
 def _is_json_text(src: Any) -> bool:
@@ -121,14 +156,18 @@ def _read_text(src: str | Path) -> str:
     if _is_json_text(src):
         return src.lstrip("\ufeff")  # JSON text (an array is refused by validation, not as a missing file)
     path = Path(src)
-    shown = printable(str(path))
+    shown = _shown(path)
     try:
-        if path.stat().st_size > _MAX_BYTES:
+        if not stat.S_ISREG(path.stat().st_mode):  # a folder, a device (/dev/zero: endless) or a pipe (blocks)
+            raise ConfigError(f"{shown} is not a regular file; give the path to best_schedule.json")
+        with path.open("rb") as f:
+            raw = f.read(_MAX_BYTES + 1)  # not the size stat reports: a file may grow while it is read
+        if len(raw) > _MAX_BYTES:
             raise ConfigError(f"{shown} is larger than 10 MiB; it is not an lrsearch schedule document")
         # utf-8-sig: a byte-order mark, which some editors add when a user edits the file, is not an error.
-        return path.read_text(encoding="utf-8-sig")
+        return raw.decode("utf-8-sig")
     except FileNotFoundError:
-        raise ConfigError(f"schedule document {str(path)!r} not found; give the path to best_schedule.json") from None
+        raise ConfigError(f"schedule document '{shown}' not found; give the path to best_schedule.json") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{shown} is not UTF-8 text; it is not an lrsearch schedule document") from None
     except OSError as exc:
@@ -164,8 +203,10 @@ def validate_document(doc: Any) -> Schedule:
     fmt = doc.get("format")
     if fmt != FORMAT:
         if isinstance(fmt, str) and fmt.startswith("lrsearch.schedule/"):
-            raise ConfigError(f"format {fmt!r} is not supported by this lrsearch (it reads {FORMAT}); "
-                              "upgrade lrsearch or re-export the schedule")
+            newer = fmt.rpartition("/")[2].isdigit() and int(fmt.rpartition("/")[2]) > int(FORMAT.rpartition("/")[2])
+            raise ConfigError(f"format {printable(fmt[:60])!r} is not supported by this lrsearch (it reads {FORMAT}); "
+                              + ("upgrade lrsearch, or re-export the schedule with this one" if newer else
+                                 "re-export the schedule with this lrsearch"))
         raise ConfigError(f"format must be {FORMAT!r}, but got format={fmt!r}; is this an lrsearch export?")
     try:
         problems = schema_problems(doc)
@@ -274,12 +315,13 @@ def schema_problems(doc: Any) -> list[str]:
         ...                  "optimizer": {"class_name": "Adam"}, "extra": 1})
         ['training must be an object, but it is missing', 'extra is not a known section']
     """
-    problems: list[str] = []
+    problems: dict[str, None] = {}  # ordered and deduplicated in linear time: a file may hold 100,000s of errors
     for error in schema_validator().iter_errors(doc):
         for message in _messages(error):
-            if message not in problems:
-                problems.append(message)
-    return problems
+            problems[message] = None
+        if len(problems) >= _MAX_PROBLEMS:
+            return [*list(problems)[:_MAX_PROBLEMS], "... and possibly more problems: fix these first"]
+    return list(problems)
 
 
 _TYPE_NOUNS = {"number": "a number", "integer": "an integer", "string": "a string", "boolean": "a boolean",

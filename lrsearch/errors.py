@@ -88,8 +88,9 @@ class ConfigError(LrSearchError):
     def __init__(self, message: str, problems: list[str] | None = None) -> None:
         self.problems = list(problems or [])
         self.summary = message
-        if self.problems:
-            message = f"{message}: " + "; ".join(self.problems)
+        if self.problems:  # all of them in ``problems``; the message, one line a user reads, shows the first ten
+            shown = self.problems[:10] + ([f"and {len(self.problems) - 10} more"] if len(self.problems) > 10 else [])
+            message = f"{message}: " + "; ".join(shown)
         super().__init__(message)
 
 

@@ -6,8 +6,9 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lrsearch.document import name_source, read_document, validate_document
-from lrsearch.errors import ConfigError, printable
+from lrsearch.document import name_source, parse_document, read_document, validate_document
+from lrsearch.errors import ConfigError, one_line, printable
+from lrsearch.optimizers import validate_spec
 
 if TYPE_CHECKING:  # Keras only for the annotations: importing lrsearch.loading stays light
     import keras
@@ -183,11 +184,25 @@ def _step_schedule(src: Source, doc: dict[str, Any], schedule: Any, steps_per_ep
 def _load(src: Source) -> tuple[dict[str, Any], Any]:
     """The document and its schedule, after checking all of it, the optimizer's config included: every loader
     refuses the same documents (a callback for a document whose optimizer cannot be built would be a trap)."""
-    doc = read_document(src)
-    schedule = validate_document(doc)
-    problems = _config_problems(doc["optimizer"])
+    from lrsearch.optimizers import make_optimizer
+
+    doc = parse_document(src)
+    schedule, problems = None, []
+    try:
+        schedule = validate_document(doc)
+    except ConfigError as exc:
+        if not exc.problems:  # not a document at all (a format, a type): nothing more to check
+            raise name_source(exc, src) from None
+        problems = list(exc.problems)
+    spec = doc.get("optimizer")
+    if isinstance(spec, dict) and not validate_spec(spec):  # one error lists these with the rest
+        problems += [p for p in map(printable, _config_problems(spec)) if p not in problems]
     if problems:
-        raise name_source(ConfigError("invalid schedule document", [printable(p) for p in problems]), src)
+        raise name_source(ConfigError("invalid schedule document", problems), src)
+    try:  # what only Keras checks, e.g. clipnorm and clipvalue together
+        make_optimizer(spec, 1e-3)
+    except ConfigError as exc:
+        raise name_source(ConfigError("invalid schedule document", [one_line(exc)]), src) from None
     return doc, schedule
 
 
@@ -237,6 +252,8 @@ def _config_problems(spec: dict[str, Any]) -> list[str]:
                 value is not None and not isinstance(value, (int, float))):
             problems.append(f"{where} must be a number{' or null' if default is None else ''}, but got "
                             f"{key}={value!r}")
+        elif isinstance(value, int) and abs(value) > 2**1023:  # compares with inf, but no float holds it
+            problems.append(f"{where} must be a number a float can hold, but got an integer too large for one")
         elif value is not None and key in _RANGES:
             low, high, low_in, high_in = _RANGES[key]
             inside = ((value >= low if low_in else value > low) and (value <= high if high_in else value < high))

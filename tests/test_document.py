@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 import json
 
 import pytest
@@ -108,6 +109,44 @@ def test_bad_files(tmp_path):
     bad.write_bytes(b"\xff\xfe\x00garbage")
     with pytest.raises(ConfigError, match="not UTF-8"):
         read_document(bad)
+
+
+@pytest.mark.parametrize("fmt, advice", [("lrsearch.schedule/2", "upgrade lrsearch"),
+                                         ("lrsearch.schedule/0", "re-export the schedule with this lrsearch")])
+def test_a_format_version_says_what_helps(fmt, advice):
+    with pytest.raises(ConfigError, match=advice):
+        validate_document(dict(GOOD, format=fmt))
+
+
+def test_files_that_are_not_regular_files_are_refused_without_reading_them(tmp_path):
+    """/dev/zero reports size 0 and never ends; a named pipe blocks the reader: neither may be opened."""
+    (tmp_path / "zero.json").symlink_to("/dev/zero")
+    os.mkfifo(tmp_path / "fifo.json")
+    for name in ("zero.json", "fifo.json", "."):
+        with pytest.raises(ConfigError, match="is not a regular file; give the path to best_schedule.json"):
+            read_document(tmp_path / name)
+    big = tmp_path / "big.json"
+    big.write_text(json.dumps({**GOOD, "provenance": {"pad": "x" * (10 * 2**20)}}))
+    with pytest.raises(ConfigError, match="larger than 10 MiB"):
+        read_document(big)
+
+
+def test_a_key_twice_in_one_object_is_refused(tmp_path):
+    text = json.dumps(GOOD)
+    doubled = text.replace('"training": {', '"training": {"epochs": 5000, ', 1)
+    assert doubled != text
+    with pytest.raises(ConfigError, match="the key 'epochs' appears twice in one object"):
+        read_document(doubled)
+
+
+def test_a_document_with_thousands_of_problems_lists_a_few_quickly():
+    """A problem list must not grow quadratically, nor the message without bound."""
+    doc = copy.deepcopy(GOOD)
+    doc["schedule"] = {"type": "piecewise", "initial_lr": 0.1, "boundaries": [0] * 20_000, "values": [-1] * 20_001}
+    with pytest.raises(ConfigError) as info:
+        validate_document(doc)
+    assert 10 < len(info.value.problems) <= 51 and info.value.problems[-1].startswith("... and possibly more")
+    assert str(info.value).endswith(f"and {len(info.value.problems) - 10} more") and len(str(info.value)) < 2000
 
 
 json_values = st.recursive(

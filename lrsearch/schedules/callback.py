@@ -12,7 +12,6 @@ Example:
 from __future__ import annotations
 
 import math
-import warnings
 from typing import Any
 
 import keras
@@ -71,7 +70,6 @@ class ScheduleCallback(keras.callbacks.Callback):
         self._epoch = 0
         self._epoch_lr = math.nan
         self._last_lr: float | None = None
-        self._warned_missing = False
 
     # -- helpers --------------------------------------------------------------------------------------------
     def _spe(self) -> int:
@@ -144,14 +142,10 @@ class ScheduleCallback(keras.callbacks.Callback):
             return
         monitor = self.schedule.monitor
         value = None if logs is None else logs.get(monitor)
-        if value is None:
-            if not self._warned_missing:
-                available = ", ".join(sorted(logs or {}))
-                warnings.warn(
-                    f"ScheduleCallback: reduce_on_plateau monitors {monitor!r}, which is not in the epoch logs "
-                    f"(available: {available}); counting it as NaN (no improvement)",
-                    stacklevel=2,
-                )
-                self._warned_missing = True
-            value = math.nan
+        if value is None:  # counted as no improvement, it would cut the LR every few epochs: not the schedule found
+            available = ", ".join(sorted(k for k in logs or {} if k != "learning_rate")) or "none"
+            hint = ("pass validation_data (or validation_split) to model.fit" if monitor.startswith("val_")
+                    else "compile the model with that metric")
+            raise ConfigError(f"reduce_on_plateau monitors {monitor!r}, which this training does not log (it logs: "
+                              f"{available}); {hint}")
         self._state.update(float(value))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 
 import keras
 import numpy as np
@@ -223,12 +222,14 @@ def test_plateau_reraise_through_fit(model: keras.Model) -> None:
     np.testing.assert_allclose(rec.lrs, np.repeat(cb.lr_per_epoch, SPE), rtol=1e-6)
 
 
-def test_plateau_missing_monitor_warns_once_and_counts_as_nan(model: keras.Model) -> None:
+def test_plateau_without_the_monitored_metric_stops_with_what_to_do(model: keras.Model) -> None:
+    """Counting a missing val_loss as no improvement would cut the LR every few epochs: not the schedule found."""
     cb = ScheduleCallback({"type": "reduce_on_plateau", "initial_lr": 0.1, "factor": 0.5, "patience": 2,
                            "monitor": "val_loss"})
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        _, history = _fit(model, cb, epochs=4)
-    mine = [w for w in caught if "ScheduleCallback" in str(w.message)]
-    assert len(mine) == 1 and "val_loss" in str(mine[0].message) and "loss" in str(mine[0].message)
-    assert history["learning_rate"] == pytest.approx([0.1, 0.1, 0.05, 0.05])
+    with pytest.raises(ConfigError, match=r"reduce_on_plateau monitors 'val_loss', which this training does not log "
+                                          r"\(it logs: loss\); pass validation_data \(or validation_split\) to "
+                                          r"model.fit"):
+        _fit(model, cb, epochs=4)
+    cb = ScheduleCallback({"type": "reduce_on_plateau", "initial_lr": 0.1, "monitor": "auc"})
+    with pytest.raises(ConfigError, match="monitors 'auc'.*; compile the model with that metric"):
+        _fit(model, cb, epochs=2)
