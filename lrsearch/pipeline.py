@@ -723,29 +723,25 @@ def plot_schedule_file(file: str | Path, epochs: int | None = None, out: str | P
         >>> plot_schedule_file(f, 10).name
         's.png'
     """
-    from lrsearch.document import read_document, validate_document
+    from lrsearch.document import FORMAT, name_source, parse_document, validate_document
     from lrsearch.plots import plot_schedule
 
     text = Path(file)
-    try:
-        raw = json.loads(text.read_text(encoding="utf-8-sig"))  # -sig: editors that write a byte-order mark
-    except FileNotFoundError:
-        raise ConfigError(f"{str(file)!r} not found; give an exported best_schedule.json") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError, ValueError) as exc:
-        raise ConfigError(f"{str(file)!r} is not a JSON schedule document ({first_line(exc, 160)}); give an "
-                          "exported best_schedule.json") from None
+    raw = parse_document(text)  # a Path: never read as JSON text; devices, pipes and huge files refused
     # A bare schedule object has a "type" and none of a document's sections; anything else is read (and
     # validated) as a document, so a document missing "format" is told so.
     sections = {"format", "schedule", "optimizer", "training", "metrics", "provenance"}
-    if isinstance(raw, dict) and "type" in raw and not sections & set(raw):
-        if epochs is None:
-            raise ConfigError("--epochs is required for a bare schedule object")
-        schedule, spe = raw, steps_per_epoch
-    else:
-        doc = read_document(str(file))
+    bare = isinstance(raw, dict) and "type" in raw and not sections & set(raw)
+    if bare and epochs is None:
+        raise ConfigError("--epochs is required for a bare schedule object")
+    doc = raw if not bare else {"format": FORMAT, "schedule": raw, "optimizer": {"class_name": "SGD"},
+                                "training": {"epochs": epochs, "batch_size": 1, "steps_per_epoch": 1}}
+    try:  # a bare schedule is checked as a document's would be: every problem, each with its path
         schedule = validate_document(doc)
-        epochs = doc["training"]["epochs"] if epochs is None else epochs
-        spe = steps_per_epoch or doc["training"]["steps_per_epoch"]
+    except ConfigError as exc:
+        raise name_source(exc, text) from None
+    epochs = doc["training"]["epochs"] if epochs is None else epochs
+    spe = steps_per_epoch or (20 if bare else doc["training"]["steps_per_epoch"])
     return plot_schedule(schedule, epochs, out or text.with_suffix(".png"), steps_per_epoch=spe)
 
 

@@ -684,10 +684,10 @@ def test_document_without_format_through_plot_schedule(exported: dict[str, Any],
 
 @pytest.mark.parametrize("name, content, words", [
     ("missing.json", None, ["not found"]),
-    ("empty.json", b"", ["not a JSON schedule document"]),
-    ("cut.json", "half", ["not a JSON schedule document"]),
-    ("latin.json", b'{"format": "caf\xe9"}', ["not a JSON schedule document"]),
-    ("binary.json", bytes(range(256)) * 8, ["not a JSON schedule document"]),
+    ("empty.json", b"", ["empty.json: schedule document is not valid JSON"]),
+    ("cut.json", "half", ["cut.json: schedule document is not valid JSON"]),
+    ("latin.json", b'{"format": "caf\xe9"}', ["latin.json is not UTF-8 text"]),
+    ("binary.json", bytes(range(256)) * 8, ["binary.json is not UTF-8 text"]),
     ("array.json", b"[1, 2, 3]", ["must be a JSON object"]),
     ("nan.json", "nan", ["not valid JSON"]),
 ])
@@ -702,9 +702,21 @@ def test_broken_json_files_through_plot_schedule(exported: dict[str, Any], tmp_p
     if content is not None:
         (tmp_path / name).write_bytes(content)
     code, _, err = run_cli(capsys, "plot-schedule", str(tmp_path / name))
-    one_line_error(code, err, words, advice=False)  # cli.py's own JSON message has no advice (see the report)
+    one_line_error(code, err, words, advice=False)  # "not valid JSON (line 1, ...)" says what, not what to do
     with pytest.raises(ConfigError):
         lrsearch.load_callback(tmp_path / name)
+
+
+def test_plot_schedule_checks_a_bare_schedule_like_a_document_and_reads_no_device(tmp_path: Path,
+                                                                                  capsys: pytest.CaptureFixture[str]
+                                                                                  ) -> None:
+    (tmp_path / "bare.json").write_text(json.dumps({"type": "cosine", "initial_lr": -1, "decay_epoch": 3}))
+    code, _, err = run_cli(capsys, "plot-schedule", str(tmp_path / "bare.json"), "--epochs", "10")
+    one_line_error(code, err, ["bare.json: invalid schedule document", "schedule.initial_lr must be",
+                               "schedule.decay_epoch"], advice=False)
+    (tmp_path / "zero.json").symlink_to("/dev/zero")
+    code, _, err = run_cli(capsys, "plot-schedule", str(tmp_path / "zero.json"))
+    one_line_error(code, err, ["zero.json is not a regular file", "best_schedule.json"])
 
 
 # ---------------------------------------------------------------------------------------------------------------
