@@ -110,23 +110,80 @@ def task_metric(task: str) -> str:
     return "mae" if task == "regression" else "accuracy"
 
 
-def outputs_logits(model: Any) -> bool:
-    """True when the model's last layer has a linear activation (its outputs are logits).
+def outputs_logits(model: Any, input_shape: tuple[int, ...] | None = None) -> bool:
+    """True when the model outputs logits (no sigmoid or softmax at its end), so the loss needs ``from_logits``.
 
-    A last layer that is a model itself (a head sub-model) is looked into.
+    Read from the operation that computes the output: the output layer's activation, or a ``keras.ops.sigmoid`` /
+    ``softmax`` applied to it (a head sub-model is looked into). A subclassed model has no graph to read (its
+    ``layers`` are in the order they were assigned, not called), so with ``input_shape`` its outputs on a random
+    batch decide: probabilities lie strictly between 0 and 1 (and sum to 1 over classes); logits of an untrained
+    head do not. Without ``input_shape`` the last layer listed decides.
+
+    Args:
+        model: A built Keras model.
+        input_shape: The shape of one input, for the probe of a model without a graph.
+
+    Returns:
+        Whether the loss must be computed ``from_logits``.
 
     Example:
         >>> import keras
         >>> head = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
         >>> outputs_logits(keras.Sequential([keras.Input((4,)), keras.layers.Dense(4), head]))
         True
+        >>> x = keras.Input((4,))
+        >>> outputs_logits(keras.Model(x, keras.ops.sigmoid(keras.layers.Dense(1)(x))))
+        False
     """
+    said = _says_logits(_output_operation(model))
+    if said is not None:
+        return said
+    if input_shape is not None:
+        return _probe_logits(model, input_shape)
     last = model
     while getattr(last, "layers", None):  # a model (or a nested one): its last layer
         last = last.layers[-1]
-    last = None if last is model else last
-    activation = getattr(last, "activation", None)
+    return _says_logits(None if last is model else last) is True
+
+
+def _output_operation(model: Any) -> Any:
+    """The operation (layer or ``keras.ops`` call) that computes a graph model's one output; None without a graph."""
+    try:
+        outputs = model.outputs
+    except (AttributeError, ValueError):  # a subclassed model: no symbolic outputs
+        return None
+    if not isinstance(outputs, (list, tuple)) or len(outputs) != 1:
+        return None
+    op = getattr(getattr(outputs[0], "_keras_history", None), "operation", None)
+    if op is not None and op is not model and getattr(op, "layers", None) is not None:  # a head sub-model
+        return _output_operation(op) or op
+    return op
+
+
+def _says_logits(op: Any) -> bool | None:
+    """Whether ``op``'s output is logits, or None when ``op`` does not say (no activation of its own)."""
+    if op is None:
+        return None
+    if type(op).__name__ in ("Sigmoid", "Softmax"):  # keras.ops.sigmoid / softmax in a functional model
+        return False
+    activation = getattr(op, "activation", None)
+    if activation is None:
+        return None
     return getattr(activation, "__name__", "") == "linear"
+
+
+def _probe_logits(model: Any, input_shape: tuple[int, ...]) -> bool:
+    import numpy as np
+
+    x = np.random.default_rng(0).normal(size=(64, *input_shape)).astype("float32")
+    try:
+        out = np.asarray(model(x, training=False), dtype="float64").reshape(64, -1)
+    except Exception:  # the caller's own checks report a model that cannot run
+        return False
+    probabilities = bool(np.all((out > 0) & (out < 1)))
+    if out.shape[1] > 1:
+        probabilities = probabilities and bool(np.allclose(out.sum(axis=1), 1.0, atol=1e-3))
+    return not probabilities
 
 
 def default_model(input_shape: tuple[int, ...], n_outputs: int, task: str) -> Any:

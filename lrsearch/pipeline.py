@@ -988,7 +988,7 @@ def _export(run: _Run, notes: list[str], top_k: int = 5, seeds: int | str = "aut
                              f"test_{name}": metrics["test_" + name], "test_loss": metrics["test_loss"]})
     the_study.set_user_attr("baselines", baselines)  # also when empty: none of an earlier export's are left
     # The loss the scores were measured with (the winner's model: a build(hp) one may end otherwise than the default).
-    loss = loss_description(ds.task, outputs_logits(run.factory(run.seed)))
+    loss = loss_description(ds.task, outputs_logits(run.factory(run.seed), ds.input_shape))
     doc = run.document(schedule, metrics, best.number, loss=loss)
     if model_hp:  # the architecture the schedule was found for (KerasTuner-style build(hp))
         doc["provenance"]["model_hp"] = model_hp
@@ -1215,7 +1215,7 @@ def _run_range_test(factory: Any, ds: Any, opt_spec: dict[str, Any], batch_size:
     from lrsearch.rangetest import range_test
 
     model = factory(seed)
-    compile_for_task(model, make_optimizer(opt_spec, 1e-3), ds.task)
+    compile_for_task(model, make_optimizer(opt_spec, 1e-3), ds.task, ds.input_shape)
     return range_test(model, ds.x_train, ds.y_train, batch_size=batch_size, seed=seed, repeats=repeats)
 
 

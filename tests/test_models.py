@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import keras
+import numpy as np
 import optuna
 import pytest
 
@@ -54,6 +55,33 @@ def test_a_head_sub_model_is_looked_into_for_logits(activation, logits):
     assert outputs_logits(model) is logits
     inputs = keras.Input((34,))
     assert outputs_logits(keras.Model(inputs, head(body(inputs)))) is logits  # functional, too
+
+
+
+class _OutputFirst(keras.Model):
+    """A subclassed model whose output layer is assigned first: ``layers`` lists it first, not last."""
+
+    def __init__(self, activation, units=1):
+        super().__init__()
+        self.out = keras.layers.Dense(units, activation=activation)
+        self.hidden = keras.layers.Dense(8, activation="relu")
+
+    def call(self, x):
+        return self.out(self.hidden(x))
+
+
+def test_logits_are_read_from_the_operation_that_computes_the_output_or_probed():
+    from keras import ops
+
+    inputs = keras.Input((34,))
+    hidden = keras.layers.Dense(8, activation="relu")(inputs)
+    assert not outputs_logits(keras.Model(inputs, ops.sigmoid(keras.layers.Dense(1)(hidden))))
+    assert not outputs_logits(keras.Model(inputs, ops.softmax(keras.layers.Dense(3)(hidden))))
+    assert outputs_logits(keras.Model(inputs, keras.layers.Dense(3)(hidden)))
+    for activation, units, logits in [("sigmoid", 1, False), ("softmax", 3, False), (None, 1, True), (None, 3, True)]:
+        model = _OutputFirst(activation, units)
+        model(np.zeros((1, 34), "float32"))
+        assert outputs_logits(model, (34,)) is logits, (activation, units)
 
 
 LOGITS = '''

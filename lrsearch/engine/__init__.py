@@ -423,7 +423,7 @@ def _program(arch: str, model: Any, factory: Callable[[int], Any], seed: int, da
             raise RuntimeError(f"no compiled trial program for the {backend} backend")
         if model is None:  # initial weights came from the cache, but this program is new: build one model for it
             model = factory(seed)
-        logits = outputs_logits(model)
+        logits = outputs_logits(model, data.x_train.shape[1:])
         plan = BatchPlan(len(data.x_train), batch_size)
         opt = make_optimizer(optimizer, 0.0)
         hyper = install_hyper_variables(opt, values)
@@ -717,17 +717,17 @@ def evaluate(factory: Callable[[int], Any], weights: list[np.ndarray], x: np.nda
     from lrsearch.engine._common import score
     from lrsearch.models import outputs_logits, task_loss, task_metric
 
-    model = _EVAL_MODELS.pop(factory, None)
+    model, logits = _EVAL_MODELS.pop(factory, (None, None))
     if model is None:
         model = factory(0)
-    _EVAL_MODELS[factory] = model  # most recent last; the factory is held, so its key cannot be reused
+        logits = outputs_logits(model, x.shape[1:])  # decided on fresh weights, as the trainings decided it
+    _EVAL_MODELS[factory] = (model, logits)  # most recent last; the factory is held, so its key cannot be reused
     while len(_EVAL_MODELS) > 4:
         _EVAL_MODELS.popitem(last=False)
     model.set_weights(weights)
     # Plain calls, not model.predict: predict traces a new tf.function for every fresh model (and warns about it).
     y_pred = np.concatenate([ops.convert_to_numpy(model(x[i:i + batch_size], training=False))
                              for i in range(0, len(x), batch_size)])
-    logits = outputs_logits(model)
     loss = float(ops.convert_to_numpy(task_loss(task, logits)(y, y_pred)))
     value = float(ops.convert_to_numpy(score(task, ops.convert_to_tensor(y), ops.convert_to_tensor(y_pred), logits)))
     return {"loss": loss, task_metric(task): value}

@@ -12,13 +12,14 @@ from lrsearch.engine.result import TrainResult
 from lrsearch.schedules.base import Schedule
 
 
-def compile_for_task(model: Any, optimizer: Any, task: str) -> None:
-    """Compile ``model`` with lrsearch's loss and score for ``task`` (the score is logged as ``accuracy``/``mae``)."""
+def compile_for_task(model: Any, optimizer: Any, task: str, input_shape: tuple[int, ...] | None = None) -> None:
+    """Compile ``model`` with lrsearch's loss and score for ``task`` (the score is logged as ``accuracy``/``mae``);
+    ``input_shape`` lets :func:`lrsearch.models.outputs_logits` probe a subclassed model."""
     import keras
 
     from lrsearch.models import outputs_logits, task_loss, task_metric
 
-    logits = outputs_logits(model)
+    logits = outputs_logits(model, input_shape)
     name = task_metric(task)
     if task == "binary":
         metric = keras.metrics.BinaryAccuracy(name=name, threshold=0.0 if logits else 0.5)
@@ -42,7 +43,7 @@ def train_fit(factory: Callable[[int], Any], data: Dataset, schedule: Schedule, 
 
     spe = BatchPlan(len(data.x_train), batch_size).steps_per_epoch
     model = factory(seed)
-    compile_for_task(model, make_optimizer(optimizer, schedule.first_lr()), data.task)
+    compile_for_task(model, make_optimizer(optimizer, schedule.first_lr()), data.task, data.x_train.shape[1:])
     metric = "val_" + task_metric(data.task)
     schedule_cb = ScheduleCallback(schedule, steps_per_epoch=spe)
     state = {"diverged": False}
