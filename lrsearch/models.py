@@ -172,6 +172,28 @@ def _says_logits(op: Any) -> bool | None:
     return getattr(activation, "__name__", "") == "linear"
 
 
+def _says_softmax(model: Any, out: Any) -> bool:
+    """Whether the model's output comes from a softmax (its graph says so, or every output is exactly 1)."""
+    import numpy as np
+
+    op = _output_operation(model)
+    if op is not None:
+        return type(op).__name__ == "Softmax" or getattr(getattr(op, "activation", None), "__name__", "") == "softmax"
+    return bool(np.all(np.asarray(out) == 1.0))
+
+
+def user_compiled(model: Any) -> bool:
+    """Whether the user's model came compiled (its optimizer, loss and metrics are replaced by lrsearch's).
+
+    Example:
+        >>> import keras
+        >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+        >>> user_compiled(model), (model.compile(loss="mse"), user_compiled(model))[1]
+        (False, True)
+    """
+    return bool(getattr(model, "compiled", False))
+
+
 def _probe_logits(model: Any, input_shape: tuple[int, ...]) -> bool:
     import numpy as np
 
@@ -324,6 +346,7 @@ def make_factory(spec: ModelSpec, input_shape: tuple[int, ...], n_outputs: int, 
     factory = _seeded(build, input_shape)
     model = factory(0)
     _check_shapes(model, spec, input_shape, n_outputs)
+    factory.user_compiled = user_compiled(model)  # type: ignore[attr-defined]
     return factory
 
 
@@ -389,6 +412,12 @@ def _check_shapes(model: Any, spec: ModelSpec, input_shape: tuple[int, ...], n_o
             f"model {label} does not accept inputs of shape (batch, {', '.join(map(str, input_shape))}): "
             f"{type(exc).__name__}: {first_line(exc)}"
         ) from None
+    if isinstance(out, (list, tuple, dict)):
+        raise ModelError(f"model {label} has {len(out)} outputs; lrsearch trains a model with one output, for the "
+                         "target: return a model with that output alone")
+    if n_outputs == 1 and _says_softmax(model, out):
+        raise ModelError(f"model {label} ends in a softmax over 1 unit, which always outputs 1: nothing can be "
+                         "learnt; use a sigmoid (binary) or no activation (regression)")
     if tuple(out.shape[1:]) != (n_outputs,):
         raise ModelError(
             f"model {label} outputs shape {tuple(out.shape[1:])} per example, but the task needs "

@@ -347,7 +347,8 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
     from lrsearch import search, space
     from lrsearch.engine.compilecache import use_compile_cache
     from lrsearch.data import data_notes, describe, load_dataset
-    from lrsearch.models import is_tunable, make_factory, make_trial_factory, model_sha256, parse_model_spec
+    from lrsearch.models import (is_tunable, loss_description, make_factory, make_trial_factory, model_sha256,
+                                 parse_model_spec, task_metric)
     from lrsearch.optimizers import optimizer_spec
     from lrsearch.progress import Progress
 
@@ -429,6 +430,11 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
     progress.message(f"data: {describe(ds)}; study {study_name!r} in {search.redact(url)}")
     for note in data_notes(ds):
         progress.message(note)
+    if getattr(factory, "user_compiled", False):
+        progress.message(f"note: the model comes compiled; lrsearch replaces its optimizer, loss and metrics with "
+                         f"its own (the searched optimizer and schedule, {loss_description(ds.task)['loss']}, "
+                         f"{task_metric(ds.task)}), so its compile settings, and any hyperparameter only they use, "
+                         "do not count")
 
     files: dict[str, str] = {}
     rt = the_study.user_attrs.get("range_test")

@@ -109,3 +109,50 @@ def test_the_export_says_the_model_was_trained_on_logits(workdir, capsys):
     assert (provenance["loss"], provenance["from_logits"]) == ("binary_crossentropy", True)
     assert "loss=keras.losses.BinaryCrossentropy(from_logits=True)" in out
     assert lrsearch.load_callback(str(path)) is not None  # the document still validates
+
+
+MISFITS = '''
+import keras
+from keras import layers
+
+
+def two_outputs(input_shape, n_outputs):
+    x = keras.Input(input_shape)
+    return keras.Model(x, [layers.Dense(1)(x), layers.Dense(1)(x)])
+
+
+def softmax_one(input_shape, n_outputs):
+    return keras.Sequential([keras.Input(input_shape), layers.Dense(1, activation="softmax")])
+
+
+def compiled(input_shape, n_outputs):
+    model = keras.Sequential([keras.Input(input_shape), layers.Dense(1, activation="sigmoid")])
+    model.compile(optimizer=keras.optimizers.SGD(0.5), loss="mse", metrics=["auc"])
+    return model
+'''
+
+
+def test_a_model_with_several_outputs_or_a_one_unit_softmax_is_one_clear_error(workdir):
+    from lrsearch.errors import ModelError
+
+    (workdir / "misfits.py").write_text(MISFITS)
+    with pytest.raises(ModelError, match=r"has 2 outputs; lrsearch trains a model with one output"):
+        make_factory(parse_model_spec("misfits.py:two_outputs"), (34,), 1, "binary")
+    with pytest.raises(ModelError, match=r"ends in a softmax over 1 unit, which always outputs 1.*use a sigmoid"):
+        make_factory(parse_model_spec("misfits.py:softmax_one"), (34,), 1, "binary")
+
+
+def test_find_says_that_a_compiled_model_s_settings_are_replaced(workdir):
+    import io
+
+    from lrsearch.pipeline import find
+
+    (workdir / "misfits.py").write_text(MISFITS)
+    said = io.StringIO()
+    find("ionosphere", model="misfits.py:compiled", trials=2, epochs=1, top_k=1, seeds=1, artifacts="none",
+         stream=said, live=False)
+    assert ("note: the model comes compiled; lrsearch replaces its optimizer, loss and metrics with its own (the "
+            "searched optimizer and schedule, binary_crossentropy, accuracy)") in said.getvalue()
+    said = io.StringIO()
+    find("ionosphere", study="plain", trials=2, epochs=1, top_k=1, seeds=1, artifacts="none", stream=said, live=False)
+    assert "comes compiled" not in said.getvalue()
