@@ -45,11 +45,12 @@ Nothing leaks
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -220,6 +221,34 @@ def lr_sweep(start_lr: float, end_lr: float, num_steps: int) -> np.ndarray:
 
 
 _DRIVER_CLS = None
+
+
+@contextlib.contextmanager
+def _fit_style_batches(model: Any) -> Iterator[None]:
+    """Hand a model's own ``train_step`` the batches ``fit`` hands it.
+
+    ``fit`` passes ``(x, y)`` when there are no sample weights, ``train_on_batch`` always ``(x, y, None)``; a custom
+    ``train_step`` that unpacks ``x, y = data``, as the Keras guide writes it, fails on the latter. Only for a model
+    whose class overrides ``train_step`` (JAX's takes ``(state, data)``: the batch is always the last argument).
+    """
+    import keras
+
+    if type(model).train_step is keras.Model.train_step or "train_step" in vars(model):
+        yield
+        return
+    own = model.train_step
+
+    def train_step(*args: Any) -> Any:
+        *state, data = args
+        if isinstance(data, tuple) and len(data) == 3 and data[2] is None:
+            data = data[:2]
+        return own(*state, data)
+
+    object.__setattr__(model, "train_step", train_step)  # this instance only; no layer tracking for a function
+    try:
+        yield
+    finally:
+        del vars(model)["train_step"]
 
 
 def _driver_class():
@@ -424,7 +453,8 @@ def range_test(
             reason = "end_lr"
             for lr, idx in zip(lrs_all, batches):
                 opt.learning_rate = float(lr)
-                logs = trainer.train_on_batch(_take(x, idx), _take(y, idx), return_dict=True)
+                with _fit_style_batches(trainer):
+                    logs = trainer.train_on_batch(_take(x, idx), _take(y, idx), return_dict=True)
                 value = float(logs["loss"])
                 if validation_data is not None and math.isfinite(value):
                     value = _validation_loss(trainer, xv, yv, max(bs, _VAL_CHUNK))

@@ -179,6 +179,26 @@ def test_no_leak_means_training_afterwards_is_unchanged(iono):
         assert np.array_equal(a, b)
 
 
+class GuideStep(keras.Model):
+    """``train_step`` as the Keras guide writes it: ``x, y = data``, which ``fit`` satisfies."""
+
+    def train_step(self, data):
+        x, y = data
+        return super().train_step((x, y))
+
+
+def test_a_custom_train_step_gets_the_batches_fit_would_give_it(iono):
+    x, y = iono
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((34,))
+    model = GuideStep(inputs, keras.layers.Dense(1, activation="sigmoid")(keras.layers.Dense(8)(inputs)))
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="binary_crossentropy")
+    result = range_test(model, x, y, num_steps=30)
+    assert len(result.lrs) >= 10 and 1e-7 < result.suggestion < 10
+    assert "train_step" not in vars(model)  # the batch adapter is gone: fit and the class's own step as before
+    model.fit(x, y, epochs=1, verbose=0)
+
+
 def test_unbuilt_optimizer_and_uncompiled_model(iono):
     x, y = iono
     # compiled, never trained: the optimizer is left built with fresh values
