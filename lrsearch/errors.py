@@ -106,6 +106,12 @@ class Surplus(Exception):
         super().__init__("budget already taken by other workers; this trial was not run")
 
 
+class TrialFailed(Exception):
+    """Internal: one trial cannot run (a ``build(hp)`` that fails for its hyperparameters); it is failed with its
+    reason stored and the search goes on, as KerasTuner's does. Not an :class:`LrSearchError`: the search catches it,
+    and gives up with the model's own error only after several such trials in a row."""
+
+
 class Interrupted(LrSearchError):
     """The run was interrupted by the user (Ctrl-C); the study stays resumable."""
 

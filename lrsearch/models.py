@@ -282,7 +282,9 @@ def _build_with(builder: Callable[[Any], Any], hp: Any, spec: ModelSpec) -> Any:
     except LrSearchError:
         raise  # e.g. a bad hp.Int(...) call: its message already says what to fix
     except Exception as exc:
-        raise ModelError(f"{spec.describe()} raised {type(exc).__name__}: {first_line(exc)}") from None
+        values = ", ".join(f"{k}={v!r}" for k, v in getattr(hp, "values", {}).items())
+        raise ModelError(f"{spec.describe()}{f' (hp {values})' if values else ''} raised {type(exc).__name__}: "
+                         f"{first_line(exc)}") from None
     if not isinstance(model, keras.Model):
         raise ModelError(f"{spec.describe()} must return a keras.Model, but returned {type(model).__name__}")
     return model

@@ -110,6 +110,8 @@ class _Run:
     plots: Any = None
     #: Notes for the summary gathered while searching (e.g. trial plots that failed).
     notes: list[str] = field(default_factory=list)
+    #: Trials in a row whose build(hp) failed (the search gives up at MAX_BUILD_FAILURES).
+    build_failures: int = 0
     #: The ``compile_cache`` argument, passed on to the worker processes this run starts.
     compile_cache: str | Path | None = None
 
@@ -250,9 +252,19 @@ class _Run:
 
         def schedule_fn(trial: Any) -> Any:
             if self.trial_factory is not None:  # architecture first: its hp.* params are part of the trial
+                from lrsearch.errors import TrialFailed
                 from lrsearch.tuner import OptunaHP
 
-                self.factory = self.trial_factory(OptunaHP(trial))
+                try:
+                    self.factory = self.trial_factory(OptunaHP(trial))
+                except ModelError as exc:  # a build that fails for these values only: the next trial tries others
+                    self.build_failures += 1
+                    if self.build_failures >= MAX_BUILD_FAILURES:
+                        raise ModelError(f"{exc} ({self.build_failures} trials in a row could not build their "
+                                         "model; fix build(hp) or narrow its hyperparameters)") from None
+                    trial.set_user_attr("fail_reason", str(exc))
+                    raise TrialFailed(str(exc)) from None
+                self.build_failures = 0
             if self.opt_names:
                 self.opt_spec = self.trial_opt[trial.number] = space.suggest_optimizer(trial, self.opt_names)
             return space.suggest_schedule(trial, choices=choices, epochs=self.epochs, lr_range=self.lr_range)
@@ -260,6 +272,10 @@ class _Run:
         return search.make_objective(
             train_fn=self.train, document_fn=self.document, metric=self.metric,
             prune_at=self.prune_at, on_trained=self.trial_artifacts, schedule_fn=schedule_fn)
+
+
+#: Trials in a row whose build(hp) fails before the search stops with the error (KerasTuner's default is 3, too).
+MAX_BUILD_FAILURES = 3
 
 
 def find(data: str, *, target: str | int | None = None, labels: str | None = None, task: str = "auto",

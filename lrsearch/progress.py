@@ -67,6 +67,9 @@ class Progress:
         state = trial.state.name
         if self.quiet:
             return
+        reason = trial.user_attrs.get("fail_reason") if state == "FAIL" else None
+        if reason and not reason.startswith("surplus"):  # a trial that could not run: say why, and go on
+            print(("\n" if self.live else "") + f"trial {trial.number} failed: {reason}", file=self.stream, flush=True)
         now = time.monotonic()
         if self.mine % self.batch == 0:  # a batch's members are told one after another, as it ended
             self.last_end = now

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from lrsearch.data import DEFAULT_SPLIT
-from lrsearch.errors import StorageError, Surplus, first_line
+from lrsearch.errors import StorageError, Surplus, TrialFailed, first_line
 
 STUDY_ATTR = "lrsearch"
 #: Keys of the study's ``lrsearch`` attr that a resumed run must match exactly.
@@ -677,7 +677,8 @@ def run_trials(study: Any, objective: Callable[[Any], float], budget: int, *, ti
             time.sleep(poll)
             continue
         remaining = None if timeout is None else max(timeout - (time.monotonic() - start), 0.001)
-        study.optimize(guarded, n_trials=1, timeout=remaining, callbacks=list(callbacks), catch=(Surplus,),
+        study.optimize(guarded, n_trials=1, timeout=remaining, callbacks=list(callbacks),
+                       catch=(Surplus, TrialFailed),
                        gc_after_trial=False)
         ran += 1
     return ran

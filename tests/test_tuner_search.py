@@ -116,3 +116,52 @@ def test_a_default_off_its_own_grid_leaves_that_hyperparameter_to_the_sampler(wo
     classics = [t for t in study.trials if t.user_attrs.get("warm_start")]
     assert classics and all(t.state.name == "COMPLETE" for t in study.trials)
     assert all(t.params["hp.act"] == "relu" and t.params["hp.units"] in (8, 16, 32) for t in classics)
+
+
+FRAGILE = '''
+import keras
+
+def build(hp):
+    units = hp.Int("units", 4, 16, step=4)
+    if units == 8:  # one value in four: the seeded sampler proposes it now and then, never three times in a row
+        raise ValueError("broken on purpose")
+    return keras.Sequential([keras.Input((34,)), keras.layers.Dense(units, activation="relu"),
+                             keras.layers.Dense(1, activation="sigmoid")])
+'''
+
+HOPELESS = '''
+import keras
+
+def build(hp):
+    if hp.Int("x", 0, 1000, default=0):
+        raise ValueError("only the default builds")
+    return keras.Sequential([keras.Input((34,)), keras.layers.Dense(1, activation="sigmoid")])
+'''
+
+
+def test_a_build_that_fails_for_some_values_fails_those_trials_and_the_search_goes_on(workdir, capsys):
+    """As in KerasTuner: the trial is failed with its reason; the budget still counts finished trials."""
+    (workdir / "arch.py").write_text(FRAGILE)
+    code = main(["find", "--data", "ionosphere", "--model", "arch.py:build", "--trials", "9", "--epochs", "2",
+                 "--seeds", "1", "--artifacts", "none"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    study = optuna.load_study(study_name="ionosphere", storage="sqlite:///studies/ionosphere.db")
+    failed = [t for t in study.trials if t.state.name == "FAIL"]
+    assert failed and sum(t.state.name in ("COMPLETE", "PRUNED") for t in study.trials) == 9
+    for t in failed:
+        reason = t.user_attrs["fail_reason"]
+        assert "raised ValueError: broken on purpose" in reason and "units=8" in reason, reason
+        assert f"trial {t.number} failed: {reason}" in out + err
+
+
+def test_a_build_that_keeps_failing_stops_the_search_with_its_error(workdir, capsys):
+    (workdir / "arch.py").write_text(HOPELESS)
+    code = main(["find", "--data", "ionosphere", "--model", "arch.py:build", "--trials", "12", "--epochs", "2",
+                 "--seeds", "1", "--artifacts", "none", "--quiet"])
+    _, err = capsys.readouterr()
+    assert code == 2 and err.count("\n") == 1, err
+    assert "raised ValueError: only the default builds" in err and "3 trials in a row could not build" in err
+    study = optuna.load_study(study_name="ionosphere", storage="sqlite:///studies/ionosphere.db")
+    assert [t.state.name for t in study.trials].count("FAIL") == 3
+    assert all(t.state.name != "RUNNING" for t in study.trials)
