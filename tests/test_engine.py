@@ -453,3 +453,20 @@ def test_dropout_on_the_fast_path_matches_model_fit(ionosphere):
     fast = engine.train(factory, ionosphere, schedule, engine="fast", epochs_per_call=2, **kwargs)
     ref = engine.train(factory, ionosphere, schedule, engine="fit", **kwargs)
     assert_matches_fit(fast, ref)
+
+
+def test_regularisation_losses_count_in_val_loss_as_in_model_fit(ionosphere):
+    def factory(seed: int) -> keras.Model:
+        keras.utils.set_random_seed(seed)
+        return keras.Sequential([keras.Input(ionosphere.input_shape),
+                                 keras.layers.Dense(16, activation="relu", kernel_regularizer=keras.regularizers.L2(0.01),
+                                                    activity_regularizer=keras.regularizers.L1(1e-3)),
+                                 keras.layers.Dense(1, activation="sigmoid")])
+
+    schedule = schedule_from_config({"type": "cosine", "initial_lr": 0.05, "decay_epochs": 4})
+    kwargs = dict(optimizer=optimizer_spec("sgd"), epochs=4, batch_size=32, seed=1, shuffle=False)
+    fast = engine.train(factory, ionosphere, schedule, engine="fast", epochs_per_call=2, **kwargs)
+    ref = engine.train(factory, ionosphere, schedule, engine="fit", **kwargs)
+    assert_matches_fit(fast, ref)
+    scores = engine.evaluate(factory, fast.weights, ionosphere.x_val, ionosphere.y_val, ionosphere.task)
+    assert scores["loss"] == pytest.approx(ref.history["val_loss"][-1], rel=1e-4)

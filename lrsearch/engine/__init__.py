@@ -726,8 +726,12 @@ def evaluate(factory: Callable[[int], Any], weights: list[np.ndarray], x: np.nda
         _EVAL_MODELS.popitem(last=False)
     model.set_weights(weights)
     # Plain calls, not model.predict: predict traces a new tf.function for every fresh model (and warns about it).
-    y_pred = np.concatenate([ops.convert_to_numpy(model(x[i:i + batch_size], training=False))
-                             for i in range(0, len(x), batch_size)])
-    loss = float(ops.convert_to_numpy(task_loss(task, logits)(y, y_pred)))
+    # The regularisation losses (weights, and activations batch by batch) count, as in model.fit's val_loss.
+    preds, penalty = [], 0.0
+    for i in range(0, len(x), batch_size):
+        preds.append(ops.convert_to_numpy(model(x[i:i + batch_size], training=False)))
+        penalty += sum(float(ops.convert_to_numpy(v)) for v in model.losses) * len(preds[-1]) / len(x)
+    y_pred = np.concatenate(preds)
+    loss = float(ops.convert_to_numpy(task_loss(task, logits)(y, y_pred))) + penalty
     value = float(ops.convert_to_numpy(score(task, ops.convert_to_tensor(y), ops.convert_to_tensor(y_pred), logits)))
     return {"loss": loss, task_metric(task): value}

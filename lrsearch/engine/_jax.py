@@ -111,8 +111,9 @@ class Program:
                 state, loss = step(state, (xs[full * bs:], ys[full * bs:], lrs[full]))
                 acc = acc + loss * rem
             tv, ntv, _ = state
-            y_pred, _ = model.stateless_call(tv, ntv, xv, training=False)
-            return state, (acc / n, total_loss(loss_obj, yv, y_pred, []), score(task, yv, y_pred, from_logits))
+            # val_loss counts the regularisation losses, as model.fit's does
+            y_pred, _, extra = model.stateless_call(tv, ntv, xv, training=False, return_losses=True)
+            return state, (acc / n, total_loss(loss_obj, yv, y_pred, extra), score(task, yv, y_pred, from_logits))
 
         def member(state: Any, m: dict[str, Any], x: Any, y: Any, xv: Any, yv: Any, perms: Any, n_epochs: Any
                    ) -> Any:

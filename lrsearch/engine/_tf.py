@@ -149,8 +149,8 @@ class Program:
                 _, acc = tf.while_loop(lambda i, acc: i < full, batch, (tf.constant(0), acc))
             if rem:
                 acc += step(xs[full * bs:], ys[full * bs:], lrs[full]) * rem
-            y_pred = model(xv, training=False)
-            return acc / n, total_loss(loss_obj, yv, y_pred, []), score(task, yv, y_pred, from_logits)
+            y_pred = model(xv, training=False)  # val_loss counts the regularisation losses, as model.fit's does
+            return acc / n, total_loss(loss_obj, yv, y_pred, model.losses), score(task, yv, y_pred, from_logits)
 
         def run(x: Any, y: Any, xv: Any, yv: Any, perms: Any, n_epochs: Any, m: dict[str, Any]) -> Any:
             self.traces += 1  # runs only while tracing
