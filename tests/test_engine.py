@@ -470,3 +470,30 @@ def test_regularisation_losses_count_in_val_loss_as_in_model_fit(ionosphere):
     assert_matches_fit(fast, ref)
     scores = engine.evaluate(factory, fast.weights, ionosphere.x_val, ionosphere.y_val, ionosphere.task)
     assert scores["loss"] == pytest.approx(ref.history["val_loss"][-1], rel=1e-4)
+
+
+def test_a_model_xla_cannot_compile_falls_back_to_fit_at_its_first_call(ionosphere, capsys):
+    """XLA compiles at the first call, not when the program is built: that failure falls back too."""
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("a tf.numpy_function layer is TensorFlow's")
+    import tensorflow as tf
+
+    class HostOp(keras.layers.Layer):
+        def call(self, x):
+            y = tf.numpy_function(lambda a: a * 1.0, [x], tf.float32)
+            return tf.ensure_shape(y, x.shape)
+
+    def factory(seed: int) -> keras.Model:
+        keras.utils.set_random_seed(seed)
+        return keras.Sequential([keras.Input(ionosphere.input_shape), keras.layers.Dense(8, activation="relu"),
+                                 HostOp(), keras.layers.Dense(1, activation="sigmoid")])
+
+    schedule = schedule_from_config({"type": "constant", "initial_lr": 0.01})
+    kwargs = dict(optimizer=optimizer_spec("sgd"), epochs=2, batch_size=32, seed=0)
+    with pytest.raises(engine.ModelError, match="the fast engine cannot train this model: compiling it failed"):
+        engine.train(factory, ionosphere, schedule, engine="fast", **kwargs)
+    engine.clear_caches()
+    for _ in range(2):  # the second trial goes straight to model.fit: the broken program is remembered
+        r = engine.train(factory, ionosphere, schedule, engine="auto", **kwargs)
+        assert r.engine == "fit" and r.epochs_run == 2
+    assert capsys.readouterr().err.count("training with model.fit (slower) because compiling it failed") == 1

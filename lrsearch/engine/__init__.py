@@ -29,7 +29,7 @@ import numpy as np
 from lrsearch.data import Dataset
 from lrsearch.engine._common import BatchPlan, has_convolutions, install_hyper_variables, split_optimizer_spec
 from lrsearch.engine.result import TrainResult
-from lrsearch.errors import ModelError
+from lrsearch.errors import ModelError, first_line
 from lrsearch.schedules.base import Schedule
 from lrsearch.schedules.plateau import ReduceOnPlateau
 
@@ -92,15 +92,30 @@ def train(factory: Callable[[int], Any], data: Dataset, schedule: Schedule, *, o
             program, init = prepared
             program.start(init.trainable, init.non_trainable)
             member = _Member(schedule, data, epochs, program, optimizer)
+            reported = []
 
             def member_report(i: int, epoch: int, values: dict[str, float]) -> None:
+                reported.append(epoch)
                 if report is not None:
                     report(epoch, values)
 
             if epochs_per_call is None and report is None:  # nobody looks between calls: as few calls as can be
                 epochs_per_call = program.max_epochs
-            _drive(program, data, [member], epochs, seed, shuffle, epochs_per_call, member_report, (), report_at)
-            return member.result(program.weights())
+            try:
+                _drive(program, data, [member], epochs, seed, shuffle, epochs_per_call, member_report, (), report_at)
+            except Exception as exc:
+                # The backend compiles at the first call (XLA refusing an op, e.g. a tf.numpy_function): nothing
+                # has run yet, so model.fit can still train this trial, and every later one of this program.
+                if reported or getattr(program, "first_run_done", False):
+                    raise
+                program.broken = f"compiling it failed ({type(exc).__name__}: {first_line(exc, 120)})"
+                if engine == "fast":
+                    raise ModelError(f"the fast engine cannot train this model: {program.broken}; use --engine "
+                                     "auto (it falls back to model.fit) or --engine fit") from None
+                prepared = program.broken
+            else:
+                program.first_run_done = True
+                return member.result(program.weights())
         _notice(f"lrsearch: training with model.fit (slower) because {prepared}")
     from lrsearch.engine.fit import train_fit
 
@@ -387,9 +402,13 @@ def _prepare(factory: Callable[[int], Any], data: Dataset, schedules: list[Sched
         problem = init.problem
     if problem is None:
         try:
-            return _program(init.arch, model, factory, seed, data, optimizer, batch_size), init
+            program = _program(init.arch, model, factory, seed, data, optimizer, batch_size)
         except Exception as exc:  # a model the compiled path cannot trace: fall back, say why
             problem = f"compiling it failed ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})"
+        else:
+            problem = getattr(program, "broken", None)  # its first run failed to compile (see train)
+            if problem is None:
+                return program, init
     if engine == "fast":
         raise ModelError(f"the fast engine cannot train this model: {problem}; use --engine auto (it falls back to "
                          "model.fit) or --engine fit")
