@@ -189,12 +189,12 @@ def test_schema_errors_come_before_the_cross_field_checks():
     doc = document({"type": "cyclic", "base_lr": 0.1, "max_lr": 0.01, "step_size_epochs": 0})
     with pytest.raises(ConfigError) as info:
         validate_document(doc)
-    assert info.value.problems == ["schedule.step_size_epochs must be in (0.0, 100000.0], but got "
+    assert info.value.problems == ["schedule.step_size_epochs must be in [0.001, 100000.0], but got "
                                    "step_size_epochs=0"]
 
 
 # -- hypothesis: the schema and the code agree ---------------------------------------------------------------
-EDGES = [-1, -1.0, 0, 0.0, -0.0, 1e-9, 0.3, 0.5, 1, 1.0, 2, 2.0, 3, 99.5, 100, 100.0, 100.5, 999.0, 1000, 1000.0,
+EDGES = [-1, -1.0, 0, 0.0, -0.0, 1e-9, 5e-324, 0.0009, 0.001, 0.3, 0.5, 1, 1.0, 2, 2.0, 3, 99.5, 100, 100.0, 100.5, 999.0, 1000, 1000.0,
          1000.0001, 10000.0, 10001, 100000, 100000.0, 100001, 1e6, 1e6 + 1, 1e9, 1e9 + 1, 1e12]
 numbers_ = st.one_of(st.sampled_from(EDGES), st.floats(-1e10, 1e10, allow_nan=False),
                      st.integers(-10, 10**10))

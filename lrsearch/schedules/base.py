@@ -20,6 +20,10 @@ import numpy as np
 
 from lrsearch.errors import ConfigError
 
+#: The shortest span in epochs a schedule parameter may give (a cycle, a decay, a warm-up): a thousandth of an
+#: epoch; shorter ones divide by almost nothing and make the LR NaN.
+MIN_EPOCHS = 0.001
+
 _REGISTRY: dict[str, type[Schedule]] = {}
 
 

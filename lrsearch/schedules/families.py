@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from lrsearch.errors import ConfigError
-from lrsearch.schedules.base import Schedule, check_choice, check_number, register
+from lrsearch.schedules.base import MIN_EPOCHS, Schedule, check_choice, check_number, register
 
 _LR_MAX = 1e3  # an LR above this is a typo, not a schedule
 
@@ -181,7 +181,7 @@ class Polynomial(Schedule):
 
     def __init__(self, initial_lr: float, decay_epochs: float, end_lr: float = 0.0, power: float = 1.0) -> None:
         self.initial_lr = _check_lr("initial_lr", initial_lr)
-        self.decay_epochs = check_number("decay_epochs", decay_epochs, low=0.0, high=1e5, low_open=True)
+        self.decay_epochs = check_number("decay_epochs", decay_epochs, low=MIN_EPOCHS, high=1e5)
         self.end_lr = check_number("end_lr", end_lr, low=0.0, high=self.initial_lr)
         self.power = check_number("power", power, low=0.0, high=100.0, low_open=True)
 
@@ -211,7 +211,7 @@ class Cosine(Schedule):
 
     def __init__(self, initial_lr: float, decay_epochs: float, alpha: float = 0.0) -> None:
         self.initial_lr = _check_lr("initial_lr", initial_lr)
-        self.decay_epochs = check_number("decay_epochs", decay_epochs, low=0.0, high=1e5, low_open=True)
+        self.decay_epochs = check_number("decay_epochs", decay_epochs, low=MIN_EPOCHS, high=1e5)
         self.alpha = check_number("alpha", alpha, low=0.0, high=1.0)
 
     def lr(self, t: Any, xp: Any = np) -> Any:
@@ -254,8 +254,7 @@ class CosineRestarts(Schedule):
     def __init__(self, initial_lr: float, first_decay_epochs: float, t_mul: float = 2.0, m_mul: float = 1.0,
                  alpha: float = 0.0) -> None:
         self.initial_lr = _check_lr("initial_lr", initial_lr)
-        self.first_decay_epochs = check_number("first_decay_epochs", first_decay_epochs, low=0.0, high=1e5,
-                                               low_open=True)
+        self.first_decay_epochs = check_number("first_decay_epochs", first_decay_epochs, low=MIN_EPOCHS, high=1e5)
         self.t_mul = check_number("t_mul", t_mul, low=1.0, high=100.0)
         self.m_mul = check_number("m_mul", m_mul, low=0.0, high=1.0, low_open=True)
         self.alpha = check_number("alpha", alpha, low=0.0, high=1.0)
@@ -328,7 +327,7 @@ class OneCycle(Schedule):
     def __init__(self, max_lr: float, total_epochs: float, pct_start: float = 0.3, div_factor: float = 25.0,
                  final_div_factor: float = 1e4) -> None:
         self.max_lr = _check_lr("max_lr", max_lr)
-        self.total_epochs = check_number("total_epochs", total_epochs, low=0.0, high=1e5, low_open=True)
+        self.total_epochs = check_number("total_epochs", total_epochs, low=MIN_EPOCHS, high=1e5)
         self.pct_start = check_number("pct_start", pct_start, low=0.0, high=1.0, low_open=True, high_open=True)
         self.div_factor = check_number("div_factor", div_factor, low=1.0, high=1e6)
         self.final_div_factor = check_number("final_div_factor", final_div_factor, low=1.0, high=1e9)
@@ -376,8 +375,7 @@ class Cyclic(Schedule):
         self.max_lr = _check_lr("max_lr", max_lr)
         if self.max_lr <= self.base_lr:
             raise ConfigError(f"max_lr must be greater than base_lr={self.base_lr!r}, but got max_lr={self.max_lr!r}")
-        self.step_size_epochs = check_number("step_size_epochs", step_size_epochs, low=0.0, high=1e5,
-                                             low_open=True)
+        self.step_size_epochs = check_number("step_size_epochs", step_size_epochs, low=MIN_EPOCHS, high=1e5)
         self.mode = check_choice("mode", mode, ("triangular", "triangular2", "exp_range"))
         self.gamma = check_number("gamma", gamma, low=0.0, high=1.0, low_open=True)
         self.initial_lr = self.base_lr

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from lrsearch.errors import ConfigError
-from lrsearch.schedules.base import Schedule, check_number, register, schedule_from_config
+from lrsearch.schedules.base import MIN_EPOCHS, Schedule, check_number, register, schedule_from_config
 
 
 @register
@@ -46,7 +46,7 @@ class Warmup(Schedule):
                 f"but got schedule.type={inner.type!r}"
             )
         self.schedule = inner
-        self.warmup_epochs = check_number("warmup_epochs", warmup_epochs, low=0.0, high=1e4, low_open=True)
+        self.warmup_epochs = check_number("warmup_epochs", warmup_epochs, low=MIN_EPOCHS, high=1e4)
         self.start_factor = check_number("start_factor", start_factor, low=0.0, high=1.0, high_open=True)
         self.target_lr = float(inner.lr(np.float64(0.0), np))
         self.initial_lr = self.start_factor * self.target_lr
