@@ -58,7 +58,8 @@ def load_callback(src: Source, verbose: int = 0, steps_per_epoch: int | None = N
 
     doc, schedule = _load(src)
     return ScheduleCallback(schedule, steps_per_epoch=steps_per_epoch, verbose=verbose,
-                            default_steps_per_epoch=doc["training"]["steps_per_epoch"])
+                            default_steps_per_epoch=doc["training"]["steps_per_epoch"],
+                            search_epochs=doc["training"]["epochs"])
 
 
 def load_schedule(src: Source, steps_per_epoch: int | None = None) -> StepSchedule:

@@ -44,3 +44,23 @@ def test_every_loader_refuses_what_keras_would_refuse(tmp_path, config, words):
     for load in LOADERS:
         with pytest.raises(ConfigError, match="Ftrl: `l1_regularization_strength` needs to be positive or zero"):
             load(ftrl)
+
+
+def test_training_longer_than_the_search_warns_with_the_lrs_at_both_ends():
+    import warnings
+
+    import keras
+    import numpy as np
+
+    doc = {**GOOD, "schedule": {"type": "one_cycle", "max_lr": 0.1, "total_epochs": 4}}
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    model.compile(optimizer=lrsearch.load_optimizer(doc), loss="mse")
+    data = (np.ones((16, 3)), np.ones((16, 1)))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.fit(*data, batch_size=8, epochs=4, verbose=0, callbacks=[lrsearch.load_callback(doc)])
+        assert not [w for w in caught if "lrsearch" in str(w.message)]
+        model.fit(*data, batch_size=8, epochs=10, verbose=0, callbacks=[lrsearch.load_callback(doc)])
+    (said,) = [str(w.message) for w in caught if "lrsearch" in str(w.message)]
+    assert said.startswith("lrsearch: this one_cycle schedule was found for 4 epochs, and this fit runs 10: its LR "
+                           "goes from ") and "search with --epochs 10" in said

@@ -12,6 +12,7 @@ Example:
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import keras
@@ -53,10 +54,14 @@ class ScheduleCallback(keras.callbacks.Callback):
         verbose: 1 prints the LR at the start of every epoch.
         default_steps_per_epoch: The count to use when Keras reports none (a dataset of unknown length), e.g. the
             exported document's; None: 1.
+        search_epochs: The epochs the schedule was searched for (the document's ``training.epochs``): a ``fit``
+            that runs longer gets a warning, since a schedule laid out over those epochs (cosine, one-cycle, ...)
+            runs past its end there.
     """
 
     def __init__(self, schedule: Schedule | dict[str, Any], steps_per_epoch: int | None = None,
-                 verbose: int = 0, default_steps_per_epoch: int | None = None) -> None:
+                 verbose: int = 0, default_steps_per_epoch: int | None = None,
+                 search_epochs: int | None = None) -> None:
         super().__init__()
         self.schedule = _as_schedule(schedule)
         self.steps_per_epoch = (None if steps_per_epoch is None else
@@ -65,6 +70,7 @@ class ScheduleCallback(keras.callbacks.Callback):
             None if default_steps_per_epoch is None else
             check_number("default_steps_per_epoch", default_steps_per_epoch, low=1, high=10**9, integer=True))
         self.verbose = verbose
+        self.search_epochs = search_epochs
         self.lr_per_epoch: list[float] = []
         self._state: Any = self.schedule.start() if self.schedule.metric_driven else None
         self._epoch = 0
@@ -114,6 +120,13 @@ class ScheduleCallback(keras.callbacks.Callback):
     # -- Keras hooks ------------------------------------------------------------------------------------------
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         self._check_optimizer()
+        epochs, found = (self.params or {}).get("epochs"), self.search_epochs
+        if found and epochs and epochs > found and self.schedule.type not in ("constant", "reduce_on_plateau"):
+            spe = self._spe()
+            warnings.warn(f"lrsearch: this {self.schedule.type} schedule was found for {found} epochs, and this fit "
+                          f"runs {epochs}: its LR goes from {self.schedule.lr_at(found - 1, 0, spe):.3g} at epoch "
+                          f"{found} to {self.schedule.lr_at(epochs - 1, 0, spe):.3g} at epoch {epochs}; search with "
+                          f"--epochs {epochs} for a schedule laid out over your training", stacklevel=2)
         self.lr_per_epoch = []
         self._last_lr = None
 
