@@ -244,8 +244,17 @@ def _load_user_function(spec: ModelSpec) -> Any:
     except Exception as exc:  # the user's file: any error is theirs to fix
         raise ModelError(f"importing {spec.path!r} failed: {type(exc).__name__}: {first_line(exc)}") from None
     fn = getattr(module, spec.function, None)
-    if fn is None or not (callable(fn) or callable(getattr(fn, "build", None))):
+    if fn is None:
         raise ModelError(f"{spec.path!r} has no function or KerasTuner HyperModel named {spec.function!r}")
+    import keras
+
+    if isinstance(fn, keras.Model):  # one model object: every trial must start from fresh weights of its own
+        raise ModelError(f"{spec.path}:{spec.function} is a keras.Model object; name a function that builds it "
+                         "(def make(input_shape, n_outputs): return ...), or save it with model.save('m.keras') "
+                         "and pass --model m.keras")
+    if not (callable(fn) or callable(getattr(fn, "build", None))):
+        raise ModelError(f"{spec.path}:{spec.function} is a value of type {type(fn).__name__}, not a function or "
+                         "KerasTuner HyperModel; name the function that builds the model")
     return fn
 
 

@@ -534,8 +534,9 @@ def hp_builder(fn_or_obj: Any) -> Callable[[OptunaHP], Any] | None:
     """The KerasTuner-style builder in ``fn_or_obj`` as ``hp -> model``, or None for anything else.
 
     Recognised: a ``keras_tuner.HyperModel`` instance (its ``build(hp)`` is called), a ``HyperModel`` subclass
-    (instantiated without arguments), or a callable whose only required parameter is named ``hp``. A classic
-    ``(input_shape, n_outputs)`` function gives None. Only ``build`` of a HyperModel is used: lrsearch trains the
+    (instantiated without arguments), or a callable with one required parameter (KerasTuner calls it ``hp``; any
+    name but ``input_shape`` is accepted, as KerasTuner accepts it). A classic ``(input_shape, n_outputs)`` function
+    gives None. Only ``build`` of a HyperModel is used: lrsearch trains the
     model itself, so a custom ``HyperModel.fit`` is ignored.
 
     Raises:
@@ -571,8 +572,8 @@ def hp_builder(fn_or_obj: Any) -> Callable[[OptunaHP], Any] | None:
     required = [p for p in signature.parameters.values()
                 if p.default is inspect.Parameter.empty
                 and p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)]
-    if len(required) != 1 or required[0].name != "hp":
-        return None
+    if len(required) != 1 or required[0].name in ("input_shape", "shape", "inputs"):
+        return None  # a classic function whose n_outputs has a default
     fn = fn_or_obj
     if required[0].kind is inspect.Parameter.KEYWORD_ONLY:
         return lambda hp: fn(hp=hp)

@@ -214,9 +214,16 @@ def test_hp_builder_detection():
     def two(hp, input_shape):
         return None
 
+    def hparams(hparams):  # KerasTuner calls its one argument whatever it is named
+        return hparams.Int("u", 4, 6)
+
+    def classic_default(input_shape, n_outputs=1):
+        return None
+
     assert hp_builder(build)(OptunaHP.defaults()) == 1
     assert hp_builder(build_kw)(OptunaHP.defaults()) == 2
-    for not_builder in (classic, two, lambda: None, 3, object, "build"):
+    assert hp_builder(hparams)(OptunaHP.defaults()) == 4
+    for not_builder in (classic, classic_default, two, lambda: None, 3, object, "build"):
         assert hp_builder(not_builder) is None
 
 
@@ -349,6 +356,16 @@ def test_hypermodel_class_and_instance(model_files):
 def test_missing_name_in_file(model_files):
     with pytest.raises(ModelError, match="has no function or KerasTuner HyperModel named 'nothing'"):
         is_tunable(parse_model_spec(f"{model_files / 'build.py'}:nothing"))
+
+
+def test_a_model_object_or_a_value_named_in_the_file_is_one_clear_error(tmp_path):
+    (tmp_path / "objs.py").write_text("import keras\n"
+                                      "model = keras.Sequential([keras.Input((34,)), keras.layers.Dense(1)])\n"
+                                      "make = 42\n")
+    with pytest.raises(ModelError, match=r"objs.py:model is a keras.Model object; name a function that builds it"):
+        is_tunable(parse_model_spec(f"{tmp_path / 'objs.py'}:model"))
+    with pytest.raises(ModelError, match=r"objs.py:make is a value of type int, not a function or KerasTuner"):
+        is_tunable(parse_model_spec(f"{tmp_path / 'objs.py'}:make"))
 
 
 def test_docstring_examples():
