@@ -349,6 +349,10 @@ def make_factory(spec: ModelSpec, input_shape: tuple[int, ...], n_outputs: int, 
         try:
             template = keras.models.load_model(spec.path, compile=False, safe_mode=True)
         except Exception as exc:
+            if "safe_mode" in str(exc):  # a Lambda layer: its code would run while loading, which lrsearch refuses
+                raise ModelError(f"cannot load {spec.path!r}: it holds a Lambda layer (Python code that Keras runs "
+                                 "only with safe_mode=False, which lrsearch never sets); give the model as "
+                                 "FILE.py:FUNCTION that builds it instead") from None
             raise ModelError(f"cannot load {spec.path!r}: {type(exc).__name__}: {first_line(exc)}") from None
 
         def build() -> Any:

@@ -461,6 +461,18 @@ def test_a_model_for_other_inputs_is_one_plain_line(in_study_dir: Path, tmp_path
     assert "\x1b" not in message and "Arguments received" not in message
 
 
+def test_a_saved_model_with_a_lambda_layer_says_what_to_give_instead(in_study_dir: Path, tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    import keras
+
+    model = keras.Sequential([keras.Input((34,)), keras.layers.Lambda(lambda x: x * 2),
+                              keras.layers.Dense(1, activation="sigmoid")])
+    model.save(tmp_path / "lambda.keras")
+    code, _, err = run_cli(capsys, "find", "--data", "ionosphere", "--model", str(tmp_path / "lambda.keras"),
+                           "--trials", "1", "--epochs", "1")
+    one_line_error(code, err, ["it holds a Lambda layer", "safe_mode=False", "FILE.py:FUNCTION"])
+
+
 def test_data_larger_than_memory_is_refused_before_reading(in_study_dir: Path, tmp_path: Path,
                                                           capsys: pytest.CaptureFixture[str],
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
