@@ -176,6 +176,14 @@ class OptunaHP:
         """
         return {PREFIX + k: v for k, v in self._values.items()}
 
+    def __getattr__(self, name: str) -> Any:
+        # Only for names not found otherwise: a KerasTuner method this adapter does not offer, said as the user's
+        # build(hp) can act on it (a bare AttributeError would name a class they never wrote).
+        if name.startswith("_"):
+            raise AttributeError(name)
+        raise ModelError(f"build(hp) called hp.{name}, which lrsearch's hp does not offer; it offers hp.Int, "
+                         "hp.Float, hp.Choice, hp.Boolean, hp.Fixed, hp.get, hp.values and hp.conditional_scope")
+
     def get(self, name: str) -> Any:
         """The current value of ``name``.
 

@@ -373,3 +373,11 @@ def test_docstring_examples():
 
     result = doctest.testmod(lrsearch.tuner, optionflags=doctest.ELLIPSIS)
     assert result.failed == 0 and result.attempted > 10
+
+
+def test_a_keras_tuner_method_the_adapter_lacks_is_named_with_what_it_offers():
+    hp = OptunaHP.defaults()
+    with pytest.raises(ModelError, match=r"build\(hp\) called hp.is_active, which lrsearch's hp does not offer; it "
+                                         r"offers hp.Int, hp.Float"):
+        hp.is_active("units")
+    assert not hasattr(hp, "_private")  # Python's own protocols still see a plain AttributeError
