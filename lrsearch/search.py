@@ -418,6 +418,8 @@ def check_compatible(study: Any, expected: dict[str, Any]) -> None:
     # A setting the study never stored (made before it was recorded, like "target") cannot be compared.
     diffs = [k for k in MATCHED_KEYS if (k in stored or k in SETTING_DEFAULTS)
              and stored.get(k, SETTING_DEFAULTS.get(k)) != expected.get(k)]
+    if "model" in diffs and stored.get("model_arg") and stored.get("model_arg") == expected.get("model_arg"):
+        diffs.remove("model")  # the same file named another way (relative, absolute): its hash is still compared
     if diffs:
         k = diffs[0]
         if k in ("data_sha256", "model_sha256"):

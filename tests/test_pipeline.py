@@ -180,7 +180,8 @@ def test_a_resume_with_an_edited_model_file_is_refused_and_changes_nothing(tmp_p
     """The spec (`wide.py:build`) is the same, the architecture in the file is not: its trials would not compare."""
     monkeypatch.chdir(tmp_path)
     spec = _model_file(tmp_path)
-    find("ionosphere", model=spec, trials=2, epochs=2, seeds=1, quiet=True)
+    find("ionosphere", model="wide.py:build", trials=2, epochs=2, seeds=1, quiet=True)  # relative, as typed
+    find("ionosphere", model=spec, trials=2, epochs=2, seeds=1, quiet=True)  # the same file, absolute: accepted
     before = ([(t.number, t.state, t.value) for t in _study(tmp_path).trials], _study(tmp_path).user_attrs)
     wide = tmp_path / "wide.py"
     wide.write_text(wide.read_text().replace("Dense(8,", "Dense(64,"))
