@@ -249,15 +249,22 @@ def validate_document(doc: Any) -> Schedule:
 def _non_finite(node: Any, path: str) -> list[str]:
     """Non-finite floats anywhere in ``node`` (free-form, e.g. provenance), which JSON cannot hold: a dict passed
     in directly must be a document that can be written back."""
-    problems, stack = [], [(node, path)]
+    problems: list[str] = []
+    stack: list[tuple[Any, str | None]] = [(node, path)]  # (value, path), or (id, None): leaving that container
+    open_ids: set[int] = set()  # the containers on the path from the top to the value at hand
     while stack:  # iterative: free-form sections may nest deeply
         value, where = stack.pop()
-        if isinstance(value, float) and not math.isfinite(value):
+        if where is None:
+            open_ids.discard(value)
+        elif isinstance(value, float) and not math.isfinite(value):
             problems.append(f"{where} must be a finite number, but got {value!r}")
-        elif isinstance(value, dict):
-            stack += [(v, f"{where}.{k}") for k, v in value.items()]
-        elif isinstance(value, list):
-            stack += [(v, f"{where}[{i}]") for i, v in enumerate(value)]
+        elif isinstance(value, (dict, list)) and id(value) in open_ids:  # holds itself: no JSON can
+            problems.append(f"{where} holds itself (a circular reference), which JSON cannot")
+        elif isinstance(value, (dict, list)):
+            open_ids.add(id(value))
+            stack.append((id(value), None))
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            stack += [(v, f"{where}.{k}" if isinstance(value, dict) else f"{where}[{k}]") for k, v in items]
     return sorted(problems)
 
 

@@ -203,3 +203,14 @@ def test_a_path_that_opens_with_a_bracket_is_read_as_a_path(tmp_path, monkeypatc
         read_document("{bad}.json")
     with pytest.raises(ConfigError, match="not valid JSON"):
         read_document("[not json")  # no such file: JSON text, and not valid
+
+
+def test_a_dict_that_holds_itself_is_refused_and_a_shared_one_is_not():
+    doc = copy.deepcopy(GOOD)
+    doc["provenance"] = {"note": "x"}
+    doc["provenance"]["self"] = doc["provenance"]
+    with pytest.raises(ConfigError, match=r"provenance.self holds itself \(a circular reference\)"):
+        validate_document(doc)
+    shared = [1.0, 2.0]
+    doc["provenance"] = {"a": shared, "b": shared}  # the same list twice: JSON can write that
+    validate_document(doc)
