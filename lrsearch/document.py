@@ -280,7 +280,9 @@ def _build_schedule(config: Any, path: str, problems: list[str]) -> Schedule | N
         message = str(exc)
         problems.append(message if message.startswith(("schedule.", "schedule ")) else f"{path}.{message}")
     except OverflowError:  # an integer too large for a float, e.g. min_delta=1e400 written as digits
-        problems.append(f"{path} has a number too large for a float")
+        huge = [k for k, v in config.items() if isinstance(v, int) and not isinstance(v, bool) and abs(v) > 2**1023]
+        problems += ([f"{path}.{k} must be a number a float can hold, but got an integer too large for one"
+                      for k in huge] or [f"{path} has a number too large for a float"])
     return None
 
 

@@ -214,3 +214,9 @@ def test_a_dict_that_holds_itself_is_refused_and_a_shared_one_is_not():
     shared = [1.0, 2.0]
     doc["provenance"] = {"a": shared, "b": shared}  # the same list twice: JSON can write that
     validate_document(doc)
+
+
+def test_an_integer_too_large_for_a_float_is_named_by_its_path():
+    text = json.dumps({**GOOD, "schedule": {"type": "reduce_on_plateau", "initial_lr": 0.01, "min_delta": 0}})
+    with pytest.raises(ConfigError, match=r"schedule.min_delta must be a number a float can hold"):
+        read_document(text.replace('"min_delta": 0', '"min_delta": 1' + "0" * 400))
