@@ -389,42 +389,60 @@ def data_notes(ds: Dataset) -> list[str]:
 
 def _leak_notes(ds: Dataset, y: np.ndarray) -> list[str]:
     """Two ways a test score overstates what the schedule does on new data: test rows that are copies of rows the
-    search learnt from, and a feature column that gives the target away (a copy or an encoding of it)."""
-    notes = []
-    def keys(a: np.ndarray) -> np.ndarray:  # one opaque bytes value per row: exact repeats, compared by sorting
-        a = np.ascontiguousarray(a).reshape(len(a), -1)
-        return a.view(np.dtype((np.void, a.shape[1] * a.itemsize))).ravel()
+    search learnt from, and a feature column that gives the target away (a copy or an encoding of it).
 
-    repeats = int(np.isin(keys(ds.x_test), np.concatenate([keys(ds.x_train), keys(ds.x_val)])).sum())
-    if repeats and repeats >= 0.01 * len(ds.x_test):
-        notes.append(f"note: {repeats} of the {len(ds.x_test)} test {'images' if ds.kind == 'image' else 'rows'} "
-                     f"({repeats / len(ds.x_test):.0%}) repeat a training or validation input exactly, so the test "
-                     "score partly measures memory; if the repeats are copies, remove them from the file")
-    if ds.kind != "table" or len(y) < 20:
-        return notes
-    x = np.concatenate([ds.x_train, ds.x_val]).astype(np.float64)  # whole columns at a time: wide tables too
-    if ds.task == "regression":
-        xc, yc = x - x.mean(axis=0), y - y.mean()
-        scale = np.sqrt((xc**2).sum(axis=0) * (yc**2).sum())
-        with np.errstate(invalid="ignore", divide="ignore"):
-            corr = np.abs(xc.T @ yc) / scale
-        suspects = np.flatnonzero(np.nan_to_num(corr) > 0.9999)
-    else:  # every value of the column belongs to one class, and the column has no more values than classes
-        ordered = np.sort(x, axis=0)
-        distinct = 1 + (np.diff(ordered, axis=0) != 0).sum(axis=0)
-        suspects = []
-        for j in np.flatnonzero((distinct > 1) & (distinct <= max(ds.n_outputs, 2))):
-            pairs = np.unique(np.stack([x[:, j], y]), axis=1)
-            if pairs.shape[1] == distinct[j]:
-                suspects.append(j)
-    telling = [ds.feature_names[j] if j < len(ds.feature_names) else str(j) for j in suspects]
+    Column by column (chunks of :data:`_LEAK_CHUNK`), so the memory it takes stays small beside the data's.
+    """
+    notes: list[str] = []
+    parts = [p.reshape(len(p), -1) for p in (ds.x_train, ds.x_val)]
+    learnt = len(parts[0]) + len(parts[1])
+    tabular = ds.kind != "image" and ds.x_train.ndim == 2
+    telling, most_values = [], 0
+    for at in range(0, parts[0].shape[1] if tabular else 0, _LEAK_CHUNK):
+        x = np.concatenate([p[:, at:at + _LEAK_CHUNK] for p in parts]).astype(np.float64)
+        distinct = 1 + (np.diff(np.sort(x, axis=0), axis=0) != 0).sum(axis=0)
+        most_values = max(most_values, int(distinct.max()))
+        if learnt < 20:
+            continue
+        if ds.task == "regression":
+            xc, yc = x - x.mean(axis=0), y - y.mean()
+            with np.errstate(invalid="ignore", divide="ignore"):
+                corr = np.abs(xc.T @ yc) / np.sqrt((xc**2).sum(axis=0) * (yc**2).sum())
+            suspects = list(np.flatnonzero(np.nan_to_num(corr) > 0.9999))
+        else:  # every value of the column belongs to one class, and the column has no more values than classes
+            suspects = [j for j in np.flatnonzero((distinct > 1) & (distinct <= max(ds.n_outputs, 2)))
+                        if np.unique(np.stack([x[:, j], y]), axis=1).shape[1] == distinct[j]]
+        telling += [ds.feature_names[at + j] if at + j < len(ds.feature_names) else f"column {at + j}"
+                    for j in suspects]
+    # A table of a few categorical columns repeats its rows by nature; a column with many values makes a repeat news.
+    if not tabular or most_values > 20:
+        seen = np.concatenate([_row_hashes(p) for p in parts])
+        repeats = int(np.isin(_row_hashes(ds.x_test.reshape(len(ds.x_test), -1)), seen).sum())
+        if repeats and repeats >= 0.01 * len(ds.x_test):
+            notes.append(f"note: {repeats} of the {len(ds.x_test)} test {'images' if ds.kind == 'image' else 'rows'} "
+                         f"({repeats / len(ds.x_test):.0%}) repeat a training or validation input exactly, so the "
+                         "test score partly measures memory; if the repeats are copies, remove them from the file")
     if telling:
         what = "column" if len(telling) == 1 else "columns"
         notes.append(f"note: feature {what} {_quote_list(telling)} give{'s' if len(telling) == 1 else ''} the target "
-                     f"'{ds.target}' away exactly on the {len(y)} training and validation rows; if "
+                     f"'{ds.target}' away exactly on the {learnt} training and validation rows; if "
                      f"{'it is' if len(telling) == 1 else 'they are'} derived from the target, drop "
                      f"{'it' if len(telling) == 1 else 'them'} (the scores will not hold on new data)")
     return notes
+
+
+_LEAK_CHUNK = 256  # feature columns at a time in _leak_notes
+
+
+def _row_hashes(a: np.ndarray) -> np.ndarray:
+    """A 64-bit hash of each row's values (FNV-1a over the columns' bit patterns): equal rows, equal hashes, and a
+    collision among unequal rows about as likely as 2**-64; one column at a time, so no copy of the rows is made."""
+    h = np.full(len(a), 0xCBF29CE484222325, dtype=np.uint64)
+    prime = np.uint64(0x100000001B3)
+    for j in range(a.shape[1]):
+        bits = np.ascontiguousarray(a[:, j], dtype=np.float32).view(np.uint32)  # features are float32
+        h = (h ^ bits.astype(np.uint64)) * prime
+    return h
 
 
 def describe(ds: Dataset) -> str:

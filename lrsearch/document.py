@@ -12,6 +12,7 @@ import importlib.resources
 import json
 import math
 import numbers
+import re
 import stat
 from pathlib import Path
 from typing import Any
@@ -203,7 +204,8 @@ def validate_document(doc: Any) -> Schedule:
     fmt = doc.get("format")
     if fmt != FORMAT:
         if isinstance(fmt, str) and fmt.startswith("lrsearch.schedule/"):
-            newer = fmt.rpartition("/")[2].isdigit() and int(fmt.rpartition("/")[2]) > int(FORMAT.rpartition("/")[2])
+            version = fmt.rpartition("/")[2]
+            newer = bool(re.fullmatch(r"[0-9]{1,9}", version)) and int(version) > int(FORMAT.rpartition("/")[2])
             raise ConfigError(f"format {printable(fmt[:60])!r} is not supported by this lrsearch (it reads {FORMAT}); "
                               + ("upgrade lrsearch, or re-export the schedule with this one" if newer else
                                  "re-export the schedule with this lrsearch"))

@@ -6,7 +6,7 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lrsearch.document import name_source, parse_document, read_document, validate_document
+from lrsearch.document import name_source, parse_document, validate_document
 from lrsearch.errors import ConfigError, one_line, printable
 from lrsearch.optimizers import validate_spec
 
@@ -164,7 +164,7 @@ def load_hyperparameters(src: Source) -> OptunaHP:
     """
     from lrsearch.tuner import PREFIX, OptunaHP
 
-    doc = read_document(src)
+    doc, _ = _load(src)  # the whole document checked, as the other loaders check it
     model_hp = (doc.get("provenance") or {}).get("model_hp")
     if not isinstance(model_hp, dict) or not model_hp:
         raise name_source(ConfigError("schedule document has no provenance.model_hp: its search did not tune a "
@@ -197,13 +197,15 @@ def _load(src: Source) -> tuple[dict[str, Any], Any]:
         problems = list(exc.problems)
     spec = doc.get("optimizer")
     if isinstance(spec, dict) and not validate_spec(spec):  # one error lists these with the rest
-        problems += [p for p in map(printable, _config_problems(spec)) if p not in problems]
+        config_problems = [p for p in map(printable, _config_problems(spec)) if p not in problems]
+        if not config_problems:
+            try:  # what only Keras checks, e.g. clipnorm and clipvalue together
+                make_optimizer(spec, 1e-3)
+            except ConfigError as exc:
+                config_problems = [one_line(exc)]
+        problems += config_problems
     if problems:
         raise name_source(ConfigError("invalid schedule document", problems), src)
-    try:  # what only Keras checks, e.g. clipnorm and clipvalue together
-        make_optimizer(spec, 1e-3)
-    except ConfigError as exc:
-        raise name_source(ConfigError("invalid schedule document", [one_line(exc)]), src) from None
     return doc, schedule
 
 

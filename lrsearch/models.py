@@ -172,14 +172,19 @@ def _says_logits(op: Any) -> bool | None:
     return getattr(activation, "__name__", "") == "linear"
 
 
-def _says_softmax(model: Any, out: Any) -> bool:
-    """Whether the model's output comes from a softmax (its graph says so, or every output is exactly 1)."""
+def _says_softmax(model: Any, input_shape: tuple[int, ...]) -> bool:
+    """Whether the model's output comes from a softmax: its graph says so, or (no graph) the output is exactly 1 for
+    every row of a random batch, as a softmax over one unit always is (``exp`` of zero inputs is 1 too: not zeros)."""
     import numpy as np
 
     op = _output_operation(model)
     if op is not None:
         return type(op).__name__ == "Softmax" or getattr(getattr(op, "activation", None), "__name__", "") == "softmax"
-    return bool(np.all(np.asarray(out) == 1.0))
+    x = np.random.default_rng(1).normal(size=(16, *input_shape)).astype("float32")
+    try:
+        return bool(np.all(np.asarray(model(x, training=False)) == 1.0))
+    except Exception:  # the caller's own checks report a model that cannot run
+        return False
 
 
 def user_compiled(model: Any) -> bool:
@@ -430,7 +435,7 @@ def _check_shapes(model: Any, spec: ModelSpec, input_shape: tuple[int, ...], n_o
     if isinstance(out, (list, tuple, dict)):
         raise ModelError(f"model {label} has {len(out)} outputs; lrsearch trains a model with one output, for the "
                          "target: return a model with that output alone")
-    if n_outputs == 1 and _says_softmax(model, out):
+    if n_outputs == 1 and tuple(out.shape[1:]) == (1,) and _says_softmax(model, input_shape):
         raise ModelError(f"model {label} ends in a softmax over 1 unit, which always outputs 1: nothing can be "
                          "learnt; use a sigmoid (binary) or no activation (regression)")
     if tuple(out.shape[1:]) != (n_outputs,):

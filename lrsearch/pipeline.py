@@ -761,6 +761,9 @@ def plot_schedule_file(file: str | Path, epochs: int | None = None, out: str | P
     try:  # a bare schedule is checked as a document's would be: every problem, each with its path
         schedule = validate_document(doc)
     except ConfigError as exc:
+        if bare and exc.problems:  # paths as in the user's file, and the epochs as the option that gave them
+            exc = ConfigError(exc.summary, [p.replace("training.epochs", "--epochs").removeprefix("schedule.")
+                                            for p in exc.problems])
         raise name_source(exc, text) from None
     epochs = doc["training"]["epochs"] if epochs is None else epochs
     spe = steps_per_epoch or (20 if bare else doc["training"]["steps_per_epoch"])

@@ -543,8 +543,8 @@ def hp_builder(fn_or_obj: Any) -> Callable[[OptunaHP], Any] | None:
 
     Recognised: a ``keras_tuner.HyperModel`` instance (its ``build(hp)`` is called), a ``HyperModel`` subclass
     (instantiated without arguments), or a callable with one required parameter (KerasTuner calls it ``hp``; any
-    name but ``input_shape`` is accepted, as KerasTuner accepts it). A classic ``(input_shape, n_outputs)`` function
-    gives None. Only ``build`` of a HyperModel is used: lrsearch trains the
+    name but ``input_shape``, ``input_dim``, ``shape`` or ``inputs`` is accepted, as KerasTuner accepts it). A classic
+    ``(input_shape, n_outputs)`` function gives None. Only ``build`` of a HyperModel is used: lrsearch trains the
     model itself, so a custom ``HyperModel.fit`` is ignored.
 
     Raises:
@@ -580,7 +580,7 @@ def hp_builder(fn_or_obj: Any) -> Callable[[OptunaHP], Any] | None:
     required = [p for p in signature.parameters.values()
                 if p.default is inspect.Parameter.empty
                 and p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)]
-    if len(required) != 1 or required[0].name in ("input_shape", "shape", "inputs"):
+    if len(required) != 1 or required[0].name in ("input_shape", "input_dim", "shape", "inputs"):
         return None  # a classic function whose n_outputs has a default
     fn = fn_or_obj
     if required[0].kind is inspect.Parameter.KEYWORD_ONLY:

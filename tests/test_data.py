@@ -744,6 +744,15 @@ def test_notes_on_leaks_test_rows_repeating_training_rows_and_a_feature_giving_t
     (note,) = data_notes(load_dataset(write(tmp_path, "three.csv", three[[*frame.columns[:-1], "code", "near",
                                                                         "label"]].to_csv(index=False))))
     assert "feature column 'code' gives" in note  # 'near' merges two classes: it does not give the target away
+    few = frame[["f0", "label"]].assign(f1=frame.index % 2, f2=frame.index % 3 == 0)  # few values: rows repeat
+    assert data_notes(load_dataset(write(tmp_path, "few.csv", few[["f0", "f1", "f2", "label"]]
+                                        .to_csv(index=False)))) == []
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 4))
+    y = (x[:, 0] > 0).astype(int)
+    np.savez(tmp_path / "arr.npz", x=np.c_[x, y * 5.0], y=y)  # an array, not a table: its last column is y
+    (note,) = data_notes(load_dataset(str(tmp_path / "arr.npz")))
+    assert note.startswith("note: feature column 'x_4' gives the target 'y' away exactly on the 255 training"), note
     priced = frame.drop(columns="label").assign(price=lambda d: 0.5 - 2 * d["f7"])
     (note,) = data_notes(load_dataset(write(tmp_path, "priced.csv", priced.to_csv(index=False))))
     assert "feature column 'f7' gives the target 'price' away" in note

@@ -112,7 +112,9 @@ def test_bad_files(tmp_path):
 
 
 @pytest.mark.parametrize("fmt, advice", [("lrsearch.schedule/2", "upgrade lrsearch"),
-                                         ("lrsearch.schedule/0", "re-export the schedule with this lrsearch")])
+                                         ("lrsearch.schedule/0", "re-export the schedule with this lrsearch"),
+                                         ("lrsearch.schedule/\u00b2", "re-export the schedule with this lrsearch"),
+                                         ("lrsearch.schedule/" + "9" * 5000, "re-export the schedule")])
 def test_a_format_version_says_what_helps(fmt, advice):
     with pytest.raises(ConfigError, match=advice):
         validate_document(dict(GOOD, format=fmt))

@@ -64,3 +64,14 @@ def test_training_longer_than_the_search_warns_with_the_lrs_at_both_ends():
     (said,) = [str(w.message) for w in caught if "lrsearch" in str(w.message)]
     assert said.startswith("lrsearch: this one_cycle schedule was found for 4 epochs, and this fit runs 10: its LR "
                            "goes from ") and "search with --epochs 10" in said
+
+
+def test_keras_s_own_refusal_comes_with_the_other_problems_and_in_every_loader():
+    doc = copy.deepcopy(GOOD)
+    doc["training"]["epochs"] = 0
+    doc["optimizer"]["config"] = {"clipnorm": 1.0, "clipvalue": 1.0}
+    doc["provenance"] = {"model_hp": {"units": 8}}
+    for load in (*LOADERS, lrsearch.load_hyperparameters):
+        with pytest.raises(ConfigError) as info:
+            load(doc)
+        assert [p.split(" ")[0] for p in info.value.problems] == ["training.epochs", "optimizer.config"], load

@@ -125,6 +125,24 @@ def softmax_one(input_shape, n_outputs):
     return keras.Sequential([keras.Input(input_shape), layers.Dense(1, activation="softmax")])
 
 
+def softmax_two(input_shape, n_outputs):  # the tutorials' binary head: the shape is what is wrong
+    return keras.Sequential([keras.Input(input_shape), layers.Dense(2, activation="softmax")])
+
+
+class Exp(keras.Model):  # no graph; outputs exactly 1 on zero inputs, and is no softmax
+    def __init__(self):
+        super().__init__()
+        self.hidden = layers.Dense(4, activation="relu")
+        self.out = layers.Dense(1, activation="exponential")
+
+    def call(self, x):
+        return self.out(self.hidden(x))
+
+
+def exponential(input_shape, n_outputs):
+    return Exp()
+
+
 def compiled(input_shape, n_outputs):
     model = keras.Sequential([keras.Input(input_shape), layers.Dense(1, activation="sigmoid")])
     model.compile(optimizer=keras.optimizers.SGD(0.5), loss="mse", metrics=["auc"])
@@ -140,6 +158,9 @@ def test_a_model_with_several_outputs_or_a_one_unit_softmax_is_one_clear_error(w
         make_factory(parse_model_spec("misfits.py:two_outputs"), (34,), 1, "binary")
     with pytest.raises(ModelError, match=r"ends in a softmax over 1 unit, which always outputs 1.*use a sigmoid"):
         make_factory(parse_model_spec("misfits.py:softmax_one"), (34,), 1, "binary")
+    with pytest.raises(ModelError, match=r"outputs shape \(2,\) per example, but the task needs \(1,\)"):
+        make_factory(parse_model_spec("misfits.py:softmax_two"), (34,), 1, "binary")
+    make_factory(parse_model_spec("misfits.py:exponential"), (34,), 1, "regression")  # accepted
 
 
 def test_find_says_that_a_compiled_model_s_settings_are_replaced(workdir):

@@ -29,7 +29,7 @@ import numpy as np
 from lrsearch.data import Dataset
 from lrsearch.engine._common import BatchPlan, has_convolutions, install_hyper_variables, split_optimizer_spec
 from lrsearch.engine.result import TrainResult
-from lrsearch.errors import ModelError, first_line
+from lrsearch.errors import LrSearchError, ModelError, first_line
 from lrsearch.schedules.base import Schedule
 from lrsearch.schedules.plateau import ReduceOnPlateau
 
@@ -106,8 +106,10 @@ def train(factory: Callable[[int], Any], data: Dataset, schedule: Schedule, *, o
             except Exception as exc:
                 # The backend compiles at the first call (XLA refusing an op, e.g. a tf.numpy_function): nothing
                 # has run yet, so model.fit can still train this trial, and every later one of this program.
-                if reported or getattr(program, "first_run_done", False):
-                    raise
+                reason = str(exc)
+                if (reported or getattr(program, "first_run_done", False) or isinstance(exc, LrSearchError)
+                        or "RESOURCE_EXHAUSTED" in reason or "out of memory" in reason.lower()):
+                    raise  # not a program the backend refuses: an error of this run (memory, a report, the data)
                 program.broken = f"compiling it failed ({type(exc).__name__}: {first_line(exc, 120)})"
                 if engine == "fast":
                     raise ModelError(f"the fast engine cannot train this model: {program.broken}; use --engine "

@@ -71,6 +71,7 @@ class ScheduleCallback(keras.callbacks.Callback):
             check_number("default_steps_per_epoch", default_steps_per_epoch, low=1, high=10**9, integer=True))
         self.verbose = verbose
         self.search_epochs = search_epochs
+        self._warned_missing = False
         self.lr_per_epoch: list[float] = []
         self._state: Any = self.schedule.start() if self.schedule.metric_driven else None
         self._epoch = 0
@@ -121,8 +122,9 @@ class ScheduleCallback(keras.callbacks.Callback):
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         self._check_optimizer()
         epochs, found = (self.params or {}).get("epochs"), self.search_epochs
-        if found and epochs and epochs > found and self.schedule.type not in ("constant", "reduce_on_plateau"):
-            spe = self._spe()
+        spe = self._spe()
+        if (found and epochs and epochs > found and not self.schedule.metric_driven
+                and self.schedule.lr_at(found - 1, 0, spe) != self.schedule.lr_at(epochs - 1, 0, spe)):
             warnings.warn(f"lrsearch: this {self.schedule.type} schedule was found for {found} epochs, and this fit "
                           f"runs {epochs}: its LR goes from {self.schedule.lr_at(found - 1, 0, spe):.3g} at epoch "
                           f"{found} to {self.schedule.lr_at(epochs - 1, 0, spe):.3g} at epoch {epochs}; search with "
@@ -155,10 +157,15 @@ class ScheduleCallback(keras.callbacks.Callback):
             return
         monitor = self.schedule.monitor
         value = None if logs is None else logs.get(monitor)
-        if value is None:  # counted as no improvement, it would cut the LR every few epochs: not the schedule found
-            available = ", ".join(sorted(k for k in logs or {} if k != "learning_rate")) or "none"
-            hint = ("pass validation_data (or validation_split) to model.fit" if monitor.startswith("val_")
-                    else "compile the model with that metric")
-            raise ConfigError(f"reduce_on_plateau monitors {monitor!r}, which this training does not log (it logs: "
-                              f"{available}); {hint}")
+        if value is None:
+            # Counted as no improvement, a metric that never comes would cut the LR every few epochs: not the
+            # schedule found. Held instead (an epoch that skips validation, validation_freq > 1, is no evidence).
+            if not self._warned_missing:
+                available = ", ".join(sorted(k for k in logs or {} if k != "learning_rate")) or "none"
+                hint = ("pass validation_data (or validation_split) to model.fit" if monitor.startswith("val_")
+                        else "compile the model with that metric")
+                warnings.warn(f"lrsearch: reduce_on_plateau monitors {monitor!r}, which epoch {epoch + 1} does not "
+                              f"log (it logs: {available}); the LR is held until it does: {hint}", stacklevel=2)
+                self._warned_missing = True
+            return
         self._state.update(float(value))
