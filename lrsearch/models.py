@@ -180,11 +180,8 @@ def _says_softmax(model: Any, input_shape: tuple[int, ...]) -> bool:
     op = _output_operation(model)
     if op is not None:
         return type(op).__name__ == "Softmax" or getattr(getattr(op, "activation", None), "__name__", "") == "softmax"
-    x = np.random.default_rng(1).normal(size=(16, *input_shape)).astype("float32")
-    try:
-        return bool(np.all(np.asarray(model(x, training=False)) == 1.0))
-    except Exception:  # the caller's own checks report a model that cannot run
-        return False
+    out = _random_outputs(model, input_shape)
+    return out is not None and bool(np.all(out == 1.0))
 
 
 def user_compiled(model: Any) -> bool:
@@ -199,13 +196,22 @@ def user_compiled(model: Any) -> bool:
     return bool(getattr(model, "compiled", False))
 
 
-def _probe_logits(model: Any, input_shape: tuple[int, ...]) -> bool:
+def _random_outputs(model: Any, input_shape: tuple[int, ...]) -> Any:
+    """The model's outputs on a fixed random batch of 64 rows, as float64 (64, units); None when it cannot run."""
     import numpy as np
 
     x = np.random.default_rng(0).normal(size=(64, *input_shape)).astype("float32")
     try:
-        out = np.asarray(model(x, training=False), dtype="float64").reshape(64, -1)
+        return np.asarray(model(x, training=False), dtype="float64").reshape(64, -1)
     except Exception:  # the caller's own checks report a model that cannot run
+        return None
+
+
+def _probe_logits(model: Any, input_shape: tuple[int, ...]) -> bool:
+    import numpy as np
+
+    out = _random_outputs(model, input_shape)
+    if out is None:
         return False
     probabilities = bool(np.all((out > 0) & (out < 1)))
     if out.shape[1] > 1:
