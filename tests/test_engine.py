@@ -6,6 +6,7 @@ Runs on either backend (``KERAS_BACKEND=jax`` too); population mode has its own 
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from typing import Any
 
@@ -172,6 +173,60 @@ def test_model_with_custom_train_step_falls_back_to_fit(ionosphere, capsys):
                      optimizer=optimizer_spec("adam"), epochs=2, batch_size=32, seed=0)
     assert r.engine == "fit"
     assert "overrides train_step" in capsys.readouterr().err
+
+
+class WithActivation(keras.Model):
+    """A subclassed model built from a function argument: it has no config, so its architecture is its factory's."""
+
+    def __init__(self, activation: Any, units: int = 8) -> None:
+        super().__init__()
+        self.activation, self.hidden, self.out = activation, keras.layers.Dense(units), keras.layers.Dense(1)
+
+    def call(self, x: Any) -> Any:
+        return keras.ops.sigmoid(self.out(self.activation(self.hidden(x))))
+
+
+def test_subclassed_model_without_config_reuses_its_program_on_new_seeds(ionosphere):
+    def factory(seed):
+        keras.utils.set_random_seed(seed)
+        model = WithActivation(keras.activations.tanh)
+        model(np.zeros((1, *ionosphere.input_shape), dtype="float32"))
+        return model
+
+    schedule = schedule_from_config({"type": "cosine", "initial_lr": 0.05, "decay_epochs": 3})
+    kwargs = dict(optimizer=optimizer_spec("adam"), epochs=3, batch_size=32, shuffle=False)
+    engine.train(factory, ionosphere, schedule, engine="fast", seed=0, **kwargs)
+    n_programs = len(engine._PROGRAMS)
+    fast = engine.train(factory, ionosphere, schedule, engine="fast", seed=1, **kwargs)
+    assert len(engine._PROGRAMS) == n_programs  # a new seed is new weights, not a new program
+    assert_matches_fit(fast, engine.train(factory, ionosphere, schedule, engine="fit", seed=1, **kwargs))
+
+    def other(seed):  # another factory of the same class, another architecture: a program of its own
+        keras.utils.set_random_seed(seed)
+        model = WithActivation(keras.activations.relu, units=8)
+        model(np.zeros((1, *ionosphere.input_shape), dtype="float32"))
+        return model
+
+    relu = engine.train(other, ionosphere, schedule, engine="fast", seed=1, **kwargs)
+    assert len(engine._PROGRAMS) == n_programs + 1
+    assert_matches_fit(relu, engine.train(other, ionosphere, schedule, engine="fit", seed=1, **kwargs))
+
+
+def test_subclassed_models_of_one_name_with_other_layers_do_not_share_a_program():
+    """Keras's automatic config of a subclassed model with no constructor arguments is its class name alone."""
+    def net(units):
+        def __init__(self):
+            keras.Model.__init__(self)
+            self.hidden, self.out = keras.layers.Dense(units), keras.layers.Dense(1)
+
+        return type("Net", (keras.Model,), {"__init__": __init__, "call": lambda self, x: self.out(self.hidden(x))})
+
+    a, b, again = net(4)(), net(6)(), net(4)()
+    for model in (a, b, again):
+        model(np.zeros((1, 3), dtype="float32"))
+    assert json.loads(a.to_json())["config"] == json.loads(b.to_json())["config"]  # what Keras says: alike
+    assert engine.architecture_key(a) != engine.architecture_key(b)
+    assert engine.architecture_key(a) == engine.architecture_key(again)  # a rebuild still shares its program
 
 
 def test_evaluate_matches_history(ionosphere, ionosphere_factory):

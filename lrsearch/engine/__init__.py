@@ -37,6 +37,7 @@ Report = Callable[[int, dict[str, float]], None]
 PopulationReport = Callable[[int, int, dict[str, float]], None]
 
 _PROGRAMS: dict[Any, Any] = {}
+_BY_FACTORY = "unserialisable-by-factory:"  # starts an architecture key that names its factory (see architecture_key)
 _NOTICES: set[str] = set()
 #: Most epochs one compiled call runs (K). Longer chunks are split; shorter ones run K-row inputs partly.
 MAX_EPOCHS_PER_CALL = 16
@@ -371,7 +372,7 @@ def _initial(factory: Callable[[int], Any], seed: int) -> tuple[_Initial, Any]:
         return entry, None
     model = factory(seed)
     problem = fast_path_problem(model)
-    arch = architecture_key(model) if problem is None else ""
+    arch = architecture_key(model, factory if key is not None else None) if problem is None else ""
 
     def snapshot(variables: list[Any]) -> list[np.ndarray]:
         out = []
@@ -435,6 +436,8 @@ def _program(arch: str, model: Any, factory: Callable[[int], Any], seed: int, da
     structure, values = split_optimizer_spec(optimizer)
     key = (backend, arch, json.dumps(structure, sort_keys=True), data.task, data.x_train.shape,
            data.x_val.shape, batch_size)
+    if arch.startswith(_BY_FACTORY):  # keyed by the factory's id: hold the factory while the program lives
+        key = (*key, factory)
     if key not in _PROGRAMS:
         if backend == "tensorflow":
             from lrsearch.engine._tf import Program
@@ -459,15 +462,26 @@ def _program(arch: str, model: Any, factory: Callable[[int], Any], seed: int, da
     return _PROGRAMS[key]
 
 
-def architecture_key(model: Any) -> str:
-    """The model's config with auto-generated names replaced by their order of appearance.
+def architecture_key(model: Any, factory: Any = None) -> str:
+    """The model's config with auto-generated names replaced by their order of appearance, with its class and
+    variables.
 
-    Two builds of one architecture differ only in names (``dense_3`` vs ``dense_7``), so they share a program.
+    Two builds of one architecture differ only in names (``dense_3`` vs ``dense_7``), so they share a program. The
+    class and variables count too: a subclassed model's automatic config holds only its constructor's arguments
+    (not its layers, not its module). A subclassed model without a config is keyed by the ``factory`` that built
+    it (one factory builds one architecture; only the seed differs), so re-scoring it on new seeds does not
+    recompile; ``_program`` keeps that factory alive with its program, so its ``id`` is never reused.
     """
+    import keras
+
+    signature = [type(model).__module__, type(model).__qualname__, keras.config.dtype_policy().name,
+                 [(tuple(v.shape), str(v.dtype), bool(v.trainable)) for v in model.weights]]  # paths: auto-named
     try:
         config = json.loads(model.to_json())
-    except Exception:  # subclassed models without get_config: no reuse, but still compiled
-        return f"unserialisable:{id(model)}"
+    except Exception:  # a subclassed model without get_config
+        if factory is None:  # nothing says two builds are alike: one program per model
+            return f"unserialisable:{id(model)}"
+        return _BY_FACTORY + json.dumps([id(factory), *signature])
     names: dict[str, str] = {}
 
     def collect(node: Any) -> None:
@@ -488,7 +502,7 @@ def architecture_key(model: Any) -> str:
         return names.get(node, node) if isinstance(node, str) else node
 
     collect(config)
-    return json.dumps(rename(config), sort_keys=True)
+    return json.dumps([rename(config), signature], sort_keys=True)
 
 
 def _device_data(data: Dataset) -> tuple[Any, ...]:
