@@ -42,7 +42,10 @@ class ModelSpec:
 
 
 def model_sha256(spec: ModelSpec) -> str | None:
-    """SHA-256 of the model's file (``None`` for the default model): a study refuses to resume with an edited one.
+    """SHA-256 of the model's file and the modules beside it that it imports (``None`` for the default model): a
+    study refuses to resume with an edited one.
+
+    A file that imports no module of its folder hashes as its bytes alone, as before helpers were counted.
 
     Example:
         >>> model_sha256(parse_model_spec("default")) is None
@@ -51,9 +54,46 @@ def model_sha256(spec: ModelSpec) -> str | None:
     if spec.path is None:
         return None
     try:
-        return hashlib.sha256(Path(spec.path).read_bytes()).hexdigest()
+        digest = hashlib.sha256(Path(spec.path).read_bytes())
+        folder = Path(spec.path).resolve().parent
+        for helper in _local_imports(Path(spec.path)) if Path(spec.path).suffix == ".py" else []:
+            digest.update(b"\0" + str(helper.relative_to(folder)).encode() + b"\0" + helper.read_bytes())
     except OSError as exc:
         raise ModelError(f"cannot read model file {spec.path!r}: {exc.strerror or exc}; check the path") from None
+    return digest.hexdigest()
+
+
+def _local_imports(path: Path) -> list[Path]:
+    """The ``.py`` files of ``path``'s folder that it imports, directly or through each other (a package: all of
+    its files), sorted; read from the source, without running it."""
+    import ast
+
+    folder = path.resolve().parent
+    found: set[Path] = set()
+    todo = [path.resolve()]
+    while todo:
+        try:
+            tree = ast.parse(todo.pop().read_bytes())
+        except (SyntaxError, ValueError):  # importing it reports that, with its line
+            continue
+        names = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level <= 1:
+                if node.module:
+                    names.add(node.module.split(".")[0])
+                elif node.level == 1:  # from . import helper
+                    names.update(alias.name for alias in node.names)
+        for name in sorted(names):
+            module, package = folder / f"{name}.py", folder / name
+            files = [module] if module.is_file() else sorted(package.rglob("*.py")) if package.is_dir() else []
+            for file in files:
+                if file not in found:
+                    found.add(file)
+                    todo.append(file)
+    found.discard(path.resolve())
+    return sorted(found)
 
 
 def parse_model_spec(spec: str | None) -> ModelSpec:

@@ -575,9 +575,9 @@ def worker(study: str, storage: str, *, data: str | None = None, labels: str | N
     model_spec = parse_model_spec(settings.get("model_arg") or settings["model"])
     sha = model_sha256(model_spec)
     if settings.get("model_sha256", sha) != sha:
-        raise ModelError(f"model file {model_spec.path!r} differs from the study's (sha256 "
-                         f"{sha[:12]}… vs {settings['model_sha256'][:12]}…); give the workers "
-                         "the study's model file")
+        raise ModelError(f"model file {model_spec.path!r} or a module beside it that it imports differs from the "
+                         f"study's (sha256 {sha[:12]}… vs {settings['model_sha256'][:12]}…); give the workers "
+                         "the study's model file and modules")
     factory = make_factory(model_spec, ds.input_shape, ds.n_outputs, ds.task)
     if artifacts is None and "artifacts" in settings and settings["artifacts"] is None:
         artifacts = "none"  # the search was started without artifacts

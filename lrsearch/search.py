@@ -423,7 +423,8 @@ def check_compatible(study: Any, expected: dict[str, Any]) -> None:
     if diffs:
         k = diffs[0]
         if k in ("data_sha256", "model_sha256"):
-            what = "the data" if k == "data_sha256" else f"the model file {expected.get('model')!r}"
+            what = ("the data" if k == "data_sha256" else
+                    f"the model file {expected.get('model')!r} (or a module beside it that it imports)")
             raise StorageError(
                 f"{what} changed since study {study.study_name!r} was made ({k} {str(stored.get(k))[:12]}… then, "
                 f"{str(expected.get(k))[:12]}… now), so its trials would not compare with new ones; use a new "

@@ -177,3 +177,28 @@ def test_find_says_that_a_compiled_model_s_settings_are_replaced(workdir):
     said = io.StringIO()
     find("ionosphere", study="plain", trials=2, epochs=1, top_k=1, seeds=1, artifacts="none", stream=said, live=False)
     assert "comes compiled" not in said.getvalue()
+
+
+def test_the_model_hash_covers_the_modules_beside_it_that_it_imports(tmp_path):
+    """Editing a helper the model file imports is editing the model: a resume must see it. Other files are not."""
+    import hashlib
+
+    from lrsearch.models import model_sha256
+
+    (tmp_path / "pkg").mkdir()
+    files = {"m.py": "import helpers\nfrom pkg import sub\nfrom . import rel\nimport numpy\ndef build(hp): pass\n",
+             "helpers.py": "from deeper import X\n", "deeper.py": "X = 1\n", "rel.py": "", "pkg/__init__.py": "",
+             "pkg/sub.py": "W = 8\n", "unrelated.py": "Y = 2\n", "alone.py": "import os\ndef build(hp): pass\n"}
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    spec = parse_model_spec(f"{tmp_path / 'm.py'}:build")
+    alone = tmp_path / "alone.py"
+    assert model_sha256(parse_model_spec(f"{alone}:build")) == hashlib.sha256(alone.read_bytes()).hexdigest()
+    before = model_sha256(spec)
+    (tmp_path / "unrelated.py").write_text("Y = 3\n")
+    assert model_sha256(spec) == before
+    for name in ("helpers.py", "deeper.py", "rel.py", "pkg/sub.py"):  # directly, through a helper, in a package
+        (tmp_path / name).write_text((tmp_path / name).read_text() + "# edited\n")
+        after = model_sha256(spec)
+        assert after != before, name
+        before = after
