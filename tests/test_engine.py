@@ -158,6 +158,20 @@ def test_report_sees_every_epoch_and_can_stop(ionosphere, ionosphere_factory):
     assert [round(lr, 6) for _, lr in seen] == [0.1, 0.05, round(0.1 / 3, 6)]
 
 
+def test_a_plateau_on_a_metric_the_loop_does_not_compute_trains_with_fit(ionosphere, ionosphere_factory, capsys):
+    """Training accuracy is in model.fit's logs only: the compiled loop would see NaN and cut the LR every epoch."""
+    schedule = schedule_from_config({"type": "reduce_on_plateau", "initial_lr": 0.01, "factor": 0.5, "patience": 1,
+                                     "monitor": "accuracy", "mode": "max"})
+    kwargs = dict(optimizer=optimizer_spec("adam"), epochs=5, batch_size=32, seed=3, shuffle=False)
+    auto = engine.train(ionosphere_factory, ionosphere, schedule, **kwargs)
+    assert auto.engine == "fit"
+    assert "reduce_on_plateau monitors 'accuracy', which the compiled loop does not compute" in capsys.readouterr().err
+    ref = engine.train(ionosphere_factory, ionosphere, schedule, engine="fit", **kwargs)
+    assert auto.lr_per_epoch == ref.lr_per_epoch
+    with pytest.raises(engine.ModelError, match="the fast engine cannot train this model: reduce_on_plateau"):
+        engine.train(ionosphere_factory, ionosphere, schedule, engine="fast", **kwargs)
+
+
 class CustomStepModel(keras.Model):
     def train_step(self, *args):  # pragma: no cover - run by model.fit (JAX passes (state, data), TF (data,))
         return super().train_step(*args)

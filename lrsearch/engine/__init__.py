@@ -400,6 +400,10 @@ def _prepare(factory: Callable[[int], Any], data: Dataset, schedules: list[Sched
     """
     problem = next((f"the schedule {s.type!r} is metric-driven but not reduce_on_plateau" for s in schedules
                     if s.metric_driven and not isinstance(s, ReduceOnPlateau)), None)
+    computed = _computed_metrics(data.task)
+    problem = problem or next((f"reduce_on_plateau monitors {s.monitor!r}, which the compiled loop does not compute "
+                               f"({', '.join(computed)})" for s in schedules
+                               if isinstance(s, ReduceOnPlateau) and s.monitor not in computed), None)
     if problem is None:
         init, model = _initial(factory, seed)
         problem = init.problem
@@ -416,6 +420,13 @@ def _prepare(factory: Callable[[int], Any], data: Dataset, schedules: list[Sched
         raise ModelError(f"the fast engine cannot train this model: {problem}; use --engine auto (it falls back to "
                          "model.fit) or --engine fit")
     return problem
+
+
+def _computed_metrics(task: str) -> tuple[str, str, str]:
+    """What the compiled loop computes every epoch, in its slots' order: all a plateau schedule can monitor there."""
+    from lrsearch.models import task_metric
+
+    return ("loss", "val_loss", "val_" + task_metric(task))
 
 
 def _max_epochs(n: int) -> int:
@@ -553,13 +564,10 @@ class _Member:
         self.lrs_all = None if self.plateau is not None else schedule.lr_per_step(epochs, self.spe).reshape(
             epochs, self.spe)
         self.window: list[Any] = []
-        monitor = 3
-        if self.plateau is not None:
-            slots = {"loss": 0, "val_loss": 1, self.metric: 2}
-            monitor = slots.get(schedule.monitor, 3)
-            if monitor == 3:  # as the callback: a metric nobody computes counts as NaN (no improvement)
-                _notice(f"lrsearch: reduce_on_plateau monitors {schedule.monitor!r}, which the engine does not "
-                        f"compute ({', '.join(slots)}); counting it as NaN (no improvement)")
+        # Slot 3 is NaN (no improvement). A trial never monitors it: _prepare sends a plateau on a metric the loop
+        # does not compute to model.fit, where the callback follows that metric as an exported schedule would.
+        computed = _computed_metrics(data.task)
+        monitor = computed.index(schedule.monitor) if self.plateau is not None and schedule.monitor in computed else 3
         values = split_optimizer_spec(optimizer)[1]
         self.fixed = {"monitor": np.int32(monitor), "enabled": np.bool_(self.plateau is not None),
                       "hyper": np.array([values[v.setting] for v in program.hyper], np.float32)}

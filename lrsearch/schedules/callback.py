@@ -36,8 +36,9 @@ class ScheduleCallback(keras.callbacks.Callback):
       (more data, another batch size); a ``steps_per_epoch`` that differs from the real one makes the fractional
       epoch time run faster or slower than the real epochs.
     * ``reduce_on_plateau``: epoch ``e`` uses the state machine's LR; at the end of the epoch the monitored value
-      (``logs[schedule.monitor]``) is fed to it and gives the next epoch's LR. A missing monitor warns once and
-      counts as NaN (no improvement). The state carries over to a later ``fit`` with the same callback.
+      (``logs[schedule.monitor]``) is fed to it and gives the next epoch's LR. An epoch that does not log the
+      monitor (no ``validation_data``, ``validation_freq`` > 1, a metric not compiled) holds the LR, with one
+      warning. The state carries over to a later ``fit`` with the same callback.
 
     Keras passes the absolute epoch, so ``fit(initial_epoch=k)`` continues the schedule at epoch ``k``. At the end
     of every epoch ``logs["learning_rate"]`` is the LR of that epoch's first step (so it appears in ``History``);
