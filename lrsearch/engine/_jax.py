@@ -87,8 +87,15 @@ class Program:
         self.state: Any = None
         self.population: int | None = None
 
+        # stateless_call passes keywords to call() as they are: ``training`` only to a call() that takes it, as
+        # Keras's JAX trainer does (a subclassed model's ``def call(self, x)`` is common).
+        takes_training = bool(getattr(model, "_call_has_training_arg", True))
+
+        def mode(training: bool) -> dict[str, bool]:
+            return {"training": training} if takes_training else {}
+
         def loss_fn(tv: Any, ntv: Any, xb: Any, yb: Any) -> Any:
-            y_pred, ntv, extra = model.stateless_call(tv, ntv, xb, training=True, return_losses=True)
+            y_pred, ntv, extra = model.stateless_call(tv, ntv, xb, return_losses=True, **mode(True))
             return total_loss(loss_obj, yb, y_pred, extra), ntv
 
         grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
@@ -112,7 +119,7 @@ class Program:
                 acc = acc + loss * rem
             tv, ntv, _ = state
             # val_loss counts the regularisation losses, as model.fit's does
-            y_pred, _, extra = model.stateless_call(tv, ntv, xv, training=False, return_losses=True)
+            y_pred, _, extra = model.stateless_call(tv, ntv, xv, return_losses=True, **mode(False))
             return state, (acc / n, total_loss(loss_obj, yv, y_pred, extra), score(task, yv, y_pred, from_logits))
 
         def member(state: Any, m: dict[str, Any], x: Any, y: Any, xv: Any, yv: Any, perms: Any, n_epochs: Any
