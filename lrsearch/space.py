@@ -16,21 +16,23 @@ from typing import Any, Mapping, Union
 from lrsearch.errors import ConfigError
 from lrsearch.schedules import Schedule, families, schedule_from_config
 
-#: Bump when the meaning of a parameter or a range changes: a study records it and refuses to mix versions.
-SPACE_VERSION = 1
-#: The version of an optimizer search's space: 2 since its initial LR is ``lr_position`` in the optimizer's range.
-OPTIMIZER_SEARCH_VERSION = 2
+#: Bump when the meaning of a parameter or a range changes: a study records it and refuses to mix versions. 3 since
+#: a warm-up shortens the schedule after it (its parameters are the LR at the end of training) and one epoch is one.
+SPACE_VERSION = 3
+#: The version of an optimizer search's space: 2 since its initial LR is ``lr_position`` in the optimizer's range,
+#: 4 with version 3's change.
+OPTIMIZER_SEARCH_VERSION = 4
 
 #: One initial-LR range for every trial, or one per optimizer name (an optimizer search).
 LrRange = Union[tuple[float, float], Mapping[str, tuple[float, float]]]
 
 
 def space_version(optimizers: list[str] | None) -> int:
-    """The space version a study with these searched optimizers records (an optimizer search is version 2).
+    """The space version a study with these searched optimizers records (an optimizer search has its own).
 
     Example:
         >>> space_version([]), space_version(["sgd", "adam"])
-        (1, 2)
+        (3, 4)
     """
     return OPTIMIZER_SEARCH_VERSION if optimizers and len(optimizers) > 1 else SPACE_VERSION
 
@@ -108,36 +110,44 @@ def suggest_schedule(trial: Any, *, choices: list[str], epochs: int, lr_range: L
     :func:`suggest_initial_lr`."""
     family = trial.suggest_categorical("family", choices)
     lr = suggest_initial_lr(trial, lr_range)
-    E = max(int(epochs), 2)
+    E = max(int(epochs), 1)
+    warmup = 0.0
+    if family not in ("reduce_on_plateau", "one_cycle", "cyclic", "constant") and "warmup" in families():
+        if trial.suggest_categorical("warmup", [False, True]):
+            warmup = float(max(min(1.0, E / 4), round(0.05 * E)))
+    # The warm-up shifts the schedule after it: its span is what is left, so that its end (end_factor, alpha,
+    # total_decay) is the LR at the end of training, warm-up or not.
+    span = E - warmup
+    Ei = max(1, round(span))  # for the integer ranges
     p = f"{family}."
     cfg: dict[str, Any]
     if family == "constant":
         cfg = {"initial_lr": lr}
     elif family == "time_decay":
         # lr at the last epoch between lr0/1.01 and lr0/101
-        cfg = {"initial_lr": lr, "decay": trial.suggest_float(p + "decay", 0.01 / E, 100.0 / E, log=True)}
+        cfg = {"initial_lr": lr, "decay": trial.suggest_float(p + "decay", 0.01 / span, 100.0 / span, log=True)}
     elif family == "step_decay":
         cfg = {"initial_lr": lr, "drop": trial.suggest_float(p + "drop", 0.1, 0.9),
-               "epochs_drop": trial.suggest_int(p + "epochs_drop", max(2, E // 10), max(3, E // 2))}
+               "epochs_drop": trial.suggest_int(p + "epochs_drop", max(2, Ei // 10), max(3, Ei // 2))}
     elif family == "piecewise":
         b1 = trial.suggest_float(p + "first_boundary", 0.3, 0.7)
         b2 = trial.suggest_float(p + "second_boundary", 0.75, 0.95)
         f = trial.suggest_float(p + "factor", 0.03, 0.5, log=True)
-        bounds = sorted({max(1, round(b1 * E)), max(2, round(b2 * E))})
+        bounds = sorted({max(1, round(b1 * span)), max(2, round(b2 * span))})
         cfg = {"boundaries": bounds, "values": [lr * f**i for i in range(len(bounds) + 1)]}
     elif family == "exponential":
-        total = trial.suggest_float(p + "total_decay", 1e-3, 0.5, log=True)  # lr(E) / lr0
-        cfg = {"initial_lr": lr, "decay_rate": total ** (1.0 / E)}
+        total = trial.suggest_float(p + "total_decay", 1e-3, 0.5, log=True)  # lr(end) / lr0
+        cfg = {"initial_lr": lr, "decay_rate": total ** (1.0 / span)}
     elif family == "polynomial":
         cfg = {"initial_lr": lr, "end_lr": lr * trial.suggest_float(p + "end_factor", 1e-3, 0.3, log=True),
-               "decay_epochs": float(E), "power": trial.suggest_float(p + "power", 0.5, 3.0)}
+               "decay_epochs": float(span), "power": trial.suggest_float(p + "power", 0.5, 3.0)}
     elif family == "cosine":
-        cfg = {"initial_lr": lr, "decay_epochs": float(E), "alpha": trial.suggest_float(p + "alpha", 0.0, 0.2)}
+        cfg = {"initial_lr": lr, "decay_epochs": float(span), "alpha": trial.suggest_float(p + "alpha", 0.0, 0.2)}
     elif family == "cosine_restarts":
         t_mul = trial.suggest_categorical(p + "t_mul", [1.0, 2.0])
         cycles = trial.suggest_int(p + "cycles", 2, 4)
-        first = E / cycles if t_mul == 1.0 else E / (2.0**cycles - 1.0)
-        cfg = {"initial_lr": lr, "first_decay_epochs": max(first, 1.0), "t_mul": t_mul,
+        first = span / cycles if t_mul == 1.0 else span / (2.0**cycles - 1.0)
+        cfg = {"initial_lr": lr, "first_decay_epochs": max(first, min(1.0, span)), "t_mul": t_mul,
                "m_mul": trial.suggest_float(p + "m_mul", 0.5, 1.0), "alpha": 0.0}
     elif family == "one_cycle":
         cfg = {"max_lr": lr, "total_epochs": float(E), "pct_start": trial.suggest_float(p + "pct_start", 0.1, 0.5),
@@ -156,11 +166,9 @@ def suggest_schedule(trial: Any, *, choices: list[str], epochs: int, lr_range: L
     else:
         raise ConfigError(f"no search space is defined for schedule family {family!r}")
     schedule = schedule_from_config({"type": family, **cfg})
-    if family not in ("reduce_on_plateau", "one_cycle", "cyclic", "constant") and "warmup" in families():
-        warm = trial.suggest_categorical("warmup", [False, True])
-        if warm:
-            schedule = schedule_from_config({"type": "warmup", "schedule": schedule.to_config(),
-                                             "warmup_epochs": max(1.0, round(0.05 * E)), "start_factor": 0.1})
+    if warmup:
+        schedule = schedule_from_config({"type": "warmup", "schedule": schedule.to_config(),
+                                         "warmup_epochs": warmup, "start_factor": 0.1})
     return schedule
 
 

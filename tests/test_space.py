@@ -34,30 +34,55 @@ def test_every_family_is_searchable_and_valid():
 
 @pytest.mark.parametrize("epochs", [3, 30, 200])
 def test_the_space_is_log_scaled_and_follows_the_epoch_count(epochs):
-    """Rates are searched on a log scale inside the range; decay parameters are in units of the run's length, so
-    a 200-epoch search decays as far by its end as a 30-epoch one."""
+    """Rates are searched on a log scale inside the range; decay parameters are in units of the run's length (after
+    any warm-up), so a 200-epoch search decays as far by its end as a 30-epoch one."""
     from optuna.distributions import FloatDistribution, IntDistribution
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=epochs))
     families = ["time_decay", "step_decay", "exponential"]
-    E = max(epochs, 2)
-    time_decay_ends = []
+    time_decay_ends, warmed = [], 0
     for family in families * 8:
         study.enqueue_trial({"family": family})
         trial = study.ask()
         s = suggest_schedule(trial, choices=families, epochs=epochs, lr_range=(1e-4, 1e-1))
+        E = epochs - (s.warmup_epochs if s.type == "warmup" else 0)  # the span after the warm-up
+        warmed += s.type == "warmup"
         cfg = (s.schedule if s.type == "warmup" else s).to_config()
         assert trial.distributions["initial_lr"] == FloatDistribution(1e-4, 1e-1, log=True)
         if family == "time_decay":  # lr0 / (1 + decay E): the rate after E epochs is lr0/1.01 .. lr0/101
             assert trial.distributions["time_decay.decay"] == FloatDistribution(0.01 / E, 100.0 / E, log=True)
             time_decay_ends.append(1 / (1 + cfg["decay"] * E))
         elif family == "step_decay":
-            assert trial.distributions["step_decay.epochs_drop"] == IntDistribution(max(2, E // 10), max(3, E // 2))
+            Ei = round(E)
+            assert trial.distributions["step_decay.epochs_drop"] == IntDistribution(max(2, Ei // 10), max(3, Ei // 2))
         else:  # lr0 decay_rate^E is the searched total decay after E epochs
             assert cfg["decay_rate"] ** E == pytest.approx(trial.params["exponential.total_decay"], rel=1e-9)
         study.tell(trial, 0.0)
     assert len(time_decay_ends) == 8 and all(1 / 101 * 0.999 <= r <= 1 / 1.01 * 1.001 for r in time_decay_ends)
+    assert 0 < warmed < 24
+
+
+@pytest.mark.parametrize("epochs", [1, 2, 20, 50])
+@pytest.mark.parametrize("warmup", [False, True])
+def test_a_schedule_ends_training_at_the_rate_its_parameters_say(epochs, warmup):
+    """end_factor, alpha and total_decay are the LR at the end of training over the first LR, with a warm-up too
+    (it shifts the schedule after it), and one_cycle anneals within a one-epoch search."""
+    from optuna.trial import FixedTrial
+
+    lr0 = 0.1
+    cases = [("polynomial", {"polynomial.end_factor": 1e-3, "polynomial.power": 1.0}, 1e-3),
+             ("cosine", {"cosine.alpha": 0.0}, 0.0), ("cosine", {"cosine.alpha": 0.1}, 0.1),
+             ("exponential", {"exponential.total_decay": 0.01}, 0.01)]
+    for family, params, end in cases:
+        trial = FixedTrial({"family": family, "initial_lr": lr0, "warmup": warmup, **params})
+        s = suggest_schedule(trial, choices=[family], epochs=epochs, lr_range=(1e-3, 1.0))
+        assert (s.type == "warmup") == warmup
+        assert float(s.lr(float(epochs))) == pytest.approx(lr0 * end, rel=1e-6, abs=1e-12), (family, params)
+    trial = FixedTrial({"family": "one_cycle", "initial_lr": lr0, "one_cycle.pct_start": 0.3,
+                        "one_cycle.div_factor": 25.0, "one_cycle.final_div_factor": 1e4})
+    s = suggest_schedule(trial, choices=["one_cycle"], epochs=epochs, lr_range=(1e-3, 1.0))
+    assert s.lr_per_step(epochs, 50)[-1] < lr0 / 100
 
 
 def test_parse_families():

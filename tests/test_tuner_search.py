@@ -8,7 +8,7 @@ import optuna
 import pytest
 
 from lrsearch.cli import main
-from lrsearch.space import lr_bounds
+from lrsearch.space import OPTIMIZER_SEARCH_VERSION, lr_bounds
 
 BUILD = '''
 import keras
@@ -73,7 +73,7 @@ def test_optimizer_search_starts_with_the_classics_and_exports_the_winners_optim
     # classics are enqueued at their positions, so they train at exactly the tutorials' rates.
     assert "initial_lr" not in first and first["step_decay.epochs_drop"] == 10
     assert study.trials[0].user_attrs["schedule"]["schedule"]["initial_lr"] == pytest.approx(0.1, rel=1e-12)
-    assert study.user_attrs["lrsearch"]["space_version"] == 2
+    assert study.user_attrs["lrsearch"]["space_version"] == OPTIMIZER_SEARCH_VERSION
     tests = {"sgd": study.user_attrs["range_test"], "adam": study.user_attrs["range_tests"]["adam"]}
     ranges = {k: lr_bounds(r["suggestion"], tuple(r["interval"]) if r.get("interval") else None)
               for k, r in tests.items()}

@@ -13,6 +13,7 @@ import optuna
 import pytest
 
 from lrsearch import search
+from lrsearch.space import OPTIMIZER_SEARCH_VERSION
 
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
 PG = os.environ.get("LRSEARCH_TEST_POSTGRES")
@@ -81,15 +82,15 @@ def test_worker_checks_the_data_by_hash_and_the_study_by_name(tmp_path):
 
 
 def test_a_worker_refuses_a_study_of_another_search_space(tmp_path):
-    """An optimizer search made before each optimizer had its own LR range (space version 1) must not be continued
-    with lr_position trials: the worker says so in one line."""
+    """An optimizer search made by an older lrsearch (e.g. space version 1, before each optimizer had its own LR
+    range) must not be continued with this one's trials: the worker says so in one line."""
     p = _cli(tmp_path, "find", "--data", "ionosphere", "--optimizers", "sgd,adam", "--trials", "2", "--epochs", "2",
              "--seeds", "1", "--artifacts", "none", "--quiet")
     assert p.returncode == 0, p.stderr
     url = f"sqlite:///{tmp_path}/studies/ionosphere.db"
     study = optuna.load_study(study_name="ionosphere", storage=url)
     settings = study.user_attrs["lrsearch"]
-    assert settings["space_version"] == 2
+    assert settings["space_version"] == OPTIMIZER_SEARCH_VERSION
     study.set_user_attr("lrsearch", {**settings, "space_version": 1, "trials": 4})  # as the older version wrote it
     before = [(t.number, t.state) for t in study.get_trials()]  # 2 finished, the other warm-start ones waiting
     p = _cli(tmp_path, "worker", "--study", "ionosphere", "--storage", url)
