@@ -766,7 +766,7 @@ def plot_schedule_file(file: str | Path, epochs: int | None = None, out: str | P
                                             for p in exc.problems])
         raise name_source(exc, text) from None
     epochs = doc["training"]["epochs"] if epochs is None else epochs
-    spe = steps_per_epoch or (20 if bare else doc["training"]["steps_per_epoch"])
+    spe = steps_per_epoch if steps_per_epoch is not None else 20 if bare else doc["training"]["steps_per_epoch"]
     return plot_schedule(schedule, epochs, out or text.with_suffix(".png"), steps_per_epoch=spe)
 
 

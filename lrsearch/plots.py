@@ -46,9 +46,12 @@ def plot_schedule(schedule: Any, epochs: int, path: str | Path, steps_per_epoch:
             raise ConfigError("plot_schedule draws a schedule (a Schedule or its {'type': ...} config); for an "
                               "exported document use lrsearch.pipeline.plot_schedule_file(path)")
         schedule = schedule_from_config(schedule)
-    spe = steps_per_epoch or 20
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise ConfigError(f"epochs must be a positive integer, but got epochs={epochs!r}")
+    spe = 20 if steps_per_epoch is None else steps_per_epoch
+    if isinstance(spe, bool) or not isinstance(spe, int) or not 1 <= spe <= 1_000_000_000:
+        raise ConfigError(f"steps_per_epoch must be a positive integer (at most 1e9), but got "
+                          f"steps_per_epoch={steps_per_epoch!r}")
     if schedule.metric_driven:
         raise ConfigError(f"schedule type {schedule.type!r} depends on the monitored metric; it has no curve to "
                           "plot before training")

@@ -438,6 +438,8 @@ def test_a_plain_optuna_study_is_refused_and_its_file_left_byte_for_byte(
     (["range-test", "--data", "ionosphere", "--out", "{file}"], ["--out folder", "is a file"]),
     (["plot-schedule", "{doc}", "--out", "{file}/lr.png"], ["output folder", "is a file"]),
     (["plot-schedule", "{doc}", "--epochs", "0"], ["epochs must be a positive integer", "epochs=0"]),
+    (["plot-schedule", "{doc}", "--steps-per-epoch", "-3"], ["steps_per_epoch must be a positive", "=-3"]),
+    (["plot-schedule", "{doc}", "--steps-per-epoch", "0"], ["steps_per_epoch must be a positive", "=0"]),
 ])
 def test_other_commands_with_bad_output_or_epochs(args: list[str], words: list[str], in_study_dir: Path,
                                                   tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

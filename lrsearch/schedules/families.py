@@ -70,7 +70,9 @@ class TimeDecay(Schedule):
 class StepDecay(Schedule):
     """``lr(epoch) = lr0 · drop^floor((1 + epoch) / epochs_drop)``: multiply by ``drop`` every ``epochs_drop``.
 
-    ``drop`` in (0, 1], ``epochs_drop`` in [1, 10000].
+    The classic tutorials' formula, kept as they write it: the first drop comes at (0-based) epoch
+    ``epochs_drop − 1``, one epoch early, later ones every ``epochs_drop`` epochs; with ``epochs_drop = 1`` even
+    epoch 0 runs at ``lr0 · drop``. ``drop`` in (0, 1], ``epochs_drop`` in [1, 10000].
 
     Example:
         >>> StepDecay(initial_lr=0.1, drop=0.5, epochs_drop=10).lr_at(9)

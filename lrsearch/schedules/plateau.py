@@ -19,7 +19,8 @@ class ReduceOnPlateau(Schedule):
     its cooldown counter before testing it, so the epoch that ends the cooldown already counts). Plus an optional
     escape: the ``reraise_after``-th reduction sends the LR back to ``initial_lr`` instead and the count restarts
     (a warm restart to leave a plateau; so at most ``reraise_after − 1`` reductions take effect, and 1 never lowers
-    the LR). A NaN metric counts as no improvement. The LR of epoch ``e + 1`` is
+    the LR). A NaN metric counts as no improvement, also as the first value (Keras would take a first NaN as its
+    best, which nothing then improves on, and cut the LR every ``patience`` epochs from there). The LR of epoch ``e + 1`` is
     ``update(metric of epoch e)``.
 
     Example:
