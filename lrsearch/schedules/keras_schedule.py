@@ -38,7 +38,9 @@ class StepSchedule(keras.optimizers.schedules.LearningRateSchedule):
     ``t`` is ``floor(step / steps_per_epoch)`` for per-epoch families and ``epoch + step_in_epoch /
     steps_per_epoch`` for per-step ones, so the optimizer's LR equals
     :meth:`Schedule.lr_per_step(epochs, steps_per_epoch) <lrsearch.schedules.base.Schedule.lr_per_step>` step for
-    step (to float32 precision), provided every epoch really has ``steps_per_epoch`` optimizer steps.
+    step (to float32 precision), provided every epoch really has ``steps_per_epoch`` optimizer steps. From about
+    a million steps float32 resolves a step only roughly (a boundary can land a step early; beyond 2**24 steps
+    further off): use the callback, which computes in float64, for such runs.
 
     Args:
         schedule: The ``schedule`` object (``{"type": ..., **parameters}``) or a :class:`Schedule`. Metric-driven
