@@ -137,7 +137,7 @@ def _parser() -> argparse.ArgumentParser:
     ps.add_argument("file", help="best_schedule.json, or a JSON file holding a schedule object")
     ps.add_argument("--epochs", type=int, help="epochs to draw (default: the document's)")
     ps.add_argument("--steps-per-epoch", type=int, help="steps per epoch (default: the document's)")
-    ps.add_argument("--out", help="PNG path (default: FILE with .png)")
+    ps.add_argument("--out", help="picture path: .png, .svg, .pdf, ... or a folder (default: FILE with .png)")
     return parser
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import statistics
 import subprocess
@@ -729,7 +730,8 @@ def plot_schedule_file(file: str | Path, epochs: int | None = None, out: str | P
     Args:
         file: the JSON file.
         epochs: epochs to draw (default: the document's ``training.epochs``; required for a bare schedule).
-        out: the PNG to write (default: ``file`` with the suffix ``.png``).
+        out: the picture to write (.png, .svg, .pdf, ...; a folder: ``file``'s name with .png in it; default:
+            ``file`` with the suffix ``.png``).
         steps_per_epoch: steps per epoch to draw (default: the document's, else 20).
 
     Returns:
@@ -767,7 +769,10 @@ def plot_schedule_file(file: str | Path, epochs: int | None = None, out: str | P
         raise name_source(exc, text) from None
     epochs = doc["training"]["epochs"] if epochs is None else epochs
     spe = steps_per_epoch if steps_per_epoch is not None else 20 if bare else doc["training"]["steps_per_epoch"]
-    return plot_schedule(schedule, epochs, out or text.with_suffix(".png"), steps_per_epoch=spe)
+    target = Path(out) if out else text.with_suffix(".png")
+    if out and (target.is_dir() or str(out).endswith(("/", os.sep))):  # a folder: the file's name in it
+        target = target / text.with_suffix(".png").name
+    return plot_schedule(schedule, epochs, target, steps_per_epoch=spe)
 
 
 def _hp_defaults(trial_factory: Any) -> dict[str, Any]:

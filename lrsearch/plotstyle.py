@@ -29,6 +29,7 @@ import threading
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+from lrsearch.errors import ConfigError
 from lrsearch.folders import make_folder
 
 #: Okabe–Ito colours (readable by colour-blind readers and in greyscale prints); yellow last, it is faint on white.
@@ -119,8 +120,16 @@ def save(fig: Any, path: str | Path, *, tight: bool = True) -> Path:
     themselves out with ``subplots_adjust``).
     """
     path = Path(path)
+    kinds = fig.canvas.get_supported_filetypes()
+    if path.suffix.lower().lstrip(".") not in kinds:  # matplotlib would add ".png" to no suffix, refuse ".txt"
+        raise ConfigError(f"cannot draw {str(path)!r}: its name must end in a picture type, e.g. .png, .svg or "
+                          f".pdf (one of {', '.join('.' + k for k in sorted(kinds))})")
     make_folder(path.parent)
-    fig.savefig(path, bbox_inches="tight" if tight else None)  # None: the style's "standard" box
+    try:
+        fig.savefig(path, bbox_inches="tight" if tight else None)  # None: the style's "standard" box
+    except OSError as exc:
+        raise ConfigError(f"cannot write {str(path)!r} ({exc.strerror or exc}); give a path you can write "
+                          "to") from None
     return path
 
 

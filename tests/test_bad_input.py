@@ -440,13 +440,26 @@ def test_a_plain_optuna_study_is_refused_and_its_file_left_byte_for_byte(
     (["plot-schedule", "{doc}", "--epochs", "0"], ["epochs must be a positive integer", "epochs=0"]),
     (["plot-schedule", "{doc}", "--steps-per-epoch", "-3"], ["steps_per_epoch must be a positive", "=-3"]),
     (["plot-schedule", "{doc}", "--steps-per-epoch", "0"], ["steps_per_epoch must be a positive", "=0"]),
+    (["plot-schedule", "{doc}", "--out", "{tmp}/lr.txt"], ["lr.txt", "must end in a picture type", ".png"]),
+    (["plot-schedule", "{doc}", "--out", "/proc/lr.png"], ["cannot write '/proc/lr.png'", "path you can write"]),
 ])
 def test_other_commands_with_bad_output_or_epochs(args: list[str], words: list[str], in_study_dir: Path,
                                                   tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "a_file").write_text("")
-    fill = {"file": str(tmp_path / "a_file"), "doc": "studies/keep/best_schedule.json"}
+    fill = {"file": str(tmp_path / "a_file"), "doc": "studies/keep/best_schedule.json", "tmp": str(tmp_path)}
     code, out, err = run_cli(capsys, *[a.format(**fill) for a in args])
     one_line_error(code, err, words, advice=False)
+    assert not (tmp_path / "lr.txt").exists() and not (tmp_path / "lr.txt.png").exists()
+
+
+def test_plot_schedule_into_a_folder_writes_the_file_s_name_there_and_says_so(in_study_dir: Path, tmp_path: Path,
+                                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "pics").mkdir()
+    for out in (str(tmp_path / "pics"), str(tmp_path / "new") + "/"):
+        code, stdout, err = run_cli(capsys, "plot-schedule", "studies/keep/best_schedule.json", "--out", out)
+        written = Path(out) / "best_schedule.png"
+        assert code == 0 and stdout.strip() == f"wrote {written}", err
+        assert written.read_bytes()[:4] == b"\x89PNG"
 
 
 def test_a_model_for_other_inputs_is_one_plain_line(in_study_dir: Path, tmp_path: Path,
