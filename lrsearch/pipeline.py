@@ -361,9 +361,10 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
     import optuna
 
     from lrsearch import __version__
-    from lrsearch import search, space
+    from lrsearch import search, space, writebehind
     from lrsearch.engine.compilecache import use_compile_cache
     from lrsearch.data import data_notes, describe, load_dataset
+    from lrsearch.errors import StorageError
     from lrsearch.models import (is_tunable, loss_description, make_factory, make_trial_factory, model_sha256,
                                  parse_model_spec, task_metric)
     from lrsearch.optimizers import optimizer_spec
@@ -432,7 +433,16 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
                 "optimizers": opt_names, "space_version": space.space_version(opt_names),
                 "families": choices, "seed": seed, "split": list(fractions), "target": ds.target, "trials": trials,
                 "artifacts": None if no_artifacts else str(art_dir.resolve()), "lrsearch_version": __version__}
-    search.check_compatible(the_study, expected)
+    writebehind.refuse_if_writing_behind(the_study)  # before anything is written: a refused run changes nothing
+    stale = False
+    try:
+        search.check_compatible(the_study, expected)
+    except StorageError:
+        if the_study.get_trials(deepcopy=False):
+            raise
+        # A run that stopped before its first trial (in the range test, or Ctrl-C) left settings and nothing to
+        # keep: this run's replace them, and its range test (if any) with them.
+        stale = True
     make_folder(out_dir, "--out folder")
     if not no_artifacts:
         make_folder(art_dir, "--artifacts folder")
@@ -444,6 +454,10 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
         if failure is None:
             raise
         raise _storage_error(study_name, failure) from None
+    if stale:
+        for key in ("range_test", "range_tests"):
+            if the_study.user_attrs.get(key) is not None:
+                the_study.set_user_attr(key, None)
     progress.message(f"data: {describe(ds)}; study {study_name!r} in {search.redact(url)}")
     for note in data_notes(ds):
         progress.message(note)
@@ -484,6 +498,10 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
     run.population, note = _population(run, population)
     if "range_test_png" in files:
         _upload(run, files["range_test_png"], the_study)
+    try:  # another run may have taken the study (empty until now) for other settings while this one tested
+        search.check_compatible(the_study, expected)
+    except StorageError as exc:
+        raise StorageError(f"another run took study {study_name!r} while this one ran its range test: {exc}") from None
     if warm_start and not the_study.trials:
         ranges = lr_range if isinstance(lr_range, dict) else None
         # A build(hp) model: the classics train the model at its default hyperparameters (the one the range test

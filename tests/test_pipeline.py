@@ -13,7 +13,7 @@ import optuna
 import pytest
 
 import lrsearch
-from lrsearch.errors import ConfigError, ModelError, StorageError
+from lrsearch.errors import ConfigError, LrSearchError, ModelError, StorageError
 from lrsearch.pipeline import find, worker
 
 
@@ -193,6 +193,24 @@ def test_a_resume_with_an_edited_model_file_is_refused_and_changes_nothing(tmp_p
     with pytest.raises(ModelError, match=r"model file '.*wide.py' or a module beside it that it imports differs "):
         worker("ionosphere", "sqlite:///studies/ionosphere.db")  # a worker given the edited file refuses too
     assert ([(t.number, t.state, t.value) for t in _study(tmp_path).trials], _study(tmp_path).user_attrs) == before
+
+
+def test_a_run_that_stopped_before_its_first_trial_does_not_hold_the_study(tmp_path, monkeypatch):
+    """Its settings were stored, but nothing was searched: a run with other settings takes the study over, with a
+    range test of its own (a study with trials is held, as the tests above show)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "nan.py").write_text(
+        "import keras\n\ndef build(input_shape, n_outputs):\n"
+        "    return keras.Sequential([keras.Input(input_shape), keras.layers.Dense(\n"
+        "        1, activation='sigmoid', kernel_initializer=keras.initializers.Constant(float('nan')))])\n")
+    with pytest.raises(LrSearchError, match="range test"):
+        find("ionosphere", model="nan.py:build", trials=2, epochs=2, seeds=1, quiet=True)
+    study = _study(tmp_path)
+    assert not study.trials and study.user_attrs["lrsearch"]["model"].endswith("nan.py:build")
+    find("ionosphere", trials=2, epochs=2, seeds=1, quiet=True)
+    study = _study(tmp_path)
+    assert study.user_attrs["lrsearch"]["model"] == "default" and study.user_attrs["range_test"]["suggestion"] > 0
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE"] + ["WAITING"] * (len(study.trials) - 2)
 
 
 def test_a_resume_with_optimizers_is_refused_under_optimizer(searched, monkeypatch):
