@@ -51,6 +51,17 @@ def handled() -> None:
     _pending = False
 
 
+def pending() -> bool:
+    """Whether Ctrl-C was pressed and nothing has acted on it yet (e.g. TensorFlow turned the ``KeyboardInterrupt``
+    into an error of its own where it landed).
+
+    Example:
+        >>> pending()
+        False
+    """
+    return _pending
+
+
 def check() -> None:
     """Raise ``KeyboardInterrupt`` for a Ctrl-C that was swallowed where it landed.
 

@@ -510,6 +510,8 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
         for params in space.warm_start(choices, opt_spec, epochs=epochs, suggestion=rt["suggestion"],
                                        optimizers=opt_names, lr_ranges=ranges):
             the_study.enqueue_trial({**params, **hp_defaults}, user_attrs={"warm_start": True})
+    elif warm_start:
+        search.requeue_lost_warm_starts(the_study)
 
     notes: list[str] = [note] if note else []
     if re.fullmatch(r"sqlite:///?(:memory:)?", url):  # nothing of the study outlives this process
@@ -650,9 +652,11 @@ def _search(run: _Run, budget: int, timeout: float | None, progress: Any, worker
             return search.run_trials(run.study, run.objective(), budget, timeout=timeout, callbacks=[progress])
     except KeyboardInterrupt:
         interrupts.handled()
-        raise Interrupted(f"interrupted; study {run.name!r} keeps its finished trials (the running one is marked "
-                          "failed): run the same command again to resume") from None
+        raise _interrupted(run.name) from None
     except Exception as exc:
+        if interrupts.pending():  # the Ctrl-C landed in TensorFlow, which raised an error of its own for it
+            interrupts.handled()
+            raise _interrupted(run.name) from None
         failure = _storage_failure(exc)
         if failure is None:
             raise
@@ -663,6 +667,11 @@ def _search(run: _Run, budget: int, timeout: float | None, progress: Any, worker
     finally:
         run.study = db_study
         progress.finish()
+
+
+def _interrupted(study: str) -> Interrupted:
+    return Interrupted(f"interrupted; study {study!r} keeps its finished trials (a running one is marked failed, "
+                       "a warm-start classic is run again): run the same command again to resume")
 
 
 def _lr_range(study: Any, opt_names: list[str]) -> Any:

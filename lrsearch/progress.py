@@ -55,6 +55,7 @@ class Progress:
             print(text, file=self.stream, flush=True)
 
     def __call__(self, study: Any, trial: Any) -> None:
+        interrupts.check()  # a Ctrl-C swallowed during the trial (in a finaliser) stops the search now, not at its end
         # Count from the study, not from this process: other workers finish trials of the same budget.
         trials = study.get_trials(deepcopy=False)
         states = [t.state.name for t in trials]

@@ -455,6 +455,47 @@ def finished_trials(study: Any) -> list[Any]:
     return study.get_trials(deepcopy=False, states=states)
 
 
+#: Times a warm-start classic lost without a reason is run again, at most (one that always dies is not retried forever).
+MAX_WARM_START_RETRIES = 3
+
+
+def requeue_lost_warm_starts(study: Any) -> int:
+    """Enqueue again every warm-start classic whose run was lost (failed with no ``fail_reason``: Ctrl-C, a crash)
+    and that has no other run, finished or to come; returns how many.
+
+    The classics are the baselines a search is compared with: a resume must not go on without one because the run
+    that trained it was interrupted. A classic that failed for a reason (its model could not be built) is not
+    retried; nor one that was lost :data:`MAX_WARM_START_RETRIES` times.
+
+    Example:
+        >>> import optuna
+        >>> study = optuna.create_study()
+        >>> study.enqueue_trial({"x": 1.0}, user_attrs={"warm_start": True})
+        >>> trial = study.ask()
+        >>> _ = study.tell(trial, state=optuna.trial.TrialState.FAIL)  # as a Ctrl-C leaves it
+        >>> requeue_lost_warm_starts(study), requeue_lost_warm_starts(study)
+        (1, 0)
+    """
+    import json
+
+    def key(t: Any) -> str:  # an enqueued trial's parameters are its fixed ones until it suggests them
+        return json.dumps(t.system_attrs.get("fixed_params") or t.params, sort_keys=True, default=str)
+
+    trials = study.get_trials(deepcopy=False)
+    other = {key(t) for t in trials if t.state.name != "FAIL"}
+    lost: dict[str, list[Any]] = {}
+    for t in trials:
+        if t.state.name == "FAIL" and t.user_attrs.get("warm_start") and "fail_reason" not in t.user_attrs:
+            lost.setdefault(key(t), []).append(t)
+    n = 0
+    for k, runs in lost.items():
+        if k not in other and len(runs) < MAX_WARM_START_RETRIES + 1:
+            t = runs[-1]
+            study.enqueue_trial(dict(t.system_attrs.get("fixed_params") or t.params), user_attrs={"warm_start": True})
+            n += 1
+    return n
+
+
 @dataclass
 class _Running:
     """One trial between ``begin`` and ``finish``: its schedule, its report callback and what was reported."""

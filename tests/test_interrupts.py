@@ -65,3 +65,42 @@ def test_the_command_puts_the_previous_handler_back(tmp_path, monkeypatch):
         assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+@pytest.mark.parametrize("where", ["swallowed", "turned_into_an_error"])
+def test_a_ctrl_c_during_a_trial_stops_the_search_after_it_as_one_line(where, handler, workdir, monkeypatch):
+    """Swallowed in a finaliser, the Ctrl-C stops the search at the trial's end (not at the search's); turned by
+    TensorFlow into an error of its own, it is still an interruption, not a traceback."""
+    import optuna
+
+    from lrsearch import engine
+    from lrsearch.errors import Interrupted
+    from lrsearch.pipeline import find
+
+    real, calls = engine.train, []
+
+    def train(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            if where == "swallowed":
+                thing = _Thing()
+                ref = weakref.ref(thing, lambda r: signal.raise_signal(signal.SIGINT))
+                del thing
+                gc.collect()
+                assert ref() is None
+            else:
+                try:
+                    signal.raise_signal(signal.SIGINT)
+                except KeyboardInterrupt:
+                    raise AssertionError("Nesting violated for default stack of FuncGraph objects") from None
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "train", train)
+    with pytest.raises(Interrupted, match="run the same command again to resume"):
+        find("ionosphere", trials=6, epochs=2, seeds=1, quiet=True)
+    assert len(calls) == 2
+    states = [t.state.name for t in optuna.load_study(study_name="ionosphere",
+                                                      storage="sqlite:///studies/ionosphere.db").trials]
+    assert states[:2] == ["COMPLETE", "COMPLETE" if where == "swallowed" else "FAIL"]
+    interrupts.check()  # acted on: nothing left to raise

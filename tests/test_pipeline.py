@@ -213,6 +213,22 @@ def test_a_run_that_stopped_before_its_first_trial_does_not_hold_the_study(tmp_p
     assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE"] + ["WAITING"] * (len(study.trials) - 2)
 
 
+def test_a_warm_start_classic_lost_to_a_ctrl_c_is_run_again_on_resume(tmp_path, monkeypatch):
+    """Ctrl-C fails the running trial; when that is a classic, the resume trains it again (it is a baseline)."""
+    monkeypatch.chdir(tmp_path)
+    find("ionosphere", trials=1, epochs=2, seeds=1, quiet=True)
+    study = _study(tmp_path)
+    lost = study.ask()  # the next classic, as an interrupted run leaves it
+    assert lost.user_attrs.get("warm_start")
+    study.tell(lost, state=optuna.trial.TrialState.FAIL)
+    fixed = _study(tmp_path).trials[lost.number].system_attrs["fixed_params"]
+    find("ionosphere", trials=3, epochs=2, seeds=1, quiet=True)
+    runs = [t for t in _study(tmp_path).trials if t.system_attrs.get("fixed_params") == fixed]
+    assert [t.state.name for t in runs] == ["FAIL", "COMPLETE"] and runs[1].user_attrs["warm_start"]
+    find("ionosphere", trials=3, epochs=2, seeds=1, quiet=True)  # once only
+    assert len([t for t in _study(tmp_path).trials if t.system_attrs.get("fixed_params") == fixed]) == 2
+
+
 def test_a_resume_with_optimizers_is_refused_under_optimizer(searched, monkeypatch):
     where, _ = searched
     monkeypatch.chdir(where)
