@@ -588,8 +588,14 @@ def worker(study: str, storage: str, *, data: str | None = None, labels: str | N
     the_study = search.open_study(worker_storage, study, seed=int(settings["seed"]),
                                   epochs=int(settings["epochs"]), create=False, worker=True)
     source = data or settings.get("data_arg") or settings["data_source"]
-    ds = load_dataset(source, target=settings.get("target"), labels=labels or settings.get("labels"),
-                      seed=int(settings["seed"]), split=_split(settings.get("split")), task=settings.get("task"))
+    try:
+        ds = load_dataset(source, target=settings.get("target"), labels=labels or settings.get("labels"),
+                          seed=int(settings["seed"]), split=_split(settings.get("split")), task=settings.get("task"))
+    except DataError as exc:  # e.g. no column of the study's target: another file, most likely
+        if data is None:
+            raise
+        raise DataError(f"data {source!r} cannot be read as study {study!r}'s data ({exc}); give the study's data "
+                        "file with --data") from None
     if ds.sha256 != settings["data_sha256"]:
         raise DataError(f"data {source!r} differs from the study's (sha256 {ds.sha256[:12]}… vs "
                         f"{settings['data_sha256'][:12]}…); give the study's data file with --data")

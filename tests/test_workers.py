@@ -73,6 +73,11 @@ def test_worker_checks_the_data_by_hash_and_the_study_by_name(tmp_path):
     other.write_text("\n".join(lines) + "\n")
     p = _cli(tmp_path, "worker", "--study", "ionosphere", "--storage", url, "--data", str(other))
     assert p.returncode == 2 and p.stderr.count("\n") == 1 and "sha256" in p.stderr and "--data" in p.stderr
+    narrow = tmp_path / "narrow.csv"  # another file altogether: it has no column of the study's target
+    narrow.write_text("1,2,g\n3,4,b\n" * 20)
+    p = _cli(tmp_path, "worker", "--study", "ionosphere", "--storage", url, "--data", str(narrow))
+    assert p.returncode == 2 and p.stderr.count("\n") == 1, p.stderr
+    assert "cannot be read as study 'ionosphere''s data" in p.stderr and "give the study's data file" in p.stderr
     p = _cli(tmp_path, "worker", "--study", "nope", "--storage", url)
     assert p.returncode == 2 and "does not exist" in p.stderr and "Traceback" not in p.stderr
     # Budget already reached: a worker joins, runs nothing and says so.
