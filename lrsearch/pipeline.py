@@ -520,7 +520,9 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
     if run.population > 1:
         progress.message(f"population mode: {run.population} trials trained at once")
     if len(search.finished_trials(the_study)) >= trials:
-        notes.append(f"study already has {trials} finished trials; nothing to run (raise --trials to search more)")
+        n = len(search.finished_trials(the_study))
+        notes.append(f"study already has {n} finished trials{'' if n == trials else f' (--trials {trials})'}; "
+                     "nothing to run (raise --trials to search more)")
         progress.message(notes[-1])  # now, not only in the summary: the re-scoring comes first
     else:
         helpers = _start_workers(run, workers - 1, data, timeout)
@@ -530,6 +532,10 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
         finally:
             notes += _join_workers(helpers, run.name)
         took = time.monotonic() - began
+        finished = len(search.finished_trials(the_study))
+        if timeout is not None and finished < trials:
+            notes.append(f"the search stopped at --timeout {timeout:g}s after {finished} of {trials} trials; run the "
+                         "same command again to continue it")
         run.timing.update(search_s=round(took, 3), trials_run_here=ran,
                           trials_per_second=round(ran / took, 3) if took > 0 else 0.0)
     try:

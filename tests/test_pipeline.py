@@ -457,6 +457,14 @@ def test_a_finished_study_says_so_before_the_re_scoring(searched, monkeypatch):
     assert lines[3].startswith("export: the study's own from trial"), lines[:5]  # unchanged: nothing retrained
 
 
+def test_a_search_stopped_by_its_timeout_says_so(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    r = find("ionosphere", trials=50, epochs=2, seeds=2, timeout=0.01, quiet=True)
+    assert r.trials["complete"] < 50
+    assert any(n.startswith(f"the search stopped at --timeout 0.01s after {r.trials['complete']} of 50 trials; run "
+                            "the same command again") for n in r.notes), r.notes
+
+
 def test_a_finished_study_re_run_reuses_its_export_until_a_setting_changes(searched, monkeypatch):
     """Same trials, same re-scoring settings: the export is written again without retraining (it would be the same:
     every training is seeded); another --top-k re-scores, and the study keeps that export's baselines."""
