@@ -188,7 +188,8 @@ def _print_summary(r: Any, quiet: bool = False) -> None:
         schedule = {**schedule["schedule"], **{k: v for k, v in schedule.items() if k not in ("type", "schedule")}}
         label = f"{schedule['type']}+warmup"
     unused = {"gamma"} if schedule.get("mode") in ("triangular", "triangular2") else set()  # exp_range's only
-    params = ", ".join(f"{k}={_fmt(v)}" for k, v in schedule.items() if k != "type" and k not in unused)
+    params = ", ".join(f"{k}={_fmt(v)}" for k, v in schedule.items()
+                       if k != "type" and k not in unused and v is not None)  # None: an option left off
     print(("" if quiet else "\n") + f"best schedule: {label} ({params})")
     print(f"optimizer:     {r.optimizer['class_name']} {r.optimizer['config'] or ''}".rstrip())
     if getattr(r, "model_hp", None):  # a build(hp) model: the architecture the schedule was found for

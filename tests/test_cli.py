@@ -183,6 +183,13 @@ def test_the_summary_names_a_warmed_up_schedule_as_the_progress_lines_do(capsys)
     _print_summary(r)
     out = capsys.readouterr().out
     assert "(exported: trial 2, after re-scoring the best)" in out
+    r.trials = {"complete": 1, "pruned": 0, "failed": 0}
+    _print_summary(r)  # one completed trial: nothing was re-scored, whatever --seeds says
+    assert "(exported: trial 2, the best val_loss)" in capsys.readouterr().out
+    r.trials = {"complete": 3, "pruned": 1, "failed": 0}
+    r.schedule = {"type": "reduce_on_plateau", "initial_lr": 0.01, "factor": 0.5, "reraise_after": None}
+    _print_summary(r)  # an option left off is not shown as None
+    assert "best schedule: reduce_on_plateau (initial_lr=0.01, factor=0.5)\n" in capsys.readouterr().out
     assert "trial's run:   val_loss 0.2000\nover 3 seeds:  val_loss 0.2100 ± 0.0100\n" in out  # which is which
     r.schedule = {"type": "cyclic", "base_lr": 0.001, "max_lr": 0.01, "step_size_epochs": 5.0, "mode": "triangular",
                   "gamma": 0.99}
