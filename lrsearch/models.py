@@ -397,6 +397,11 @@ def make_factory(spec: ModelSpec, input_shape: tuple[int, ...], n_outputs: int, 
                         f"{spec.describe()} must return a keras.Model, but returned {type(model).__name__}")
                 return model
     else:
+        import zipfile
+
+        if str(spec.path).endswith(".keras") and Path(spec.path).is_file() and not zipfile.is_zipfile(spec.path):
+            raise ModelError(f"cannot load {spec.path!r}: it is not a saved Keras model (a .keras file is a zip "
+                             "archive, as model.save('m.keras') writes it); save the model again")
         try:
             template = keras.models.load_model(spec.path, compile=False, safe_mode=True)
         except Exception as exc:

@@ -488,6 +488,14 @@ def test_a_saved_model_with_a_lambda_layer_says_what_to_give_instead(in_study_di
     one_line_error(code, err, ["it holds a Lambda layer", "safe_mode=False", "FILE.py:FUNCTION"])
 
 
+def test_a_corrupt_keras_file_is_not_reported_as_missing(in_study_dir: Path, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "junk.keras").write_text("junk\n")  # Keras itself says "File not found" of a file that is there
+    code, _, err = run_cli(capsys, "find", "--data", "ionosphere", "--model", str(tmp_path / "junk.keras"),
+                           "--trials", "1", "--epochs", "1")
+    one_line_error(code, err, ["junk.keras", "not a saved Keras model", "zip archive"])
+
+
 def test_data_larger_than_memory_is_refused_before_reading(in_study_dir: Path, tmp_path: Path,
                                                           capsys: pytest.CaptureFixture[str],
                                                           monkeypatch: pytest.MonkeyPatch) -> None:

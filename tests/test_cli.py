@@ -189,7 +189,9 @@ def test_the_summary_names_a_warmed_up_schedule_as_the_progress_lines_do(capsys)
     r.trials = {"complete": 3, "pruned": 1, "failed": 0}
     r.schedule = {"type": "reduce_on_plateau", "initial_lr": 0.01, "factor": 0.5, "reraise_after": None}
     _print_summary(r)  # an option left off is not shown as None
-    assert "best schedule: reduce_on_plateau (initial_lr=0.01, factor=0.5)\n" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "best schedule: reduce_on_plateau (initial_lr=0.01, factor=0.5)\n" in out
+    assert "and model.fit(..., validation_data=...): the schedule follows val_loss" in out
     assert "trial's run:   val_loss 0.2000\nover 3 seeds:  val_loss 0.2100 ± 0.0100\n" in out  # which is which
     r.schedule = {"type": "cyclic", "base_lr": 0.001, "max_lr": 0.01, "step_size_epochs": 5.0, "mode": "triangular",
                   "gamma": 0.99}
