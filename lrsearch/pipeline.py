@@ -1186,10 +1186,28 @@ def _artifact_store(folder: Path) -> Any:
 
 
 def _upload(run: _Run, path: str, target: Any) -> None:
+    """Attach the file at ``path`` to ``target`` (study or trial) as an artifact, unless it already has that file
+    with the same bytes (a resume re-attaches the study's range test and export: the dashboard would list copies)."""
+    import hashlib
+
     import optuna
 
     if run.artifacts is None:
         return
+    data = Path(path).read_bytes()
+    try:
+        metas = optuna.artifacts.get_all_artifact_meta(target, storage=run.study._storage)
+    except Exception:  # an artifact record that cannot be read: upload, as before
+        metas = []
+    for meta in metas:
+        if meta.filename != Path(path).name:
+            continue
+        try:
+            with run.artifacts.open_reader(meta.artifact_id) as f:
+                if hashlib.sha256(f.read()).digest() == hashlib.sha256(data).digest():
+                    return
+        except Exception:  # its bytes are gone from the store: upload again
+            continue
     optuna.artifacts.upload_artifact(artifact_store=run.artifacts, file_path=path, study_or_trial=target,
                                      storage=run.study._storage)
 

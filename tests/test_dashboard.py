@@ -158,8 +158,9 @@ def test_every_trial_and_the_study_carry_artifacts(searched):
         found = arts(t.system_attrs)
         assert found and found[0]["mimetype"] == "image/png", t.number
         assert (searched / "studies" / "ionosphere" / "artifacts" / found[0]["artifact_id"]).is_file()
-    names = {a["filename"] for a in arts(study._storage.get_study_system_attrs(study._study_id))}
-    assert {"range_test.png", "best_schedule.json"} <= names
+    names = [a["filename"] for a in arts(study._storage.get_study_system_attrs(study._study_id))]
+    assert {"range_test.png", "best_schedule.json"} <= set(names)
+    assert len(names) == len(set(names))
 
 
 def test_report_command_writes_a_self_contained_page(searched, tmp_path, capsys, monkeypatch):

@@ -465,6 +465,23 @@ def test_a_search_stopped_by_its_timeout_says_so(tmp_path, monkeypatch):
                             "the same command again") for n in r.notes), r.notes
 
 
+def test_a_resume_does_not_attach_the_study_s_files_again(tmp_path, monkeypatch):
+    """The dashboard lists a study's artifacts: a re-run that changes nothing must not add copies of them."""
+    monkeypatch.chdir(tmp_path)
+    find("ionosphere", trials=2, epochs=2, seeds=1, quiet=True)
+
+    def names():
+        attrs = _study(tmp_path)._storage.get_study_system_attrs(_study(tmp_path)._study_id)
+        return sorted(json.loads(v)["filename"] for k, v in attrs.items() if k.startswith("artifacts:"))
+
+    first = names()
+    assert first == ["best_schedule.json", "range_test.png"]
+    find("ionosphere", trials=2, epochs=2, seeds=1, quiet=True)  # nothing to run, the same export
+    assert names() == first
+    find("ionosphere", trials=3, epochs=2, seeds=1, quiet=True)  # one trial more: maybe a new export, never a copy
+    assert names().count("range_test.png") == 1 and 1 <= names().count("best_schedule.json") <= 2
+
+
 def test_a_finished_study_re_run_reuses_its_export_until_a_setting_changes(searched, monkeypatch):
     """Same trials, same re-scoring settings: the export is written again without retraining (it would be the same:
     every training is seeded); another --top-k re-scores, and the study keeps that export's baselines."""
