@@ -131,9 +131,25 @@ class LazyGroupTPESampler(optuna.samplers.TPESampler):
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             super().__init__(multivariate=True, group=True, **kwargs)
         self._group_decomposed_search_space = _IncrementalGroups(True)
+        self._stream: int | None = kwargs.get("seed")  # the base of every trial's own random stream (None: unseeded)
         self._split_cache: tuple[Any, Any] | None = None
         self._pruned_scores: dict[int, tuple[float, float]] = {}  # finished trials' sort keys never change
         self._internal: dict[tuple[str, BaseDistribution], dict[int, float]] = {}  # finished trials' params, internal
+
+    def reseed_rng(self) -> None:
+        super().reseed_rng()
+        if self._stream is not None:  # seeded: a fresh base, so a worker's trials are its own
+            self._stream = int(np.random.SeedSequence().generate_state(1)[0])
+
+    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        # A seeded sampler draws each trial from a stream of its own, keyed by the trial's number: processes that
+        # share a study (their numbers never repeat) never propose the same points, as one stream in each would,
+        # and one process's search is still reproducible.
+        if self._stream is not None:
+            tpe, random = np.random.SeedSequence([self._stream, trial.number]).generate_state(2)
+            self._rng.rng.seed(int(tpe))
+            self._random_sampler._rng.rng.seed(int(random))
+        super().before_trial(study, trial)
 
     def sample_relative(self, study: optuna.Study, trial: FrozenTrial,
                         search_space: dict[str, BaseDistribution]) -> dict[str, Any]:

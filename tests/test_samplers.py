@@ -60,17 +60,22 @@ def test_a_trial_models_only_the_groups_it_uses() -> None:
 
 
 def test_it_finds_what_eager_tpe_finds() -> None:
-    lazy = optuna.create_study(sampler=LazyGroupTPESampler(seed=1, n_startup_trials=8))
-    lazy.optimize(objective, n_trials=60)
-    with pytest.warns(optuna.exceptions.ExperimentalWarning):
-        eager_sampler = optuna.samplers.TPESampler(multivariate=True, group=True, seed=1, n_startup_trials=8)
-    eager = optuna.create_study(sampler=eager_sampler)
-    eager.optimize(objective, n_trials=60)
-    random = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
-    random.optimize(objective, n_trials=60)
+    """Medians over five seeds: one seed's best value is luck as much as the sampler (random search wins some)."""
+    import statistics
+
+    best: dict[str, list[float]] = {"lazy": [], "eager": [], "random": []}
+    for seed in range(1, 6):
+        with pytest.warns(optuna.exceptions.ExperimentalWarning):
+            eager = optuna.samplers.TPESampler(multivariate=True, group=True, seed=seed, n_startup_trials=8)
+        for name, sampler in (("lazy", LazyGroupTPESampler(seed=seed, n_startup_trials=8)), ("eager", eager),
+                              ("random", optuna.samplers.RandomSampler(seed=seed))):
+            study = optuna.create_study(sampler=sampler)
+            study.optimize(objective, n_trials=60)
+            best[name].append(study.best_value)
+    median = {name: statistics.median(values) for name, values in best.items()}
     # Same model, same budget: as good as eager TPE (within a small margin) and better than random search.
-    assert lazy.best_value <= eager.best_value + 0.002
-    assert lazy.best_value < random.best_value
+    assert median["lazy"] <= median["eager"] + 0.002
+    assert median["lazy"] < median["random"]
 
 
 def test_constant_liar_shares_the_sampled_params_with_other_workers() -> None:
@@ -134,3 +139,23 @@ def test_the_cached_groups_and_split_sample_what_optunas_code_samples(constant_l
     assert ours == theirs
     assert (studies[0].sampler._search_space_group.search_spaces
             == studies[1].sampler._search_space_group.search_spaces)
+
+
+def test_processes_sharing_a_study_with_one_seed_never_propose_the_same_points() -> None:
+    """Two ``find`` runs on one PostgreSQL study, both seeded 0, each with its sampler: trial numbers are unique
+    in a study, and each trial draws from the stream its number keys, so no two trials repeat each other."""
+    storage = optuna.storages.InMemoryStorage()
+    a, b = (optuna.create_study(study_name="shared", storage=storage, load_if_exists=True,
+                                sampler=LazyGroupTPESampler(seed=0, n_startup_trials=4, constant_liar=True))
+            for _ in range(2))
+    for _ in range(6):
+        for study in (a, b):
+            trial = study.ask()
+            study.tell(trial, objective(trial))
+    params = [json.dumps(t.params, sort_keys=True) for t in a.trials]
+    assert len(a.trials) == 12 and len(set(params)) == 12
+    # One process alone is still reproducible: the same seed, the same trials.
+    again = [optuna.create_study(sampler=LazyGroupTPESampler(seed=0, n_startup_trials=4)) for _ in range(2)]
+    for study in again:
+        study.optimize(objective, n_trials=8)
+    assert [t.params for t in again[0].trials] == [t.params for t in again[1].trials]
