@@ -540,6 +540,10 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
                           trials_per_second=round(ran / took, 3) if took > 0 else 0.0)
     try:
         return _export(run, notes, top_k=top_k, seeds=seeds, select=select, progress=progress)
+    except KeyboardInterrupt:
+        interrupts.handled()
+        raise Interrupted(f"interrupted while scoring the export; study {study_name!r} keeps all its trials: run "
+                          "the same command again to score and export its best") from None
     finally:
         run.close_plots()  # no-op after a normal export; stops the helper if the export failed
 

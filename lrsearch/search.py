@@ -12,6 +12,7 @@ failed, ``prune_reason`` or ``fail_reason``.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import warnings
@@ -455,13 +456,15 @@ def finished_trials(study: Any) -> list[Any]:
     return study.get_trials(deepcopy=False, states=states)
 
 
+#: The ``fail_reason`` of a trial stopped by Ctrl-C (a resume runs it again when it is a warm-start classic).
+INTERRUPTED = "interrupted (Ctrl-C)"
 #: Times a warm-start classic lost without a reason is run again, at most (one that always dies is not retried forever).
 MAX_WARM_START_RETRIES = 3
 
 
 def requeue_lost_warm_starts(study: Any) -> int:
-    """Enqueue again every warm-start classic whose run was lost (failed with no ``fail_reason``: Ctrl-C, a crash)
-    and that has no other run, finished or to come; returns how many.
+    """Enqueue again every warm-start classic whose run was lost (failed by Ctrl-C, or with no ``fail_reason``: a
+    crash) and that has no other run, finished or to come; returns how many.
 
     The classics are the baselines a search is compared with: a resume must not go on without one because the run
     that trained it was interrupted. A classic that failed for a reason (its model could not be built) is not
@@ -485,7 +488,8 @@ def requeue_lost_warm_starts(study: Any) -> int:
     other = {key(t) for t in trials if t.state.name != "FAIL"}
     lost: dict[str, list[Any]] = {}
     for t in trials:
-        if t.state.name == "FAIL" and t.user_attrs.get("warm_start") and "fail_reason" not in t.user_attrs:
+        if t.state.name == "FAIL" and t.user_attrs.get("warm_start") and t.user_attrs.get(
+                "fail_reason", INTERRUPTED) == INTERRUPTED:
             lost.setdefault(key(t), []).append(t)
     n = 0
     for k, runs in lost.items():
@@ -705,7 +709,12 @@ def run_trials(study: Any, objective: Callable[[Any], float], budget: int, *, ti
         if len(ahead) >= budget:
             trial.set_user_attr("fail_reason", "surplus: the budget was taken by other workers")
             raise Surplus
-        return objective(trial)
+        try:
+            return objective(trial)
+        except KeyboardInterrupt:
+            with contextlib.suppress(Exception):  # the storage may refuse now; the trial fails all the same
+                trial.set_user_attr("fail_reason", INTERRUPTED)
+            raise
 
     while timeout is None or time.monotonic() - start < timeout:
         trials = study.get_trials(deepcopy=False)

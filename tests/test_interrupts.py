@@ -68,7 +68,7 @@ def test_the_command_puts_the_previous_handler_back(tmp_path, monkeypatch):
 
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
-@pytest.mark.parametrize("where", ["swallowed", "turned_into_an_error"])
+@pytest.mark.parametrize("where", ["swallowed", "turned_into_an_error", "raised"])
 def test_a_ctrl_c_during_a_trial_stops_the_search_after_it_as_one_line(where, handler, workdir, monkeypatch):
     """Swallowed in a finaliser, the Ctrl-C stops the search at the trial's end (not at the search's); turned by
     TensorFlow into an error of its own, it is still an interruption, not a traceback."""
@@ -89,6 +89,8 @@ def test_a_ctrl_c_during_a_trial_stops_the_search_after_it_as_one_line(where, ha
                 del thing
                 gc.collect()
                 assert ref() is None
+            elif where == "raised":
+                signal.raise_signal(signal.SIGINT)
             else:
                 try:
                     signal.raise_signal(signal.SIGINT)
@@ -100,7 +102,20 @@ def test_a_ctrl_c_during_a_trial_stops_the_search_after_it_as_one_line(where, ha
     with pytest.raises(Interrupted, match="run the same command again to resume"):
         find("ionosphere", trials=6, epochs=2, seeds=1, quiet=True)
     assert len(calls) == 2
-    states = [t.state.name for t in optuna.load_study(study_name="ionosphere",
-                                                      storage="sqlite:///studies/ionosphere.db").trials]
-    assert states[:2] == ["COMPLETE", "COMPLETE" if where == "swallowed" else "FAIL"]
+    trials = optuna.load_study(study_name="ionosphere", storage="sqlite:///studies/ionosphere.db").trials
+    assert [t.state.name for t in trials[:2]] == ["COMPLETE", "COMPLETE" if where == "swallowed" else "FAIL"]
+    if where == "raised":  # said why, and still a lost classic that a resume runs again
+        assert trials[1].user_attrs["fail_reason"] == "interrupted (Ctrl-C)" and trials[1].user_attrs["warm_start"]
     interrupts.check()  # acted on: nothing left to raise
+
+
+def test_a_ctrl_c_while_scoring_the_export_says_what_was_kept(workdir, monkeypatch):
+    from lrsearch import pipeline
+    from lrsearch.errors import Interrupted
+
+    def export(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pipeline, "_export", export)
+    with pytest.raises(Interrupted, match="study 'ionosphere' keeps all its trials: run the same command again"):
+        pipeline.find("ionosphere", trials=1, epochs=1, seeds=1, quiet=True)
