@@ -393,7 +393,9 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
                       task=None if task == "auto" else task)  # type: ignore[arg-type]
     study_name = ds.name if study is None else study
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}", study_name):
-        raise ConfigError(f"study name must be letters, digits, '.', '_' or '-', but got study={study_name!r}")
+        named = "" if study is not None else " (named after the data file; give one with --study NAME)"
+        raise ConfigError(f"study name must be letters, digits, '.', '_' or '-', but got study={study_name!r}"
+                          f"{named}")
     out_dir = Path(out) if out is not None else Path("studies") / study_name
     no_artifacts = artifacts is not None and str(artifacts).lower() == "none"
     art_dir = Path(artifacts) if artifacts is not None and not no_artifacts else out_dir / "artifacts"

@@ -457,6 +457,16 @@ def test_a_finished_study_says_so_before_the_re_scoring(searched, monkeypatch):
     assert lines[3].startswith("export: the study's own from trial"), lines[:5]  # unchanged: nothing retrained
 
 
+def test_a_data_file_name_that_is_no_study_name_says_to_give_one(tmp_path, monkeypatch):
+    import shutil
+
+    monkeypatch.chdir(tmp_path)
+    shutil.copy(Path(lrsearch.__path__[0]) / "datasets" / "ionosphere.csv", tmp_path / "my data.csv")
+    with pytest.raises(ConfigError, match=r"study='my data' \(named after the data file; give one with --study"):
+        find("my data.csv", trials=1, epochs=1, quiet=True)
+    assert not (tmp_path / "studies").exists()
+
+
 def test_a_search_stopped_by_its_timeout_says_so(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     r = find("ionosphere", trials=50, epochs=2, seeds=2, timeout=0.01, quiet=True)
