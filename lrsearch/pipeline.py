@@ -463,6 +463,14 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
     progress.message(f"data: {describe(ds)}; study {study_name!r} in {search.redact(url)}")
     for note in data_notes(ds):
         progress.message(note)
+    if batch_size > len(ds.x_train):
+        progress.message(f"note: --batch-size {batch_size} is more than the {len(ds.x_train)} training rows: every "
+                         "epoch is one step over all of them (and the export says so)")
+    small = [f"{what} split has {n} rows" for what, n in (("validation", len(ds.x_val)), ("test", len(ds.x_test)))
+             if n < 20]
+    if small:
+        progress.message(f"note: the {' and the '.join(small)}: scores on so few rows are coarse (one row moves "
+                         "accuracy by 5% or more); give them more with --split")
     if getattr(factory, "user_compiled", False):
         progress.message(f"note: the model comes compiled; lrsearch replaces its optimizer, loss and metrics with "
                          f"its own (the searched optimizer and schedule, {loss_description(ds.task)['loss']}, "

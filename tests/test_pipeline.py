@@ -442,6 +442,14 @@ def test_find_prints_the_data_notes_under_the_data_line(tmp_path, monkeypatch):
     find(str(tmp_path / "rare.csv"), trials=1, epochs=2, seeds=1, stream=stream, live=False)
     lines = stream.getvalue().splitlines()
     assert lines[0].startswith("data: rare: 250 rows") and lines[1].startswith("note: 90% of the training"), lines[:3]
+    assert not any("rows: scores on so few rows" in line or "--batch-size" in line for line in lines)
+    frame.head(100).to_csv(tmp_path / "few.csv", index=False, header=False)  # 15 validation and 15 test rows
+    stream = io.StringIO()
+    find(str(tmp_path / "few.csv"), trials=1, epochs=1, seeds=1, batch_size=512, stream=stream, live=False)
+    lines = stream.getvalue().splitlines()
+    assert "note: --batch-size 512 is more than the 70 training rows: every epoch is one step" in lines[1], lines[:4]
+    assert lines[2].startswith("note: the validation split has 15 rows and the test split has 15 rows: scores on "
+                               "so few rows are coarse"), lines[:4]
 
 
 def test_a_finished_study_says_so_before_the_re_scoring(searched, monkeypatch):
