@@ -477,12 +477,22 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
                          f"{task_metric(ds.task)}), so its compile settings, and any hyperparameter only they use, "
                          "do not count")
 
+    def still_ours() -> None:
+        """Refuse before a write that follows a range test: another run may have taken the study (empty until then)
+        for other settings meanwhile, and what this run measured is not for them."""
+        try:
+            search.check_compatible(the_study, expected)
+        except StorageError as exc:
+            raise StorageError(f"another run took study {study_name!r} while this one ran its range test: "
+                               f"{exc}") from None
+
     files: dict[str, str] = {}
     rt = the_study.user_attrs.get("range_test")
     rt_began = time.monotonic()
     fresh = rt is None
     if fresh:
         rt = _range_test(factory, ds, opt_spec, batch_size, seed, out_dir, files, repeats)
+        still_ours()
         the_study.set_user_attr("range_test", rt)
     else:
         for name in ("range_test.csv", "range_test.png"):
@@ -494,6 +504,7 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
         for name in opt_names[1:]:
             r = _run_range_test(factory, ds, optimizer_spec(name), batch_size, seed, repeats).to_dict()
             others[name] = {k: r.get(k) for k in ("suggestion", "interval", "stop_reason")}
+        still_ours()
         the_study.set_user_attr("range_tests", others)
     lr_range = _lr_range(the_study, opt_names)
     rt_took = time.monotonic() - rt_began
@@ -506,12 +517,9 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
                timing={"range_test_s": round(rt_took, 3)}, trial_factory=trial_factory, opt_names=opt_names,
                compile_cache=compile_cache)
     run.population, note = _population(run, population)
+    still_ours()
     if "range_test_png" in files:
         _upload(run, files["range_test_png"], the_study)
-    try:  # another run may have taken the study (empty until now) for other settings while this one tested
-        search.check_compatible(the_study, expected)
-    except StorageError as exc:
-        raise StorageError(f"another run took study {study_name!r} while this one ran its range test: {exc}") from None
     if warm_start and not the_study.trials:
         ranges = lr_range if isinstance(lr_range, dict) else None
         # A build(hp) model: the classics train the model at its default hyperparameters (the one the range test
@@ -520,7 +528,7 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
         for params in space.warm_start(choices, opt_spec, epochs=epochs, suggestion=rt["suggestion"],
                                        optimizers=opt_names, lr_ranges=ranges):
             the_study.enqueue_trial({**params, **hp_defaults}, user_attrs={"warm_start": True})
-    elif warm_start:
+    elif warm_start and len(search.finished_trials(the_study)) < trials:  # a search runs: the classics lost first
         search.requeue_lost_warm_starts(the_study)
 
     notes: list[str] = [note] if note else []

@@ -55,7 +55,15 @@ class Progress:
             print(text, file=self.stream, flush=True)
 
     def __call__(self, study: Any, trial: Any) -> None:
-        interrupts.check()  # a Ctrl-C swallowed during the trial (in a finaliser) stops the search now, not at its end
+        try:
+            self._show(study, trial)
+        finally:
+            # A Ctrl-C swallowed during the trial (in a finaliser) stops the search now, not at its end; a
+            # population's members are told one after another, so only after its last one (none is lost).
+            if self.mine % self.batch == 0:
+                interrupts.check()
+
+    def _show(self, study: Any, trial: Any) -> None:
         # Count from the study, not from this process: other workers finish trials of the same budget.
         trials = study.get_trials(deepcopy=False)
         states = [t.state.name for t in trials]

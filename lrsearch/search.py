@@ -468,7 +468,7 @@ def requeue_lost_warm_starts(study: Any) -> int:
 
     The classics are the baselines a search is compared with: a resume must not go on without one because the run
     that trained it was interrupted. A classic that failed for a reason (its model could not be built) is not
-    retried; nor one that was lost :data:`MAX_WARM_START_RETRIES` times.
+    retried; nor one already run again :data:`MAX_WARM_START_RETRIES` times.
 
     Example:
         >>> import optuna
@@ -493,7 +493,7 @@ def requeue_lost_warm_starts(study: Any) -> int:
             lost.setdefault(key(t), []).append(t)
     n = 0
     for k, runs in lost.items():
-        if k not in other and len(runs) < MAX_WARM_START_RETRIES + 1:
+        if k not in other and len(runs) <= MAX_WARM_START_RETRIES:  # runs: the first and each run again, all lost
             t = runs[-1]
             study.enqueue_trial(dict(t.system_attrs.get("fixed_params") or t.params), user_attrs={"warm_start": True})
             n += 1

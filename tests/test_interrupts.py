@@ -106,6 +106,12 @@ def test_a_ctrl_c_during_a_trial_stops_the_search_after_it_as_one_line(where, ha
     assert [t.state.name for t in trials[:2]] == ["COMPLETE", "COMPLETE" if where == "swallowed" else "FAIL"]
     if where == "raised":  # said why, and still a lost classic that a resume runs again
         assert trials[1].user_attrs["fail_reason"] == "interrupted (Ctrl-C)" and trials[1].user_attrs["warm_start"]
+        monkeypatch.setattr(engine, "train", real)
+        find("ionosphere", trials=7, epochs=2, seeds=1, quiet=True)
+        fixed = trials[1].system_attrs["fixed_params"]
+        runs = [t for t in optuna.load_study(study_name="ionosphere", storage="sqlite:///studies/ionosphere.db").trials
+                if t.system_attrs.get("fixed_params") == fixed]
+        assert [t.state.name for t in runs] == ["FAIL", "COMPLETE"]
     interrupts.check()  # acted on: nothing left to raise
 
 

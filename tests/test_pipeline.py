@@ -213,6 +213,26 @@ def test_a_run_that_stopped_before_its_first_trial_does_not_hold_the_study(tmp_p
     assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE"] + ["WAITING"] * (len(study.trials) - 2)
 
 
+def test_a_run_whose_study_was_taken_during_its_range_test_writes_nothing_more(tmp_path, monkeypatch):
+    """Another run took the empty study for other settings meanwhile: this run's range test is not for them."""
+    from lrsearch import pipeline
+
+    monkeypatch.chdir(tmp_path)
+    real = pipeline._range_test
+
+    def taken(*args, **kwargs):
+        rt = real(*args, **kwargs)
+        study = _study(tmp_path)
+        study.set_user_attr("lrsearch", {**study.user_attrs["lrsearch"], "epochs": 99})  # as the other run did
+        return rt
+
+    monkeypatch.setattr(pipeline, "_range_test", taken)
+    with pytest.raises(StorageError, match="another run took study 'ionosphere' while this one ran its range test"):
+        find("ionosphere", trials=2, epochs=2, quiet=True)
+    study = _study(tmp_path)
+    assert study.user_attrs.get("range_test") is None and not study.trials
+
+
 def test_a_warm_start_classic_lost_to_a_ctrl_c_is_run_again_on_resume(tmp_path, monkeypatch):
     """Ctrl-C fails the running trial; when that is a classic, the resume trains it again (it is a baseline)."""
     monkeypatch.chdir(tmp_path)
