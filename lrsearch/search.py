@@ -421,6 +421,11 @@ def check_compatible(study: Any, expected: dict[str, Any]) -> None:
              and stored.get(k, SETTING_DEFAULTS.get(k)) != expected.get(k)]
     if "model" in diffs and stored.get("model_arg") and stored.get("model_arg") == expected.get("model_arg"):
         diffs.remove("model")  # the same file named another way (relative, absolute): its hash is still compared
+    if "space_version" in diffs and "optimizer" not in diffs:  # an upgrade, whatever else it changed (the hash)
+        raise StorageError(
+            f"study {study.study_name!r} was made by an lrsearch whose search space differs (space_version "
+            f"{stored.get('space_version')!r} then, {expected.get('space_version')!r} now), so its trials would not "
+            "compare with new ones; use a new --study name, or the lrsearch version that made it to resume it")
     if diffs:
         k = diffs[0]
         if k in ("data_sha256", "model_sha256"):

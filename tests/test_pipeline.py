@@ -249,6 +249,17 @@ def test_a_warm_start_classic_lost_to_a_ctrl_c_is_run_again_on_resume(tmp_path, 
     assert len([t for t in _study(tmp_path).trials if t.system_attrs.get("fixed_params") == fixed]) == 2
 
 
+def test_a_study_of_an_older_search_space_is_refused_as_such(tmp_path, monkeypatch):
+    """An upgrade can change the model hash's method too: the refusal names the upgrade, not an edited file."""
+    monkeypatch.chdir(tmp_path)
+    spec = _model_file(tmp_path)
+    find("ionosphere", model=spec, trials=1, epochs=1, seeds=1, quiet=True)
+    study = _study(tmp_path)
+    study.set_user_attr("lrsearch", {**study.user_attrs["lrsearch"], "space_version": 1, "model_sha256": "0" * 64})
+    with pytest.raises(StorageError, match=r"made by an lrsearch whose search space differs \(space_version 1 then"):
+        find("ionosphere", model=spec, trials=2, epochs=1, seeds=1, quiet=True)
+
+
 def test_a_resume_with_optimizers_is_refused_under_optimizer(searched, monkeypatch):
     where, _ = searched
     monkeypatch.chdir(where)
