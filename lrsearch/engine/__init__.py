@@ -481,11 +481,16 @@ def architecture_key(model: Any, factory: Any = None) -> str:
     class and variables count too: a subclassed model's automatic config holds only its constructor's arguments
     (not its layers, not its module). A subclassed model without a config is keyed by the ``factory`` that built
     it (one factory builds one architecture; only the seed differs), so re-scoring it on new seeds does not
-    recompile; ``_program`` keeps that factory alive with its program, so its ``id`` is never reused.
+    recompile; ``_program`` keeps that factory alive with its program, so its ``id`` is never reused. A factory
+    whose architecture changes between calls (it reads a global) needs :func:`clear_caches` after the change.
     """
     import keras
 
-    signature = [type(model).__module__, type(model).__qualname__, keras.config.dtype_policy().name,
+    # The classes themselves (their ids: the cached program holds the model, so they stay alive and their ids are
+    # not reused): an edited model file run again in one process defines classes of the same names anew.
+    layers = getattr(model, "_flatten_layers", lambda include_self: [model])(include_self=True)
+    signature = [type(model).__module__, type(model).__qualname__, [id(type(layer)) for layer in layers],
+                 keras.config.dtype_policy().name,
                  [(tuple(v.shape), str(v.dtype), bool(v.trainable)) for v in model.weights]]  # paths: auto-named
     try:
         config = json.loads(model.to_json())
