@@ -53,13 +53,18 @@ def model_sha256(spec: ModelSpec) -> str | None:
     """
     if spec.path is None:
         return None
+    reading = str(spec.path)
     try:
         digest = hashlib.sha256(Path(spec.path).read_bytes())
         folder = Path(spec.path).resolve().parent
         for helper in _local_imports(Path(spec.path)) if Path(spec.path).suffix == ".py" else []:
-            digest.update(b"\0" + str(helper.relative_to(folder)).encode() + b"\0" + helper.read_bytes())
+            reading = str(helper)
+            # posix: one study's hash on Windows and on Linux alike
+            digest.update(b"\0" + helper.relative_to(folder).as_posix().encode() + b"\0" + helper.read_bytes())
     except OSError as exc:
-        raise ModelError(f"cannot read model file {spec.path!r}: {exc.strerror or exc}; check the path") from None
+        which = (f"model file {spec.path!r}" if reading == str(spec.path)
+                 else f"module {reading!r} (model file {spec.path!r} imports it)")
+        raise ModelError(f"cannot read {which}: {exc.strerror or exc}; check the path") from None
     return digest.hexdigest()
 
 
