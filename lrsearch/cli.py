@@ -223,9 +223,9 @@ def _print_summary(r: Any, quiet: bool = False) -> None:
     if loss.get("from_logits"):  # the scores hold only with the loss they were measured with
         cls = {"binary_crossentropy": "BinaryCrossentropy"}.get(loss["loss"], "SparseCategoricalCrossentropy")
         print(f"               and loss=keras.losses.{cls}(from_logits=True): the model outputs logits")
-    if r.schedule.get("type") == "reduce_on_plateau":  # without it the callback can only hold the LR
-        print(f"               and model.fit(..., validation_data=...): the schedule follows "
-              f"{r.schedule.get('monitor', 'val_loss')}")
+    monitor = r.schedule.get("monitor") or "val_loss"
+    if r.schedule.get("type") == "reduce_on_plateau" and monitor.startswith("val_"):  # else it holds the LR
+        print(f"               and model.fit(..., validation_data=...): the schedule follows {monitor}")
 
 
 def _fmt(value: Any) -> str:

@@ -118,17 +118,18 @@ def suggest_schedule(trial: Any, *, choices: list[str], epochs: int, lr_range: L
     # The warm-up shifts the schedule after it: its span is what is left, so that its end (end_factor, alpha,
     # total_decay) is the LR at the end of training, warm-up or not.
     span = E - warmup
-    Ei = max(1, round(span))  # for the integer ranges
     p = f"{family}."
     cfg: dict[str, Any]
     if family == "constant":
         cfg = {"initial_lr": lr}
     elif family == "time_decay":
-        # lr at the last epoch between lr0/1.01 and lr0/101
-        cfg = {"initial_lr": lr, "decay": trial.suggest_float(p + "decay", 0.01 / span, 100.0 / span, log=True)}
-    elif family == "step_decay":
+        # lr at the last epoch between lr0/1.01 and lr0/101. The range is the whole run's, with or without a warm-up
+        # (one distribution per name keeps the sampler's groups whole); a warm-up's shorter span scales it.
+        decay = trial.suggest_float(p + "decay", 0.01 / E, 100.0 / E, log=True)
+        cfg = {"initial_lr": lr, "decay": decay * E / span}
+    elif family == "step_decay":  # its steps are its own: they need no end of training
         cfg = {"initial_lr": lr, "drop": trial.suggest_float(p + "drop", 0.1, 0.9),
-               "epochs_drop": trial.suggest_int(p + "epochs_drop", max(2, Ei // 10), max(3, Ei // 2))}
+               "epochs_drop": trial.suggest_int(p + "epochs_drop", max(2, E // 10), max(3, E // 2))}
     elif family == "piecewise":
         b1 = trial.suggest_float(p + "first_boundary", 0.3, 0.7)
         b2 = trial.suggest_float(p + "second_boundary", 0.75, 0.95)

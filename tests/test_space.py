@@ -51,11 +51,12 @@ def test_the_space_is_log_scaled_and_follows_the_epoch_count(epochs):
         cfg = (s.schedule if s.type == "warmup" else s).to_config()
         assert trial.distributions["initial_lr"] == FloatDistribution(1e-4, 1e-1, log=True)
         if family == "time_decay":  # lr0 / (1 + decay E): the rate after E epochs is lr0/1.01 .. lr0/101
-            assert trial.distributions["time_decay.decay"] == FloatDistribution(0.01 / E, 100.0 / E, log=True)
+            # one distribution per name, warm-up or not (the run's epochs); the span scales the value
+            assert trial.distributions["time_decay.decay"] == FloatDistribution(0.01 / epochs, 100.0 / epochs, log=True)
             time_decay_ends.append(1 / (1 + cfg["decay"] * E))
         elif family == "step_decay":
-            Ei = round(E)
-            assert trial.distributions["step_decay.epochs_drop"] == IntDistribution(max(2, Ei // 10), max(3, Ei // 2))
+            assert trial.distributions["step_decay.epochs_drop"] == IntDistribution(max(2, epochs // 10),
+                                                                                    max(3, epochs // 2))
         else:  # lr0 decay_rate^E is the searched total decay after E epochs
             assert cfg["decay_rate"] ** E == pytest.approx(trial.params["exponential.total_decay"], rel=1e-9)
         study.tell(trial, 0.0)
