@@ -833,7 +833,11 @@ def plot_schedule_file(file: str | Path, epochs: int | None = None, out: str | P
     target = Path(out) if out else text.with_suffix(".png")
     if out and (target.is_dir() or str(out).endswith(("/", os.sep))):  # a folder: the file's name in it
         target = target / text.with_suffix(".png").name
-    return plot_schedule(schedule, epochs, target, steps_per_epoch=spe)
+    try:
+        return plot_schedule(schedule, epochs, target, steps_per_epoch=spe)
+    except OSError as exc:  # the --out the user gave cannot be written
+        raise ConfigError(f"cannot write {str(target)!r} ({exc.strerror or exc}); give a path you can write "
+                          "to") from None
 
 
 def _hp_defaults(trial_factory: Any) -> dict[str, Any]:

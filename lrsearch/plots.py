@@ -7,6 +7,7 @@ with Pillow instead (:mod:`lrsearch.trialpng`, several times cheaper). Keras is 
 
 from __future__ import annotations
 
+import operator
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -48,8 +49,11 @@ def plot_schedule(schedule: Any, epochs: int, path: str | Path, steps_per_epoch:
         schedule = schedule_from_config(schedule)
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise ConfigError(f"epochs must be a positive integer, but got epochs={epochs!r}")
-    spe = 20 if steps_per_epoch is None else steps_per_epoch
-    if isinstance(spe, bool) or not isinstance(spe, int) or not 1 <= spe <= 1_000_000_000:
+    try:  # any integer type (numpy's too), not a bool
+        spe = 20 if steps_per_epoch is None else operator.index(steps_per_epoch)
+    except TypeError:
+        spe = 0
+    if isinstance(steps_per_epoch, bool) or not 1 <= spe <= 1_000_000_000:
         raise ConfigError(f"steps_per_epoch must be a positive integer (at most 1e9), but got "
                           f"steps_per_epoch={steps_per_epoch!r}")
     if schedule.metric_driven:

@@ -125,11 +125,7 @@ def save(fig: Any, path: str | Path, *, tight: bool = True) -> Path:
         raise ConfigError(f"cannot draw {str(path)!r}: its name must end in a picture type, e.g. .png, .svg or "
                           f".pdf (one of {', '.join('.' + k for k in sorted(kinds))})")
     make_folder(path.parent)
-    try:
-        fig.savefig(path, bbox_inches="tight" if tight else None)  # None: the style's "standard" box
-    except OSError as exc:
-        raise ConfigError(f"cannot write {str(path)!r} ({exc.strerror or exc}); give a path you can write "
-                          "to") from None
+    fig.savefig(path, bbox_inches="tight" if tight else None)  # None: the style's "standard" box
     return path
 
 

@@ -142,9 +142,10 @@ class LazyGroupTPESampler(optuna.samplers.TPESampler):
             self._stream = int(np.random.SeedSequence().generate_state(1)[0])
 
     def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        # A seeded sampler draws each trial from a stream of its own, keyed by the trial's number: processes that
-        # share a study (their numbers never repeat) never propose the same points, as one stream in each would,
-        # and one process's search is still reproducible.
+        # A seeded sampler reseeds its stream from the number of each trial as it starts (a population asks all its
+        # trials first: its members then draw one after another from the last one's): processes that share a study
+        # (their numbers never repeat) never propose the same points, as one stream in each would, and one
+        # process's search is still reproducible.
         if self._stream is not None:
             tpe, random = np.random.SeedSequence([self._stream, trial.number]).generate_state(2)
             self._rng.rng.seed(int(tpe))
