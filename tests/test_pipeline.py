@@ -489,10 +489,12 @@ def test_a_finished_study_says_so_before_the_re_scoring(searched, monkeypatch):
     where, _ = searched
     monkeypatch.chdir(where)
     stream = io.StringIO()
+    n = len([t for t in _study(where).trials if t.state.name in ("COMPLETE", "PRUNED")])  # other tests add some
     find("ionosphere", trials=6, epochs=6, seed=0, stream=stream, live=False)
     lines = stream.getvalue().splitlines()
     assert lines[1].startswith("range test (the study's): suggested initial LR"), lines[:3]
-    assert lines[2] == "study already has 6 finished trials; nothing to run (raise --trials to search more)", lines
+    told = f"{n} finished trials" + ("" if n == 6 else " (--trials 6)")  # the study's count, and the budget asked
+    assert lines[2] == f"study already has {told}; nothing to run (raise --trials to search more)", lines
     assert lines[3].startswith("export: the study's own from trial"), lines[:5]  # unchanged: nothing retrained
 
 
