@@ -132,6 +132,7 @@ class LazyGroupTPESampler(optuna.samplers.TPESampler):
             super().__init__(multivariate=True, group=True, **kwargs)
         self._group_decomposed_search_space = _IncrementalGroups(True)
         self._stream: int | None = kwargs.get("seed")  # the base of every trial's own random stream (None: unseeded)
+        self._seeded_for: int | None = None  # the trial whose stream is drawn from now
         self._split_cache: tuple[Any, Any] | None = None
         self._pruned_scores: dict[int, tuple[float, float]] = {}  # finished trials' sort keys never change
         self._internal: dict[tuple[str, BaseDistribution], dict[int, float]] = {}  # finished trials' params, internal
@@ -140,17 +141,26 @@ class LazyGroupTPESampler(optuna.samplers.TPESampler):
         super().reseed_rng()
         if self._stream is not None:  # seeded: a fresh base, so a worker's trials are its own
             self._stream = int(np.random.SeedSequence().generate_state(1)[0])
+            self._seeded_for = None
 
-    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        # A seeded sampler reseeds its stream from the number of each trial as it starts (a population asks all its
-        # trials first: its members then draw one after another from the last one's): processes that share a study
-        # (their numbers never repeat) never propose the same points, as one stream in each would, and one
-        # process's search is still reproducible.
-        if self._stream is not None:
+    def _seed_for(self, trial: FrozenTrial) -> None:
+        """Reseed a seeded sampler's streams from the seed and ``trial``'s number at the trial's first draw.
+
+        Processes that share a study (trial numbers never repeat in it) then never propose the same points, as one
+        stream in each would, and one process's search is still reproducible. At the first draw, not at ``ask``: a
+        population asks all its trials before any of them draws, and each member must still draw what it would
+        one trial at a time.
+        """
+        if self._stream is not None and self._seeded_for != trial.number:
             tpe, random = np.random.SeedSequence([self._stream, trial.number]).generate_state(2)
             self._rng.rng.seed(int(tpe))
             self._random_sampler._rng.rng.seed(int(random))
-        super().before_trial(study, trial)
+            self._seeded_for = trial.number
+
+    def sample_independent(self, study: optuna.Study, trial: FrozenTrial, param_name: str,
+                           param_distribution: BaseDistribution) -> Any:
+        self._seed_for(trial)
+        return super().sample_independent(study, trial, param_name, param_distribution)
 
     def sample_relative(self, study: optuna.Study, trial: FrozenTrial,
                         search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
@@ -166,6 +176,7 @@ class LazyGroupTPESampler(optuna.samplers.TPESampler):
 
     def _sample_group(self, study: optuna.Study, trial: FrozenTrial,
                       group: dict[str, BaseDistribution]) -> dict[str, Any]:
+        self._seed_for(trial)
         return self._sample_relative(study, trial, group)
 
     def _sample(self, study: optuna.Study, trial: FrozenTrial,
