@@ -209,7 +209,7 @@ def _print_summary(r: Any, quiet: bool = False) -> None:
     t = r.trials
     print(f"trials:        {t['complete']} complete, {t['pruned']} pruned, {t['failed']} failed "
           f"(exported: trial {r.best_trial}"
-          f"{', after re-scoring the best' if (r.metrics.get('seeds') or 1) > 1 and t['complete'] > 1 else ', the best val_loss'}) "
+          f"{', after re-scoring the best' if getattr(r, 'rescored', False) else ', the best val_loss'}) "
           f"on {r.device}")
     for note in r.notes:
         print(f"note:          {note}")

@@ -47,6 +47,8 @@ class FindResult:
     model_hp: dict[str, Any] = field(default_factory=dict)
     #: The loss the search trained with (``loss`` and, for classification, ``from_logits``), as in the export.
     loss: dict[str, Any] = field(default_factory=dict)
+    #: Whether the export was chosen by re-scoring candidates on fresh validation splits (not by one val_loss).
+    rescored: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -1122,7 +1124,8 @@ def _result(run: _Run, notes: list[str], doc: dict[str, Any], counts: dict[str, 
         files={**run.files, "schedule": str(path)}, device=device_description(),
         dashboard_command=search.dashboard_command(run.name, run.url),
         notes=notes + run.notes, timing=run.timing, baselines=baselines, model_hp=dict(provenance.get("model_hp", {})),
-        loss={k: provenance[k] for k in ("loss", "from_logits") if k in provenance})
+        loss={k: provenance[k] for k in ("loss", "from_logits") if k in provenance},
+        rescored=any(len(row.get("val_loss") or []) > 1 for row in run.study.user_attrs.get("reselection") or []))
 
 
 def _announce(progress: Any, completed: list[Any], candidates: int, seeds: int, classics: int, *,

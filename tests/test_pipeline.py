@@ -30,6 +30,7 @@ def _study(where, name="ionosphere"):
 
 def test_files_and_study_attrs(searched):
     where, r = searched
+    assert r.rescored  # 6 trials, --seeds auto: the export was chosen by re-scoring
     assert (where / "studies" / "ionosphere.db").is_file()
     for name in ("best_schedule.json", "range_test.csv", "range_test.png"):
         assert (where / "studies" / "ionosphere" / name).stat().st_size > 0
@@ -512,6 +513,7 @@ def test_a_search_stopped_by_its_timeout_says_so(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     r = find("ionosphere", trials=50, epochs=2, seeds=2, timeout=0.01, quiet=True)
     assert r.trials["complete"] < 50
+    assert not r.rescored or r.trials["complete"] > 1  # one trial: scored over seeds, nothing re-scored
     assert any(n.startswith(f"the search stopped at --timeout 0.01s after {r.trials['complete']} of 50 trials; run "
                             "the same command again") for n in r.notes), r.notes
 
