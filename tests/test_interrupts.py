@@ -125,3 +125,22 @@ def test_a_ctrl_c_while_scoring_the_export_says_what_was_kept(workdir, monkeypat
     monkeypatch.setattr(pipeline, "_export", export)
     with pytest.raises(Interrupted, match="study 'ionosphere' keeps all its trials: run the same command again"):
         pipeline.find("ionosphere", trials=1, epochs=1, seeds=1, quiet=True)
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_a_swallowed_ctrl_c_stops_a_model_fit_trial_at_the_next_batch(handler, ionosphere, ionosphere_factory):
+    """A model.fit trial can take minutes: a Ctrl-C swallowed where it landed (here, before training, as it can be
+    while Keras builds the model) must not wait for the trial's last epoch (CI saw such a trial complete)."""
+    from lrsearch.engine.fit import train_fit
+    from lrsearch.optimizers import optimizer_spec
+    from lrsearch.schedules.families import Constant
+
+    thing = _Thing()
+    ref = weakref.ref(thing, lambda r: signal.raise_signal(signal.SIGINT))
+    del thing
+    gc.collect()
+    assert ref() is None and interrupts.pending()
+    epochs = []
+    with pytest.raises(KeyboardInterrupt):
+        train_fit(ionosphere_factory, ionosphere, Constant(0.01), optimizer=optimizer_spec("adam"), epochs=20, batch_size=32, seed=0, report=lambda epoch, values: epochs.append(epoch))
+    assert epochs == [] and not interrupts.pending()

@@ -36,6 +36,7 @@ def train_fit(factory: Callable[[int], Any], data: Dataset, schedule: Schedule, 
     """Same contract as :func:`lrsearch.engine.train`, through ``model.fit`` and ``ScheduleCallback``."""
     import keras
 
+    from lrsearch import interrupts
     from lrsearch.engine._common import BatchPlan
     from lrsearch.models import task_metric
     from lrsearch.optimizers import make_optimizer
@@ -49,7 +50,13 @@ def train_fit(factory: Callable[[int], Any], data: Dataset, schedule: Schedule, 
     state = {"diverged": False}
 
     class _Report(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+            # A Ctrl-C that Keras or TensorFlow swallowed (a finaliser, a converted error) stops the trial here, not
+            # after its last epoch: a model.fit trial can take minutes.
+            interrupts.check()
+
         def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+            interrupts.check()
             logs = logs or {}
             values = {"loss": float(logs.get("loss", math.nan)), "val_loss": float(logs.get("val_loss", math.nan)),
                       metric: float(logs.get(metric, math.nan))}
