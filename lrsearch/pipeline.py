@@ -537,14 +537,14 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
     if re.fullmatch(r"sqlite:///?(:memory:)?", url):  # nothing of the study outlives this process
         notes.append(f"--storage {url} keeps the study in memory only: it is gone when find ends (the export is "
                      "written); give a file, e.g. sqlite:///studies/NAME.db, to keep it")
-    if run.population > 1:
-        progress.message(f"population mode: {run.population} trials trained at once")
     if len(search.finished_trials(the_study)) >= trials:
         n = len(search.finished_trials(the_study))
         notes.append(f"study already has {n} finished trials{'' if n == trials else f' (--trials {trials})'}; "
                      "nothing to run (raise --trials to search more)")
         progress.message(notes[-1])  # now, not only in the summary: the re-scoring comes first
     else:
+        if run.population > 1:  # said only when trials will train (a finished study trains none)
+            progress.message(f"population mode: {run.population} trials trained at once")
         helpers = _start_workers(run, workers - 1, data, timeout)
         began = time.monotonic()
         try:

@@ -18,6 +18,18 @@ if "LRSEARCH_COMPILE_CACHE" not in os.environ:
 import pytest  # noqa: E402
 
 
+def pytest_configure(config):
+    # On a GPU, JAX runs float32 matmuls and convolutions as TF32 (a 10-bit mantissa) unless told otherwise: two
+    # correct programs that batch or order the arithmetic differently (a population against one trial, the engine
+    # against model.fit) then differ by ~1e-3 after a few epochs, far more than float reordering. The equivalence
+    # tests compare programs, so on a GPU they run at full float32; lrsearch itself keeps JAX's default (TF32).
+    if os.environ.get("KERAS_BACKEND") == "jax":
+        import jax
+
+        if jax.default_backend() == "gpu":
+            jax.config.update("jax_default_matmul_precision", "highest")
+
+
 @pytest.fixture(scope="session")
 def ionosphere():
     """The bundled UCI Ionosphere data, split with seed 0."""

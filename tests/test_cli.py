@@ -34,7 +34,7 @@ def test_help_does_not_import_keras():
     (["--data", "ionosphere", "--optimizer", "lbfgs"], "optimizer must be one of"),
     (["--data", "ionosphere", "--schedules", "banana"], "--schedules must be"),
     (["--data", "ionosphere", "--storage", "sqlite:////no/such/dir/x.db"], "does not exist"),
-    (["--data", "ionosphere", "--storage", "postgresql+psycopg://u:secret@127.0.0.1:1/db"], "storage"),
+    (["--data", "ionosphere", "--storage", "postgresql+psycopg://u:secret@127.0.0.1:1/db"], "postgresql+psycopg"),
     (["--data", "ionosphere", "--target", "nope"], "nope"),
     (["--data", "ionosphere", "--compile-cache", "/dev/null/cache"], "compile cache folder"),
     (["--data", "ionosphere", "--study", ""], "study name must be"),

@@ -29,6 +29,11 @@ def test_the_module_list_is_the_package():
 def test_examples_run(name):
     if name == "lrsearch.engine._jax":
         pytest.importorskip("jax")
+    if name == "lrsearch.engine._tf":  # TensorFlow's program, for Keras on TensorFlow (the GPU machine has none)
+        import keras
+
+        if keras.backend.backend() != "tensorflow":
+            pytest.skip("lrsearch.engine._tf runs under KERAS_BACKEND=tensorflow")
     cwd = os.getcwd()
     try:
         result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)

@@ -99,15 +99,16 @@ def test_a_ctrl_c_during_a_trial_stops_the_search_after_it_as_one_line(where, ha
         return real(*args, **kwargs)
 
     monkeypatch.setattr(engine, "train", train)
+    # one trial at a time (a GPU would train the six as one population): the second train() call is trial 1
     with pytest.raises(Interrupted, match="run the same command again to resume"):
-        find("ionosphere", trials=6, epochs=2, seeds=1, quiet=True)
+        find("ionosphere", trials=6, epochs=2, seeds=1, population=1, quiet=True)
     assert len(calls) == 2
     trials = optuna.load_study(study_name="ionosphere", storage="sqlite:///studies/ionosphere.db").trials
     assert [t.state.name for t in trials[:2]] == ["COMPLETE", "COMPLETE" if where == "swallowed" else "FAIL"]
     if where == "raised":  # said why, and still a lost classic that a resume runs again
         assert trials[1].user_attrs["fail_reason"] == "interrupted (Ctrl-C)" and trials[1].user_attrs["warm_start"]
         monkeypatch.setattr(engine, "train", real)
-        find("ionosphere", trials=7, epochs=2, seeds=1, quiet=True)
+        find("ionosphere", trials=7, epochs=2, seeds=1, population=1, quiet=True)
         fixed = trials[1].system_attrs["fixed_params"]
         runs = [t for t in optuna.load_study(study_name="ionosphere", storage="sqlite:///studies/ionosphere.db").trials
                 if t.system_attrs.get("fixed_params") == fixed]

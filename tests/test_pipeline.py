@@ -340,7 +340,9 @@ def test_a_pruned_trial_says_why_in_terms_of_its_own_family(workdir):
     import re
     import statistics
 
-    find("ionosphere", trials=14, epochs=6, schedules="constant", artifacts="none", seeds=1, top_k=1, quiet=True)
+    # one at a time: a population's members (a GPU's default) end together, with no completed trial to prune against
+    find("ionosphere", trials=14, epochs=6, schedules="constant", artifacts="none", seeds=1, top_k=1, population=1,
+         quiet=True)
     trials = _study(workdir).trials
     pruned = [t for t in trials if t.state.name == "PRUNED"]
     assert pruned
@@ -511,7 +513,8 @@ def test_a_data_file_name_that_is_no_study_name_says_to_give_one(tmp_path, monke
 
 def test_a_search_stopped_by_its_timeout_says_so(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    r = find("ionosphere", trials=50, epochs=2, seeds=2, timeout=0.01, quiet=True)
+    # one at a time: a population (a GPU's default) trains its batch of 50 before the timeout is looked at
+    r = find("ionosphere", trials=50, epochs=2, seeds=2, timeout=0.01, population=1, quiet=True)
     assert r.trials["complete"] < 50
     assert not r.rescored or r.trials["complete"] > 1  # one trial: scored over seeds, nothing re-scored
     assert any(n.startswith(f"the search stopped at --timeout 0.01s after {r.trials['complete']} of 50 trials; run "

@@ -23,6 +23,7 @@ def _one_line(err: str) -> str:
 
 
 def test_unreachable_database(workdir, capsys):
+    pytest.importorskip("psycopg")  # without the driver the error says to install it (test_cli covers that)
     url = "postgresql+psycopg://nobody@127.0.0.1:1/nothing"  # nothing listens on port 1
     assert main(["find", "--data", "ionosphere", "--trials", "1", "--epochs", "1", "--storage", url]) == 2
     err = _one_line(capsys.readouterr().err)

@@ -110,3 +110,16 @@ def test_the_trainings_after_a_population_search_are_counted(workdir):
     winner_is_classic = next(t for t in study.trials if t.number == ranking[0]["trial"]).user_attrs.get("warm_start")
     done = total - 1 if winner_is_classic else total
     assert re.search(rf"\rre-scoring: \[#{{24}}\] {done}/{done} trainings", out), out
+
+
+def test_population_mode_is_said_only_when_trials_will_train(workdir):
+    import io
+
+    from lrsearch.pipeline import find
+
+    first, again = io.StringIO(), io.StringIO()
+    find("ionosphere", trials=2, epochs=2, population=2, top_k=1, seeds=1, artifacts="none", stream=first, live=False)
+    find("ionosphere", trials=2, epochs=2, population=2, top_k=1, seeds=1, artifacts="none", stream=again, live=False)
+    assert "population mode: 2 trials trained at once" in first.getvalue()
+    said = again.getvalue()
+    assert "nothing to run" in said and "population mode" not in said, said
