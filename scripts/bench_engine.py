@@ -436,7 +436,7 @@ def run_lrsearch(n: int, e: int, work: Path, engine: str, timeout: float, worklo
     db = work / "bench.db"
     exe = Path(sys.executable).with_name("lrsearch")
     head = [str(exe)] if exe.exists() else [sys.executable, "-m", "lrsearch"]
-    cmd = [*head, "find", "--data", workload, "--trials", str(n), "--epochs", str(e), "--quiet",
+    cmd = [*head, "find", "--data", workload, "--trials", str(n), "--epochs", str(e), "--quiet", "--json",
            "--study", "bench", "--storage", f"sqlite:///{db}", "--out", str(work / "out")]
     if workload == "mnist":
         cmd += ["--split", MNIST_SPLIT, "--batch-size", "128"]
@@ -472,8 +472,21 @@ def run_lrsearch(n: int, e: int, work: Path, engine: str, timeout: float, worklo
         "trial_s": durations,
         "range_test_suggestion": (study.user_attrs.get("range_test") or {}).get("suggestion"),
         "population_note": next((ln for ln in out.splitlines() if "population" in ln), None),
+        "timing": _find_timing(out),
         "cmd": " ".join(cmd),
     }
+
+
+def _find_timing(out: str) -> dict:
+    """The ``timing`` of ``find --json``'s result in a combined output (warnings may come before it)."""
+    out = "\n" + out
+    decoder, at = json.JSONDecoder(), out.rfind("\n{")
+    while at >= 0:
+        try:
+            return decoder.raw_decode(out, at + 1)[0].get("timing", {})
+        except ValueError:
+            at = out.rfind("\n{", 0, at)
+    return {}
 
 
 def run_child(name: str, script: str, n: int, e: int, work: Path, timeout: float, workload: str = "ionosphere") -> dict:
@@ -692,6 +705,12 @@ def main(argv: list[str] | None = None) -> int:
             rest = ts[1:] or ts
             print(f"{r['name']}: trial seconds: first {ts[0]:.2f}, rest mean {sum(rest) / len(rest):.2f} "
                   f"(min {min(rest):.2f}, max {max(rest):.2f})")
+    for r in results:
+        t = r.get("timing") or {}
+        if t:
+            print(f"{r['name']}: find's own timing: range test {t.get('range_test_s', 0):.1f} s, search "
+                  f"{t.get('search_s', 0):.1f} s, reselection {t.get('reselection_s', 0):.1f} s, test scoring and "
+                  f"baselines {t.get('test_scoring_s', 0):.1f} s")
     lr = by_key.get("lrsearch")
     if lr:
         if lr.get("population_note"):

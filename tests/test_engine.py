@@ -25,11 +25,10 @@ from lrsearch.schedules.plateau import ReduceOnPlateau
 
 # Float reordering only (XLA fuses and reorders the same arithmetic): per-epoch losses agree to this.
 RTOL = 2e-4
-# On a GPU JAX multiplies float32 on TF32 tensor cores (its default precision, model.fit's too) and reduces in
-# other orders; Adam at lr 0.05 turns those last-bit differences into up to ~2e-4 in weights near zero (seen on an
-# H100). Losses still agree to RTOL there.
-ON_GPU = keras.backend.backend() == "jax" and __import__("jax").default_backend() == "gpu"
-WEIGHTS_ATOL = 5e-4 if ON_GPU else 1e-5
+# Weights: Adam divides by sqrt(v), so where a weight's gradients are near zero the last-bit differences of a
+# reordered sum become whole steps (JAX, CPU: one of the CNN's 5760 weights 2e-5 apart, the losses to 1e-6). On a
+# GPU the suite runs at full float32 (tests/conftest.py); at JAX's default TF32 the CNN's weights drift ~4e-2 apart.
+WEIGHTS_ATOL = 5e-5 if keras.backend.backend() == "jax" else 1e-5
 
 SCHEDULES = [
     {"type": "constant", "initial_lr": 0.01},

@@ -9,10 +9,11 @@ stateless API. The LR of each step is input data; ``reduce_on_plateau`` runs in 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import jax
 import jax.numpy as jnp
@@ -65,6 +66,73 @@ def replay_plateau(metrics: np.ndarray, n_epochs: int, m: dict[str, np.ndarray])
     """
     out = _replay(np.asarray(metrics, np.float32), np.int32(n_epochs), _with_bits(m))
     return {k: np.asarray(v) for k, v in out.items()}
+
+
+def tiled_max_pool(inputs: Any, pool_size: Any, strides: Any = None, padding: str = "valid",
+                   data_format: str | None = None) -> Any:
+    """Max pooling whose windows tile the input (strides = pool size, ``valid``) as a reshape and a max; None for
+    other pooling.
+
+    Same values as ``lax.reduce_window``, but its gradient is a mask and a multiply rather than XLA's
+    select-and-scatter, which dominated a population of small CNNs on a GPU (``scripts/gpu_conv_probe.py``). Where
+    a window holds equal maxima the gradient is shared among them instead of going to the first; after a ReLU such
+    ties are zeros, whose gradient the ReLU drops either way.
+
+    Example:
+        >>> x = jnp.arange(16.0).reshape(1, 4, 4, 1)
+        >>> tiled_max_pool(x, 2)[0, :, :, 0].tolist()
+        [[5.0, 7.0], [13.0, 15.0]]
+        >>> tiled_max_pool(x, 2, strides=1) is None
+        True
+    """
+    k = inputs.ndim - 2
+    pool = (pool_size,) * k if isinstance(pool_size, int) else tuple(pool_size)
+    step = pool if strides is None else ((strides,) * k if isinstance(strides, int) else tuple(strides))
+    if len(pool) != k or pool != step or str(padding).lower() != "valid":
+        return None
+    first = (data_format or "channels_last") == "channels_first"
+    spatial = range(2, 2 + k) if first else range(1, 1 + k)
+    crop = [slice(None)] * inputs.ndim
+    shape: list[int] = []
+    axes: list[int] = []
+    for d in range(inputs.ndim):
+        if d in spatial:
+            p = pool[d - spatial[0]]
+            crop[d] = slice(0, (inputs.shape[d] // p) * p)
+            shape += [inputs.shape[d] // p, p]
+            axes.append(len(shape) - 1)
+        else:
+            shape.append(inputs.shape[d])
+    return jnp.max(inputs[tuple(crop)].reshape(shape), axis=tuple(axes))
+
+
+@contextlib.contextmanager
+def fast_kernels() -> Iterator[None]:
+    """While a program is traced: Keras's max pooling as :func:`tiled_max_pool` where the windows tile the input.
+
+    Keras 3 calls its JAX backend's ``nn.max_pool`` at run time, so replacing it for the trace changes only the
+    programs traced here; a Keras without that function is left as it is (the reference pooling).
+    """
+    try:
+        from keras.src.backend.jax import nn as keras_nn
+
+        original = keras_nn.max_pool
+    except (ImportError, AttributeError):  # another Keras layout: trace with Keras's own pooling
+        yield
+        return
+
+    def max_pool(inputs: Any, pool_size: Any, strides: Any = None, padding: str = "valid",
+                 data_format: str | None = None) -> Any:
+        from keras.src.backend import standardize_data_format
+
+        tiled = tiled_max_pool(inputs, pool_size, strides, padding, standardize_data_format(data_format))
+        return original(inputs, pool_size, strides, padding, data_format) if tiled is None else tiled
+
+    keras_nn.max_pool = max_pool
+    try:
+        yield
+    finally:
+        keras_nn.max_pool = original
 
 
 class Program:
@@ -184,7 +252,8 @@ class Program:
             ) -> dict[str, np.ndarray]:
         """Run ``n_epochs`` (<= K) epochs; ``perms`` is (K, n), ``m`` the member inputs (see ``MEMBER_KEYS``)."""
         fn = self._run if self.population is None else self._run_population
-        self.state, out = fn(self.state, _with_bits(m), *data, perms, np.int32(n_epochs))
+        with fast_kernels():  # the first call traces the program
+            self.state, out = fn(self.state, _with_bits(m), *data, perms, np.int32(n_epochs))
         return {k: np.asarray(v) for k, v in out.items()}
 
     def weights(self, member: int | None = None) -> list[np.ndarray]:
