@@ -264,8 +264,12 @@ def _worker(args: argparse.Namespace) -> int:
     t = r["trials"]
     print(f"worker ran {r['ran']} trials; study {r['study']!r}: {t['complete']} complete, {t['pruned']} pruned, "
           f"{t['failed']} failed, {t['running']} running")
-    if t["complete"] + t["pruned"] >= r["budget"] and not t["running"]:  # workers never export: say who does
-        print("budget reached: if find has stopped, run its command again to re-score and export best_schedule.json")
+    if t["complete"] + t["pruned"] >= r["budget"] and not t["running"]:
+        if r["export"]:  # find exported after the last trial: nothing is left to do
+            print(f"budget reached; the study's export is current: {r['export']}")
+        else:  # workers never export: say who does
+            print("budget reached: if find has stopped, run its command again to re-score and export "
+                  "best_schedule.json")
     return 0
 
 

@@ -579,7 +579,8 @@ def worker(study: str, storage: str, *, data: str | None = None, labels: str | N
     differs; checked by hash). ``compile_cache`` as in :func:`find`.
 
     Returns:
-        ``{"study", "ran", "budget", "trials"}``: this worker's trial count, the study's budget and its counts.
+        ``{"study", "ran", "budget", "trials", "export"}``: this worker's trial count, the study's budget, its counts
+        and the path of its export when that is current (:func:`current_export`; None: find has yet to export).
 
     Example:
         >>> import tempfile, os, lrsearch
@@ -654,7 +655,9 @@ def worker(study: str, storage: str, *, data: str | None = None, labels: str | N
     progress = Progress(budget, stream=stream, live=live, quiet=quiet)
     ran = _search(run, budget, timeout, progress)
     run.close_plots()
-    return {"study": study, "ran": ran, "budget": budget, "trials": _counts(the_study.get_trials(deepcopy=False))}
+    export = current_export(the_study)
+    return {"study": study, "ran": ran, "budget": budget, "trials": _counts(the_study.get_trials(deepcopy=False)),
+            "export": None if export is None else str(export)}
 
 
 def _search(run: _Run, budget: int, timeout: float | None, progress: Any, workers: int | None = None) -> int:
@@ -1021,19 +1024,14 @@ def _export(run: _Run, notes: list[str], top_k: int = 5, seeds: int | str = "aut
     the_study, ds = run.study, run.ds
     trials = the_study.get_trials(deepcopy=False)  # one read of the database for the counts and the candidates
     counts = _counts(trials)
-    completed = [t for t in trials if t.state.name == "COMPLETE" and t.value is not None and math.isfinite(t.value)]
+    completed = _completed(trials)
     if not completed:
         raise LrSearchError(f"no trial completed ({counts['pruned']} pruned, {counts['failed']} failed); try more "
                             "--trials, more --epochs, or another --optimizer")
     if seeds == "auto":
         seeds = reselection_splits(len(ds.x_val))
     seeds = int(seeds)
-    # What decides the export: an unchanged study exported with the same settings gives the same result again (the
-    # trainings are seeded), so a re-run of a finished find reuses it instead of retraining for minutes.
-    from lrsearch import __version__
-
-    export_key = {"trials": [t.number for t in completed], "top_k": top_k, "seeds": seeds, "select": select,
-                  "keras_backend": _backend(), "engine": run.engine, "lrsearch_version": __version__}
+    export_key = _export_key(completed, top_k=top_k, seeds=seeds, select=select, engine=run.engine)
     saved = the_study.user_attrs.get("best_schedule")
     if saved is not None and the_study.user_attrs.get("export_key") == export_key:
         return _reuse_export(run, notes, saved, counts, progress)
@@ -1092,6 +1090,7 @@ def _export(run: _Run, notes: list[str], top_k: int = 5, seeds: int | str = "aut
     path = write_document(doc, run.out_dir / "best_schedule.json")
     the_study.set_user_attr("export_key", None)  # never a key beside another export's document, even after a crash
     the_study.set_user_attr("best_schedule", doc)
+    the_study.set_user_attr(EXPORT_PATH_ATTR, str(path.resolve()))  # where a worker finds it (--out may move it)
     the_study.set_user_attr("export_key", export_key)
     _upload(run, str(path), the_study)
     run.close_plots()  # the trial plots still queued when the search ended were drawn meanwhile
@@ -1107,7 +1106,49 @@ def _reuse_export(run: _Run, notes: list[str], doc: dict[str, Any], counts: dict
         progress.message(f"export: the study's own from trial {doc['provenance']['trial']} (same trials and "
                          "re-scoring settings as when it was made; nothing retrained)")
     path = write_document(doc, run.out_dir / "best_schedule.json")
+    if run.study.user_attrs.get(EXPORT_PATH_ATTR) != str(path.resolve()):  # another --out: the copy a worker checks
+        run.study.set_user_attr(EXPORT_PATH_ATTR, str(path.resolve()))
     return _result(run, notes, doc, counts, path, list(run.study.user_attrs.get("baselines", [])))
+
+
+#: The study attr holding the absolute path find last wrote its export to.
+EXPORT_PATH_ATTR = "export_path"
+#: The export_key entries that come from find's options (the others follow from the study and this lrsearch).
+_EXPORT_OPTIONS = ("top_k", "seeds", "select", "engine")
+
+
+def _completed(trials: list[Any]) -> list[Any]:
+    """Trials an export chooses from: complete, with a finite value."""
+    return [t for t in trials if t.state.name == "COMPLETE" and t.value is not None and math.isfinite(t.value)]
+
+
+def _export_key(completed: list[Any], *, top_k: int, seeds: int, select: str, engine: str) -> dict[str, Any]:
+    """What decides the export: an unchanged study exported with the same settings gives the same result again (the
+    trainings are seeded), so a re-run of a finished find reuses it instead of retraining for minutes."""
+    from lrsearch import __version__
+
+    return {"trials": [t.number for t in completed], "top_k": top_k, "seeds": seeds, "select": select,
+            "keras_backend": _backend(), "engine": engine, "lrsearch_version": __version__}
+
+
+def current_export(study: Any) -> Path | None:
+    """The file of the study's export if it is current, else None (no export, a stale one, or its file gone).
+
+    Current: the find that made it, run again with the same options, would reuse it (the key it would compute is
+    the stored one: no trial has completed since) and the file it was written to still holds it.
+    """
+    saved, key = study.user_attrs.get("best_schedule"), study.user_attrs.get("export_key")
+    if saved is None or not isinstance(key, dict) or not all(k in key for k in _EXPORT_OPTIONS):
+        return None
+    if _export_key(_completed(study.get_trials(deepcopy=False)), **{k: key[k] for k in _EXPORT_OPTIONS}) != key:
+        return None  # trials completed since it was made: find would re-score
+    path = Path(study.user_attrs.get(EXPORT_PATH_ATTR) or Path("studies") / study.study_name / "best_schedule.json")
+    try:
+        if json.loads(path.read_text(encoding="utf-8")) != saved:
+            return None  # overwritten, e.g. by another study's export to the same folder
+    except (OSError, ValueError):  # missing or unreadable: find writes it again
+        return None
+    return path
 
 
 def _result(run: _Run, notes: list[str], doc: dict[str, Any], counts: dict[str, int], path: Path,

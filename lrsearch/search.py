@@ -4,10 +4,10 @@ What lives on the study (user attrs): ``lrsearch`` — what a worker needs to jo
 (data name and sha256, task, model spec, epochs, batch size, seed, optimizer, families, space version, trial
 budget); ``range_test`` — the curve and the suggestion (``range_tests``: one per optimizer with ``--optimizers``);
 after an export, ``reselection`` (the re-scored candidates, best first), ``baselines`` (the classics on the test
-split), ``best_schedule`` (the exported document) and ``export_key`` (what decides whether a re-run reuses it). Each
-trial stores ``schedule`` (the export document for that trial), ``family``, ``lr_per_epoch``, ``history`` (per-epoch
-losses and metrics), ``worker`` (the process that ran it), ``warm_start`` on the enqueued classics and, when pruned or
-failed, ``prune_reason`` or ``fail_reason``.
+split), ``best_schedule`` (the exported document), ``export_path`` (the file it was written to) and ``export_key``
+(what decides whether a re-run reuses it). Each trial stores ``schedule`` (the export document for that trial),
+``family``, ``lr_per_epoch``, ``history`` (per-epoch losses and metrics), ``worker`` (the process that ran it),
+``warm_start`` on the enqueued classics and, when pruned or failed, ``prune_reason`` or ``fail_reason``.
 """
 
 from __future__ import annotations

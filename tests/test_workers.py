@@ -83,7 +83,37 @@ def test_worker_checks_the_data_by_hash_and_the_study_by_name(tmp_path):
     # Budget already reached: a worker joins, runs nothing and says so.
     p = _cli(tmp_path, "worker", "--study", "ionosphere", "--storage", url)
     assert p.returncode == 0 and "ran 0 trials" in p.stdout
-    assert "run its command again to re-score and export" in p.stdout
+    export = (tmp_path / "studies" / "ionosphere" / "best_schedule.json").resolve()
+    assert f"the study's export is current: {export}" in p.stdout and "run its command again" not in p.stdout
+
+
+def test_a_worker_suggests_exporting_only_when_the_export_is_missing_or_stale(workdir, capsys):
+    """find exported after the last trial: the worker says where the export is; with its file gone, or a trial
+    completed since, it says to run find again (which exports; workers never do)."""
+    from lrsearch.cli import main
+
+    assert main(["find", "--data", "ionosphere", "--trials", "2", "--epochs", "2", "--seeds", "1",
+                 "--artifacts", "none", "--quiet"]) == 0
+    url = "sqlite:///studies/ionosphere.db"
+    export = (workdir / "studies" / "ionosphere" / "best_schedule.json").resolve()
+    suggestion = "budget reached: if find has stopped, run its command again to re-score and export"
+
+    def worker_says() -> str:
+        capsys.readouterr()
+        assert main(["worker", "--study", "ionosphere", "--storage", url, "--quiet"]) == 0
+        return capsys.readouterr().out
+
+    out = worker_says()
+    assert f"budget reached; the study's export is current: {export}\n" in out and suggestion not in out, out
+    kept = export.read_bytes()
+    export.unlink()  # missing
+    out = worker_says()
+    assert suggestion in out and "export is current" not in out, out
+    export.write_bytes(kept)
+    study = optuna.load_study(study_name="ionosphere", storage=url)
+    study.set_user_attr("lrsearch", {**study.user_attrs["lrsearch"], "trials": 3})  # as find --trials 3 would
+    out = worker_says()  # runs the third trial: the export predates it
+    assert "ran 1 trials" in out and suggestion in out and "export is current" not in out, out
 
 
 def test_a_worker_refuses_a_study_of_another_search_space(tmp_path):
