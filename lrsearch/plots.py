@@ -66,15 +66,15 @@ def plot_schedule(schedule: Any, epochs: int, path: str | Path, steps_per_epoch:
     note = "" if drawn == spe else f", drawn at {drawn} points per epoch"
     spe = drawn
     lrs = schedule.lr_per_step(epochs, spe)
-    # Continuous time in epochs: step i of epoch k sits at k + i/spe, so epoch k starts at x = k (from 0 here,
-    # because this axis is elapsed training time, not an epoch index).
-    t = np.arange(epochs * spe) / spe
+    # Epochs from 1, as in the report and the trial plots: step i of epoch k (1, 2, ...) sits at k + i/spe, so
+    # epoch k's first step is at x = k, where the report draws that epoch's LR.
+    t = 1 + np.arange(epochs * spe) / spe
     with plotstyle.style():
         fig, ax = plotstyle.new_figure(7, 4)
         ax.plot(t, lrs, color=plotstyle.COLORS[0], label="per step")
-        ax.plot(np.arange(epochs), schedule.lr_per_epoch(epochs), "o", ms=3.5, color=plotstyle.COLORS[1],
+        ax.plot(np.arange(1, epochs + 1), schedule.lr_per_epoch(epochs), "o", ms=3.5, color=plotstyle.COLORS[1],
                 label="first step of each epoch")
-        ax.set_xlabel("training time (epochs)")
+        plotstyle.epoch_axis(ax)  # no limits: the last epoch's steps run on past x = epochs
         plotstyle.lr_axis(ax, lrs)
         ax.set_title(f"{schedule.label} schedule ({spe} steps per epoch{note})")
         ax.legend()

@@ -104,6 +104,35 @@ def test_plot_schedule_command(tmp_path):
     assert p.returncode == 2 and "initial_lr must be" in p.stderr and "Traceback" not in p.stderr
 
 
+def test_plot_schedule_numbers_epochs_from_1_like_the_report(tmp_path, monkeypatch):
+    """Epoch k's first step is drawn at x = k (the report draws epoch k's LR there), with the schedule's own LRs."""
+    import numpy as np
+
+    from lrsearch import plotstyle
+    from lrsearch.pipeline import plot_schedule_file
+    from lrsearch.schedules import schedule_from_config
+
+    schedule = {"type": "step_decay", "initial_lr": 0.1, "drop": 0.5, "epochs_drop": 2}
+    doc = {"format": "lrsearch.schedule/1", "schedule": schedule, "optimizer": {"class_name": "SGD", "config": {}},
+           "training": {"epochs": 4, "batch_size": 32, "steps_per_epoch": 2}}
+    (tmp_path / "s.json").write_text(json.dumps(doc))
+    drawn, save = {}, plotstyle.save
+
+    def keep(fig, path):
+        ax = fig.axes[0]
+        drawn.update({line.get_label(): line.get_data() for line in ax.get_lines()}, xlabel=ax.get_xlabel())
+        return save(fig, path)
+
+    monkeypatch.setattr(plotstyle, "save", keep)
+    plot_schedule_file(tmp_path / "s.json")
+    lrs = schedule_from_config(schedule)
+    x, y = drawn["first step of each epoch"]
+    assert list(x) == [1, 2, 3, 4] and np.allclose(y, lrs.lr_per_epoch(4))
+    x, y = drawn["per step"]
+    assert list(x) == [1, 1.5, 2, 2.5, 3, 3.5, 4, 4.5] and np.allclose(y, lrs.lr_per_step(4, 2))
+    assert drawn["xlabel"] == "epoch"
+
+
 @pytest.mark.parametrize("args, words", [
     (["find", "--data", "ionosphere", "--seeds", "0"], "--seeds: must be 'auto' or a positive integer"),
     (["find", "--data", "ionosphere", "--select", "best"], "--select: invalid choice: 'best'"),
