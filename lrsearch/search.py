@@ -428,8 +428,14 @@ def check_compatible(study: Any, expected: dict[str, Any]) -> None:
             "compare with new ones; use a new --study name, or the lrsearch version that made it to resume it")
     if diffs:
         k = diffs[0]
+        then, now = _data_file(stored, stored), _data_file(stored, expected)
+        if k == "data_sha256" and then != now:  # another file than the study's, not an edit of it: name both
+            raise StorageError(
+                f"study {study.study_name!r} was made with the data {then} (data_sha256 {str(stored.get(k))[:12]}…), "
+                f"but this run has another file, {now} ({str(expected.get(k))[:12]}…), so its trials would not "
+                "compare with new ones; use a new --study name, or give the study's data file to resume it")
         if k in ("data_sha256", "model_sha256"):
-            what = ("the data" if k == "data_sha256" else
+            what = (f"the data {now}" if k == "data_sha256" else
                     f"the model file {expected.get('model')!r} (or a module beside it that it imports)")
             raise StorageError(
                 f"{what} changed since study {study.study_name!r} was made ({k} {str(stored.get(k))[:12]}… then, "
@@ -439,6 +445,16 @@ def check_compatible(study: Any, expected: dict[str, Any]) -> None:
             f"study {study.study_name!r} was made with {k}={stored.get(k)!r}, but this run has {k}={expected.get(k)!r}; "
             "use a new --study name, or the original settings to resume it"
         )
+
+
+def _data_file(stored: dict[str, Any], settings: dict[str, Any]) -> str:
+    """The data (and labels) file of ``settings``, named as ``stored`` can compare it: by ``data_arg`` (an absolute
+    path, or a bundled name), or by ``data_source`` (as given) in a study made before ``data_arg`` was recorded."""
+    key = "data_arg" if "data_arg" in stored else "data_source"
+    source = str(settings.get("data_source") or "")
+    name = source if source.startswith("bundled:") else repr(settings.get(key))
+    labels = settings.get("labels")
+    return name + (f" with labels {labels!r}" if labels else "")
 
 
 def prune_epochs(epochs: int) -> Callable[[int], bool]:

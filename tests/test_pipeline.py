@@ -169,7 +169,8 @@ def test_a_resume_with_any_other_setting_is_refused_and_changes_nothing(key, sea
     study = _study(where)
     before = ([(t.number, t.state, t.value) for t in study.trials], study.user_attrs)
     args = {"data": "ionosphere", "trials": 8, "epochs": 6, "seed": 0, "quiet": True} | RESUME_CHANGES[key](where)
-    changed = rf"the data changed since study 'ionosphere' was made \({key} [0-9a-f]{{12}}… then"
+    changed = (r"study 'ionosphere' was made with the data bundled:ionosphere \(data_sha256 [0-9a-f]{12}…\), but "
+               r"this run has another file, '.*other.csv' \([0-9a-f]{12}…\)")  # another file, not an edit
     with pytest.raises(StorageError, match=changed if key == "data_sha256" else
                        f"was made with {key}=.*, but this run has {key}="):
         find(args.pop("data"), **args)
@@ -194,6 +195,29 @@ def test_a_resume_with_an_edited_model_file_is_refused_and_changes_nothing(tmp_p
     with pytest.raises(ModelError, match=r"model file '.*wide.py' or a module beside it that it imports differs "):
         worker("ionosphere", "sqlite:///studies/ionosphere.db")  # a worker given the edited file refuses too
     assert ([(t.number, t.state, t.value) for t in _study(tmp_path).trials], _study(tmp_path).user_attrs) == before
+
+
+def test_a_resume_on_changed_data_says_whether_the_file_was_edited_or_is_another_one(tmp_path, monkeypatch):
+    """Both are refused by hash; the message tells an edit of the study's own file from another file, named."""
+    from lrsearch.data import resolve_data_path
+
+    monkeypatch.chdir(tmp_path)
+    mine = tmp_path / "mine.csv"
+    mine.write_text(Path(resolve_data_path("ionosphere")[0]).read_text())
+    find("mine.csv", trials=1, epochs=1, seeds=1, artifacts="none", quiet=True)
+    before = [(t.number, t.state, t.value) for t in _study(tmp_path, "mine").trials]
+    other = _other_data(tmp_path)
+    with pytest.raises(StorageError, match=rf"study 'mine' was made with the data '{re.escape(str(mine))}' "
+                                           r"\(data_sha256 [0-9a-f]{12}…\), but this run has another file, "
+                                           rf"'{re.escape(other)}' \([0-9a-f]{{12}}…\)") as refused:
+        find(other, study="mine", trials=2, epochs=1, seeds=1, artifacts="none", quiet=True)
+    assert "changed since" not in str(refused.value)
+    mine.write_text(Path(other).read_text())  # the study's own file, edited
+    with pytest.raises(StorageError, match=rf"the data '{re.escape(str(mine))}' changed since study 'mine' was made "
+                                           r"\(data_sha256 [0-9a-f]{12}… then, [0-9a-f]{12}… now\)") as refused:
+        find("mine.csv", trials=2, epochs=1, seeds=1, artifacts="none", quiet=True)
+    assert "another file" not in str(refused.value)
+    assert [(t.number, t.state, t.value) for t in _study(tmp_path, "mine").trials] == before
 
 
 def test_a_run_that_stopped_before_its_first_trial_does_not_hold_the_study(tmp_path, monkeypatch):
