@@ -128,8 +128,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--batch-size", type=int, default=32, help="batch size (default 32)")
     r.add_argument("--repeats", type=int, default=3, help="repeats with different batch orders (default 3)")
     r.add_argument("--seed", type=int, default=0, help="seed (default 0)")
-    r.add_argument("--out", help="output folder (default studies/<data name>/, where find writes its range test "
-                                 "too: give another folder to keep a search's files)")
+    r.add_argument("--out", help="output folder (default studies/<data name>/; that is study <data name>'s folder "
+                                 "once find made it, and a range test with other settings than the study's is "
+                                 "refused there: give another folder)")
     r.add_argument("--json", action="store_true", help="print the result as JSON")
 
     ps = sub.add_parser("plot-schedule", help="PNG of a schedule's LR against epoch",

@@ -1397,7 +1397,7 @@ def range_test_data(data: str, *, target: str | int | None = None, labels: str |
         True
     """
     from lrsearch.data import load_dataset
-    from lrsearch.models import make_factory, parse_model_spec
+    from lrsearch.models import make_factory, model_sha256, parse_model_spec
     from lrsearch.optimizers import optimizer_spec
 
     _check_positive("batch_size", batch_size)
@@ -1406,6 +1406,56 @@ def range_test_data(data: str, *, target: str | int | None = None, labels: str |
     spec = parse_model_spec(model)
     ds = load_dataset(data, target=target, labels=labels, seed=seed)
     factory = make_factory(spec, ds.input_shape, ds.n_outputs, ds.task)
-    result = _run_range_test(factory, ds, opt_spec, batch_size, seed, repeats)
     out_dir = Path(out) if out is not None else Path("studies") / ds.name
+    check_folder(out_dir, "--out folder")
+    expected = {"data_sha256": ds.sha256, "task": ds.task, "target": ds.target, "model": spec.describe(),
+                "model_sha256": model_sha256(spec), "model_arg": _abs_model(model), "batch_size": batch_size,
+                "optimizer": opt_spec, "seed": seed, "split": list(_split(None)), "repeats": repeats}
+    _refuse_other_study_folder(out_dir, expected)  # before the sweep: a refusal costs nothing
+    result = _run_range_test(factory, ds, opt_spec, batch_size, seed, repeats)
     return result, _write_range_test(result, out_dir)
+
+
+def _refuse_other_study_folder(out_dir: Path, expected: dict[str, Any]) -> None:
+    """Refuse a standalone range test whose files would replace those of a study made with other settings.
+
+    ``out_dir`` is a study's folder when it lies beside the study's storage file (``studies/X/`` of ``studies/X.db``,
+    the ``find`` default). Its ``range_test.csv``/``.png`` are then the study's, and are replaced only by a range test
+    with the settings the study's ran with (which writes the same files again).
+
+    Raises:
+        ConfigError: the folder is a study's, made with other data, model, batch size, optimizer, seed, split or
+            repeats, or its storage cannot be read to tell.
+    """
+    import optuna
+
+    from lrsearch import search
+    from lrsearch.errors import StorageError
+    from lrsearch.optimizers import optimizer_spec
+
+    shown = f"{str(out_dir).rstrip(os.sep)}{os.sep}"
+    for url, name in search.folder_studies(out_dir):
+        where = url[len("sqlite:///"):] if url.startswith("sqlite:///") else url
+        try:
+            study = optuna.load_study(study_name=name, storage=search.make_storage(url, read_only=True))
+        except KeyError:  # no such study in that file: the folder is nobody's
+            continue
+        except StorageError as exc:
+            raise ConfigError(f"{shown} may hold the range test of study {name!r} in {where}, which cannot be read "
+                              f"({first_line(exc)}); give another folder with --out") from None
+        stored = dict(study.user_attrs.get(search.STUDY_ATTR) or {})
+        if not stored:  # not an lrsearch study: it writes no files there
+            continue
+        searched = stored.get("optimizer")
+        if isinstance(searched, dict) and searched.get("search"):  # --optimizers: its range test is the first's
+            stored["optimizer"] = optimizer_spec(searched["search"][0])
+        ran = study.user_attrs.get("range_test") or {}
+        stored["repeats"] = ran.get("repeats", expected["repeats"])
+        diffs = search.differences(stored, expected, (*search.RANGE_TEST_KEYS, "repeats"))
+        if diffs:
+            k = diffs[0]
+            then = f"{str(stored.get(k))[:12]}…" if k.endswith("sha256") else repr(stored.get(k))
+            now = f"{str(expected.get(k))[:12]}…" if k.endswith("sha256") else repr(expected.get(k))
+            raise ConfigError(f"{shown} is the folder of study {name!r} (in {where}), whose range test ran with "
+                              f"{k}={then}, but this one has {k}={now}: it would replace the study's "
+                              "range_test.csv and .png; give another folder with --out, or the study's settings")

@@ -27,6 +27,10 @@ STUDY_ATTR = "lrsearch"
 #: Keys of the study's ``lrsearch`` attr that a resumed run must match exactly.
 MATCHED_KEYS = ("data_sha256", "task", "target", "model", "model_sha256", "epochs", "batch_size", "optimizer",
                 "space_version", "families", "seed", "split")
+#: The settings a study's range test depends on: a standalone range test writes into a study's folder only when
+#: it has the same (its files would be the study's again), see :func:`lrsearch.pipeline.range_test_data`.
+RANGE_TEST_KEYS = ("data_sha256", "task", "target", "model", "model_sha256", "batch_size", "optimizer", "seed",
+                   "split")
 #: What a study made before a setting existed ran with (so it still resumes).
 SETTING_DEFAULTS: dict[str, Any] = {"split": list(DEFAULT_SPLIT)}
 
@@ -61,6 +65,23 @@ def local_storage(study_name: str) -> str | None:
         raise StorageError(f"study '{study_name}' has two files, {db} and {log}; say which with --storage "
                            f"sqlite:///{db} or --storage {log}")
     return str(log)
+
+
+def folder_studies(folder: str | Path) -> list[tuple[str, str]]:
+    """``(storage URL, study name)`` of each study whose output folder ``folder`` is by default: ``D/X/`` is the
+    folder of study ``X`` in ``D/X.db`` or in the journal ``D/X.log`` (``studies/X/`` beside ``studies/X.db``).
+    The files are only found, not opened: the study may not exist in them.
+
+    Example:
+        >>> folder_studies("no-such-folder/x")
+        []
+    """
+    folder = Path(folder)
+    if not folder.name:
+        return []
+    db, log = folder.parent / f"{folder.name}.db", folder.parent / f"{folder.name}.log"
+    found = [(f"sqlite:///{db}", folder.name)] if db.is_file() else []
+    return found + ([(str(log), folder.name)] if _is_journal_file(log) else [])
 
 
 def dashboard_command(study_name: str, url: str) -> str:
@@ -408,6 +429,24 @@ def open_study(storage: Any, name: str, *, seed: int, epochs: int, create: bool 
     return study
 
 
+def differences(stored: dict[str, Any], expected: dict[str, Any], keys: Sequence[str] = MATCHED_KEYS) -> list[str]:
+    """The ``keys`` whose value in a study's stored settings differs from ``expected`` (first differing first).
+
+    A setting the study never stored (made before it was recorded, like ``"target"``) cannot be compared; a model
+    named another way (relative, absolute path) is the same model when its ``model_arg`` matches (its hash is
+    still compared).
+
+    Example:
+        >>> differences({"epochs": 5, "seed": 0}, {"epochs": 5, "seed": 1}, keys=("epochs", "seed"))
+        ['seed']
+    """
+    diffs = [k for k in keys if (k in stored or k in SETTING_DEFAULTS)
+             and stored.get(k, SETTING_DEFAULTS.get(k)) != expected.get(k)]
+    if "model" in diffs and stored.get("model_arg") and stored.get("model_arg") == expected.get("model_arg"):
+        diffs.remove("model")
+    return diffs
+
+
 def check_compatible(study: Any, expected: dict[str, Any]) -> None:
     """Refuse to resume a study made for other data, model or settings (so nothing gets mixed up)."""
     stored = study.user_attrs.get(STUDY_ATTR)
@@ -416,11 +455,7 @@ def check_compatible(study: Any, expected: dict[str, Any]) -> None:
             raise StorageError(f"study {study.study_name!r} exists but was not made by lrsearch; use another "
                                "--study name")
         return
-    # A setting the study never stored (made before it was recorded, like "target") cannot be compared.
-    diffs = [k for k in MATCHED_KEYS if (k in stored or k in SETTING_DEFAULTS)
-             and stored.get(k, SETTING_DEFAULTS.get(k)) != expected.get(k)]
-    if "model" in diffs and stored.get("model_arg") and stored.get("model_arg") == expected.get("model_arg"):
-        diffs.remove("model")  # the same file named another way (relative, absolute): its hash is still compared
+    diffs = differences(stored, expected)
     if "space_version" in diffs and "optimizer" not in diffs:  # an upgrade, whatever else it changed (the hash)
         raise StorageError(
             f"study {study.study_name!r} was made by an lrsearch whose search space differs (space_version "
