@@ -48,8 +48,12 @@ def _parser() -> argparse.ArgumentParser:
                                    "set (npz x_test, t10k idx files) the rest is split train:val")
     f.add_argument("--study", help="study name (default: the data file's stem)")
     f.add_argument("--storage", help="Optuna storage URL or *.log journal file (default sqlite:///studies/<study>.db, "
-                                     "or the study's studies/<study>.log if it has one; with --workers N, the log)")
-    f.add_argument("--out", help="output folder (default studies/<study>/)")
+                                     "or the study's studies/<study>.log if it has one; with --workers N, the log); "
+                                     "the default --out lies beside its file")
+    f.add_argument("--out", help="output folder (default studies/<study>/; with --storage, a folder beside the "
+                                 "storage file, named after it: DIR/<study>/ for DIR/<study>.db or .log, "
+                                 "DIR/NAME/<study>/ for DIR/NAME.db; for a database server studies/<study>/, "
+                                 "refused if studies/<study>.db has a study of that name)")
     f.add_argument("--schedules", help="comma-separated families to search (default: all)")
     f.add_argument("--optimizer", default="adam", help="sgd, adam, adamw, rmsprop, ... (default adam)")
     f.add_argument("--optimizers", help="search the optimizer too, among e.g. sgd,adam,rmsprop,adamw (with "
@@ -62,7 +66,7 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--workers", type=int, default=1,
                    help="worker processes on this machine (default 1); >1 needs a shared storage: the default "
                         "becomes the journal file studies/<study>.log")
-    f.add_argument("--artifacts", help="artifact folder for trial plots (default studies/<study>/artifacts); "
+    f.add_argument("--artifacts", help="artifact folder for trial plots (default <out>/artifacts); "
                                        "'none' to skip the per-trial plots (faster for tiny models)")
     f.add_argument("--top-k", type=int, default=5, help="re-score the K best trials and the warm-start classics "
                                                        "on --seeds validation splits and export the best mean "
@@ -114,7 +118,8 @@ def _parser() -> argparse.ArgumentParser:
                         description="Write report.html (images embedded) and its PNGs for a study.")
     rp.add_argument("--study", help="study name (default: the only study under studies/)")
     rp.add_argument("--storage", help="storage URL (default sqlite:///studies/<study>.db)")
-    rp.add_argument("--out", help="output folder (default studies/<study>/report/)")
+    rp.add_argument("--out", help="output folder (default <the study's folder, as for find --out>/report/: "
+                                  "studies/<study>/report/ for the default storage)")
 
     r = sub.add_parser("range-test", help="LR range test only: suggestion, interval, plot and CSV",
                        description="Sweep the learning rate exponentially over mini-batches of DATA and suggest an "

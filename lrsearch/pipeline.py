@@ -318,7 +318,10 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
         study: The study's name (default: the data file's stem).
         storage: An Optuna storage URL or a ``*.log`` journal file (default ``studies/<study>.db``, or the study's
             ``studies/<study>.log`` if it has one).
-        out: The output folder (default ``studies/<study>/``).
+        out: The output folder (default ``studies/<study>/``; with another ``storage``, a folder beside its file,
+            named after it: ``D/<study>/`` for ``D/<study>.db``, ``D/NAME/<study>/`` for ``D/NAME.db``; for a
+            database server ``studies/<study>/``, refused if that is the folder of a study in
+            ``studies/<study>.db``; see :func:`lrsearch.search.study_folder`).
         schedules: Comma-separated families to search (default: all).
         optimizer: The optimizer (``"adam"``, ``"sgd"``, ...), unless ``optimizers`` searches it.
         optimizers: Comma-separated optimizers to search with their settings, e.g. ``"sgd,adam"``; each is
@@ -398,9 +401,7 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
         named = "" if study is not None else " (named after the data file; give one with --study NAME)"
         raise ConfigError(f"study name must be letters, digits, '.', '_' or '-', but got study={study_name!r}"
                           f"{named}")
-    out_dir = Path(out) if out is not None else Path("studies") / study_name
     no_artifacts = artifacts is not None and str(artifacts).lower() == "none"
-    art_dir = Path(artifacts) if artifacts is not None and not no_artifacts else out_dir / "artifacts"
     existing = search.local_storage(study_name) if storage is None else None
     if existing is not None and existing.startswith("sqlite:") and workers > 1:
         raise ConfigError(f"study '{study_name}' is in {existing[len('sqlite:///'):]}, a SQLite file that several "
@@ -416,6 +417,10 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
         raise ConfigError(f"--workers {workers} cannot share a SQLite study (it locks); use --storage "
                           f"studies/{study_name}.log (a journal file, one machine) or postgresql+psycopg://... "
                           "(several machines)")
+    # studies/X/ beside studies/X.db; for another storage, a folder beside its file (see search.study_folder): a
+    # study in another storage never writes into the folder of the default one's namesake.
+    out_dir = Path(out) if out is not None else search.study_folder(study_name, url)
+    art_dir = Path(artifacts) if artifacts is not None and not no_artifacts else out_dir / "artifacts"
     factory = make_factory(model_spec, ds.input_shape, ds.n_outputs, ds.task)  # build(hp): hp at its defaults
     trial_factory = (make_trial_factory(model_spec, ds.input_shape, ds.n_outputs, ds.task)
                      if is_tunable(model_spec) else None)
@@ -429,6 +434,12 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # failed trials are reported by lrsearch itself
     storage_obj = search.make_storage(url)
     the_study = search.open_study(storage_obj, study_name, seed=seed, epochs=epochs)
+    stored_art = (the_study.user_attrs.get(search.STUDY_ATTR) or {}).get("artifacts")
+    if (out is None and artifacts is None and stored_art is not None and stored_art != str(art_dir.resolve())
+            and stored_art == str((Path("studies") / study_name / "artifacts").resolve())):
+        # A study in another storage made before its folder was beside its file: its trial plots stay where the
+        # dashboard finds the earlier ones (artifact files have unique names: nobody's are replaced).
+        art_dir = Path(stored_art)
     expected = {"data": ds.name, "data_source": ds.source, "data_arg": _data_arg(data),
                 "labels": _abs(labels), "data_sha256": ds.sha256, "task": ds.task,
                 "model": model_spec.describe(), "model_sha256": model_sha256(model_spec),
@@ -1420,8 +1431,9 @@ def _refuse_other_study_folder(out_dir: Path, expected: dict[str, Any]) -> None:
     """Refuse a standalone range test whose files would replace those of a study made with other settings.
 
     ``out_dir`` is a study's folder when it lies beside the study's storage file (``studies/X/`` of ``studies/X.db``,
-    the ``find`` default). Its ``range_test.csv``/``.png`` are then the study's, and are replaced only by a range test
-    with the settings the study's ran with (which writes the same files again).
+    the ``find`` default; ``D/S/X/`` of study ``X`` in ``D/S.db``, see :func:`lrsearch.search.study_folder`). Its
+    ``range_test.csv``/``.png`` are then the study's, and are replaced only by a range test with the settings the
+    study's ran with (which writes the same files again).
 
     Raises:
         ConfigError: the folder is a study's, made with other data, model, batch size, optimizer, seed, split or
@@ -1434,13 +1446,16 @@ def _refuse_other_study_folder(out_dir: Path, expected: dict[str, Any]) -> None:
     from lrsearch.optimizers import optimizer_spec
 
     shown = f"{str(out_dir).rstrip(os.sep)}{os.sep}"
-    for url, name in search.folder_studies(out_dir):
-        where = url[len("sqlite:///"):] if url.startswith("sqlite:///") else url
+    own = search.folder_studies(out_dir)
+    for url, name in search.folder_studies(out_dir, nested=True):
+        where = url.removeprefix("sqlite:///")
         try:
             study = optuna.load_study(study_name=name, storage=search.make_storage(url, read_only=True))
         except KeyError:  # no such study in that file: the folder is nobody's
             continue
         except StorageError as exc:
+            if (url, name) not in own:  # D.db beside D/X/ may be any database: only D/X.db's X is sure to own it
+                continue
             raise ConfigError(f"{shown} may hold the range test of study {name!r} in {where}, which cannot be read "
                               f"({first_line(exc)}); give another folder with --out") from None
         stored = dict(study.user_attrs.get(search.STUDY_ATTR) or {})

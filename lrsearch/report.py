@@ -636,7 +636,8 @@ def write_report(study: str | None = None, storage: str | None = None,
     Args:
         study: the study name (default: the only study in ``storage``, or the only ``studies/*.db`` here).
         storage: Optuna storage URL (default: ``sqlite:///studies/<study>.db``).
-        out: output folder (default: ``studies/<study>/report/``); PNGs of an earlier report that this one could
+        out: output folder (default: ``report/`` in the study's folder, :func:`lrsearch.search.study_folder`:
+            ``studies/<study>/report/`` for the default storage); PNGs of an earlier report that this one could
             not draw are removed, so the folder always matches the page.
 
     Returns:
@@ -657,7 +658,7 @@ def write_report(study: str | None = None, storage: str | None = None,
         >>> r.html.name, sorted(r.files)
         ('report.html', ['families', 'history', 'importance'])
     """
-    from lrsearch.search import load_existing, redact, resolve_study
+    from lrsearch.search import load_existing, redact, resolve_study, study_folder
 
     st = load_existing(study, storage)
     name = st.study_name
@@ -676,7 +677,7 @@ def write_report(study: str | None = None, storage: str | None = None,
     best = ranked[0]
     metric = _metric_name(ranked, best_doc)
 
-    out_dir = Path(out) if out is not None else Path("studies") / name / "report"
+    out_dir = Path(out) if out is not None else study_folder(name, resolve_study(name, storage)[1]) / "report"
     make_folder(out_dir, "report folder")
 
     notes: list[str] = []

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from lrsearch.data import DEFAULT_SPLIT
-from lrsearch.errors import StorageError, Surplus, TrialFailed, first_line
+from lrsearch.errors import ConfigError, StorageError, Surplus, TrialFailed, first_line
 
 STUDY_ATTR = "lrsearch"
 #: Keys of the study's ``lrsearch`` attr that a resumed run must match exactly.
@@ -67,21 +67,82 @@ def local_storage(study_name: str) -> str | None:
     return str(log)
 
 
-def folder_studies(folder: str | Path) -> list[tuple[str, str]]:
-    """``(storage URL, study name)`` of each study whose output folder ``folder`` is by default: ``D/X/`` is the
-    folder of study ``X`` in ``D/X.db`` or in the journal ``D/X.log`` (``studies/X/`` beside ``studies/X.db``).
-    The files are only found, not opened: the study may not exist in them.
+def folder_studies(folder: str | Path, *, nested: bool = False) -> list[tuple[str, str]]:
+    """``(storage URL, study name)`` of each study whose output folder ``folder`` is by default
+    (:func:`study_folder`): ``D/X/`` is the folder of study ``X`` in ``D/X.db`` or in the journal ``D/X.log``
+    (``studies/X/`` beside ``studies/X.db``); with ``nested``, also of study ``X`` in ``D.db`` or ``D.log`` (a
+    file holding several studies). The files are only found, not opened: the study may not exist in them.
 
     Example:
-        >>> folder_studies("no-such-folder/x")
+        >>> folder_studies("no-such-folder/x", nested=True)
         []
     """
     folder = Path(folder)
     if not folder.name:
         return []
-    db, log = folder.parent / f"{folder.name}.db", folder.parent / f"{folder.name}.log"
-    found = [(f"sqlite:///{db}", folder.name)] if db.is_file() else []
-    return found + ([(str(log), folder.name)] if _is_journal_file(log) else [])
+    places = [(folder.parent, folder.name)]
+    if nested and folder.parent.name and folder.parent.name != folder.name:
+        places.append((folder.parent.parent, folder.parent.name))
+    found = []
+    for where, stem in places:
+        db, log = where / f"{stem}.db", where / f"{stem}.log"
+        found += [(f"sqlite:///{db}", folder.name)] if db.is_file() else []
+        found += [(str(log), folder.name)] if _is_journal_file(log) else []
+    return found
+
+
+def storage_file(url: str) -> Path | None:
+    """The file that holds the storage ``url`` (a SQLite database or a journal), or None for a database server or
+    an in-memory SQLite database.
+
+    Example:
+        >>> storage_file("sqlite:///runs/exp.db"), storage_file("runs/exp.log"), storage_file("sqlite:///:memory:")
+        (PosixPath('runs/exp.db'), PosixPath('runs/exp.log'), None)
+    """
+    if is_journal(url):
+        return Path(url.split("://", 1)[-1] if url.startswith("journal:") else url)
+    if not url.startswith("sqlite:"):
+        return None
+    db = url.split(":", 1)[1]
+    db = db[3:] if db.startswith("///") else ""  # sqlite:// and sqlite://:memory: are in memory
+    db = db.split("?", 1)[0]
+    db = db.removeprefix("file:")
+    return Path(db) if db and db != ":memory:" else None
+
+
+def study_folder(study: str, url: str) -> Path:
+    """The default output folder of study ``study`` in the storage ``url`` (its export, range test, artifacts,
+    report): beside the storage file, named after it, ``D/X/`` for ``D/X.db`` or ``D/X.log`` holding study ``X``
+    (the default ``studies/X/`` of ``studies/X.db``), and ``D/S/X/`` for study ``X`` in ``D/S.db`` with another name
+    ``S`` (several studies can share a file). A database server or an in-memory database has no file:
+    ``studies/X/``, unless that is the folder of a study ``X`` in ``studies/X.db`` or ``studies/X.log``.
+
+    Raises:
+        ConfigError: the folder so found is that of a study ``X`` in another file: ``url`` has no file and
+            ``studies/X.db`` (or ``.log``) exists, or ``url`` is ``D/S.db`` and ``D/S/X.db`` (or ``.log``) exists.
+
+    Example:
+        >>> study_folder("iris", "sqlite:///studies/iris.db"), study_folder("iris", "sqlite:///runs/exp.db")
+        (PosixPath('studies/iris'), PosixPath('runs/exp/iris'))
+    """
+    file = storage_file(url)
+    if file is None:
+        folder = Path("studies") / study
+        owners = folder_studies(folder)
+        if owners:
+            where = owners[0][0].removeprefix("sqlite:///")
+            raise ConfigError(f"studies/{study}/ is the folder of study {study!r} in {where}, not of the one in "
+                              f"{redact(url)}; give this study's files a folder of their own with --out DIR")
+        return folder
+    base = file.parent / (file.stem if file.suffix else f"{file.name}-files")  # a name without suffix is the file
+    if base.name == study:
+        return base
+    owners = folder_studies(base / study)  # e.g. study X of sqlite:///studies.db: studies/X/ is studies/X.db's
+    if owners:
+        where = owners[0][0].removeprefix("sqlite:///")
+        raise ConfigError(f"{base / study}{os.sep} is the folder of study {study!r} in {where}, not of the one in "
+                          f"{redact(url)}; give this study's files a folder of their own with --out DIR")
+    return base / study
 
 
 def dashboard_command(study_name: str, url: str) -> str:

@@ -66,3 +66,56 @@ def test_a_range_test_with_the_studys_settings_writes_the_same_files(made, monke
     range_test_data("ionosphere")  # find's defaults: batch 32, adam, seed 0, 3 repeats
     assert (made / "studies" / "ionosphere" / "range_test.csv").read_bytes()
     assert _digests(made / "studies" / "ionosphere")["range_test.csv"] == before["range_test.csv"]
+
+
+def test_a_study_in_another_storage_writes_beside_its_file_not_into_the_default_studys(made, search_in):
+    before = _digests(made / "studies")
+    r = search_in(made, "ionosphere", storage="sqlite:///exp.db", trials=2, epochs=2, batch_size=16, seeds=1,
+                  top_k=1, quiet=True, compile_cache=None)
+    mine = made / "exp" / "ionosphere"  # beside exp.db, named after it: exp/<study>/
+    assert all((made / p).resolve().parent in (mine, mine / "artifacts") for p in r.files.values()), r.files
+    assert (mine / "best_schedule.json").is_file() and (mine / "range_test.csv").is_file()
+    import optuna
+
+    study = optuna.load_study(study_name="ionosphere", storage=f"sqlite:///{made / 'exp.db'}")
+    settings = study.user_attrs["lrsearch"]
+    assert settings["artifacts"] == str((mine / "artifacts").resolve())
+    assert _digests(made / "studies") == before  # the default study 'ionosphere' keeps its export and range test
+
+    from lrsearch.pipeline import range_test_data
+
+    old = os.getcwd()
+    os.chdir(made)
+    try:  # and its folder is known as the study's: a range test with other settings is refused there
+        with pytest.raises(ConfigError, match=r"study 'ionosphere' \(in exp.db\).*batch_size=8"):
+            range_test_data("ionosphere", batch_size=8, repeats=1, out="exp/ionosphere")
+    finally:
+        os.chdir(old)
+
+
+def test_a_study_without_a_file_is_refused_the_default_studys_folder(made):
+    before = _digests(made / "studies")
+    p = subprocess.run([sys.executable, "-m", "lrsearch", "find", "--data", "ionosphere", "--storage",
+                        "sqlite:///:memory:", "--trials", "2", "--epochs", "2"], capture_output=True, text=True,
+                       cwd=made, env=ENV, timeout=300)
+    assert p.returncode == 2, p.stderr
+    assert p.stderr.count("\n") == 1 and "Traceback" not in p.stderr
+    assert "studies/ionosphere/ is the folder of study 'ionosphere' in studies/ionosphere.db" in p.stderr
+    assert "--out" in p.stderr
+    assert _digests(made / "studies") == before
+
+
+def test_a_resumed_study_keeps_the_artifact_folder_it_had_under_studies(tmp_path, search_in):
+    """Made with its files in studies/<study>/ (where another storage's study wrote before), resumed with the
+    default folder: its export moves beside its file, its trial plots stay with the earlier ones."""
+    common = {"storage": "sqlite:///old.db", "epochs": 2, "seeds": 1, "top_k": 1, "quiet": True,
+              "compile_cache": None}
+    search_in(tmp_path, "ionosphere", out="studies/ionosphere", trials=2, **common)
+    r = search_in(tmp_path, "ionosphere", trials=3, **common)
+    assert (tmp_path / r.files["schedule"]).resolve() == (tmp_path / "old" / "ionosphere" / "best_schedule.json")
+    import optuna
+
+    study = optuna.load_study(study_name="ionosphere", storage=f"sqlite:///{tmp_path / 'old.db'}")
+    before = tmp_path / "studies" / "ionosphere" / "artifacts"
+    assert study.user_attrs["lrsearch"]["artifacts"] == str(before.resolve())
+    assert not (tmp_path / "old" / "ionosphere" / "artifacts").exists()
