@@ -52,8 +52,9 @@ def _parser() -> argparse.ArgumentParser:
                                      "the default --out lies beside its file")
     f.add_argument("--out", help="output folder (default studies/<study>/; with --storage, a folder beside the "
                                  "storage file, named after it: DIR/<study>/ for DIR/<study>.db or .log, "
-                                 "DIR/NAME/<study>/ for DIR/NAME.db; for a database server studies/<study>/, "
-                                 "refused if studies/<study>.db has a study of that name)")
+                                 "DIR/NAME/<study>/ for DIR/NAME.db; for a database server or an in-memory "
+                                 "database studies/<study>/, refused where studies/<study>.db or .log exists; "
+                                 "a default folder that holds another storage's study of that name is refused)")
     f.add_argument("--schedules", help="comma-separated families to search (default: all)")
     f.add_argument("--optimizer", default="adam", help="sgd, adam, adamw, rmsprop, ... (default adam)")
     f.add_argument("--optimizers", help="search the optimizer too, among e.g. sgd,adam,rmsprop,adamw (with "

@@ -427,6 +427,8 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
     # Before the storage is opened: a folder that cannot be made leaves no new study and no changed setting behind;
     # they are made only once the study is accepted, so a refused run leaves no empty folder either.
     check_folder(out_dir, "--out folder")
+    if out is None:  # before the storage is opened: the default folder may hold another storage's study X
+        search.check_folder_owner(out_dir, study_name, url)
     if not no_artifacts:
         check_folder(art_dir, "--artifacts folder")
     progress = Progress(trials, stream=stream, live=live, quiet=quiet)
@@ -459,6 +461,8 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
         # keep: this run's replace them, and its range test (if any) with them.
         stale = True
     make_folder(out_dir, "--out folder")
+    if out is None:
+        search.claim_folder(out_dir, study_name, url)
     if not no_artifacts:
         make_folder(art_dir, "--artifacts folder")
     search.use_wal(storage_obj)  # accepted: an existing SQLite file in rollback mode becomes WAL only now
@@ -1471,6 +1475,8 @@ def _refuse_other_study_folder(out_dir: Path, expected: dict[str, Any]) -> None:
             k = diffs[0]
             then = f"{str(stored.get(k))[:12]}…" if k.endswith("sha256") else repr(stored.get(k))
             now = f"{str(expected.get(k))[:12]}…" if k.endswith("sha256") else repr(expected.get(k))
+            # range-test has no --split and infers the task: for those only another folder helps
+            settable = "" if k in ("split", "task") else ", or the study's settings"
             raise ConfigError(f"{shown} is the folder of study {name!r} (in {where}), whose range test ran with "
                               f"{k}={then}, but this one has {k}={now}: it would replace the study's "
-                              "range_test.csv and .png; give another folder with --out, or the study's settings")
+                              f"range_test.csv and .png; give another folder with --out{settable}")

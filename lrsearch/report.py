@@ -2,8 +2,8 @@
 
 :func:`write_report` opens an existing study read-only, reads what the search stored on it (see
 :mod:`lrsearch.search`: the ``range_test``, ``lrsearch`` and ``best_schedule`` study attrs; each trial's ``family``,
-``schedule``, ``lr_per_epoch``, ``history`` and intermediate values) and writes, into ``studies/<study>/report/``
-by default:
+``schedule``, ``lr_per_epoch``, ``history`` and intermediate values) and writes, into ``report/`` in the study's
+folder by default (``studies/<study>/report/``; for another storage, beside its file: :func:`lrsearch.search.study_folder`):
 
 ``range_test.png``
     the range-test curve with the suggested LR and the spread of the repeats' suggestions;

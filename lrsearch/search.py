@@ -145,6 +145,56 @@ def study_folder(study: str, url: str) -> Path:
     return base / study
 
 
+#: The file in a study's default output folder that names the study and storage whose files it holds.
+OWNER_FILE = ".lrsearch-study.json"
+
+
+def _storage_identity(url: str, folder: str | Path) -> str | None:
+    """The storage as ``folder``'s owner marker names it: its file's path relative to the folder (a project moved
+    or copied elsewhere keeps its markers true), or the redacted URL of a database server; None for an in-memory
+    database (gone when its process ends: it owns nothing for long)."""
+    file = storage_file(url)
+    if file is not None:
+        return Path(os.path.relpath(file.resolve(), Path(folder).resolve())).as_posix()
+    return None if url.startswith("sqlite:") else redact(url)
+
+
+def check_folder_owner(folder: str | Path, study: str, url: str) -> None:
+    """Refuse a default output folder whose owner marker (:data:`OWNER_FILE`, written by :func:`claim_folder`)
+    names another study or storage: two storages' studies of one name would otherwise share ``studies/X/`` and
+    replace each other's export and range test, whichever ran first. A folder without a marker (made by an older
+    lrsearch, or never written) is nobody's.
+
+    Raises:
+        ConfigError: the folder holds the files of another storage's study.
+
+    Example:
+        >>> check_folder_owner("no-such-folder/x", "x", "sqlite:///no-such-folder/x.db")
+    """
+    import json
+
+    try:
+        owner = json.loads((Path(folder) / OWNER_FILE).read_text(encoding="utf-8"))
+        theirs = (str(owner["study"]), str(owner["storage"]))
+    except (OSError, ValueError, KeyError, TypeError):  # none, or unreadable: nobody's
+        return
+    ours = _storage_identity(url, folder)
+    if ours is not None and theirs != (study, ours):
+        shown = f"{str(folder).rstrip(os.sep)}{os.sep}"
+        raise ConfigError(f"{shown} holds the files of study {theirs[0]!r} in {theirs[1]}, not of the one in "
+                          f"{redact(url)}; give this study's files a folder of their own with --out DIR")
+
+
+def claim_folder(folder: str | Path, study: str, url: str) -> None:
+    """Write the owner marker of a default output folder that has none (see :func:`check_folder_owner`)."""
+    import json
+
+    marker, ours = Path(folder) / OWNER_FILE, _storage_identity(url, folder)
+    if ours is None or marker.exists():
+        return
+    marker.write_text(json.dumps({"study": study, "storage": ours}) + "\n", encoding="utf-8")
+
+
 def dashboard_command(study_name: str, url: str) -> str:
     """The command that opens ``study_name`` in the dashboard (``--storage`` only where it is not the default).
 

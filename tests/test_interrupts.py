@@ -141,7 +141,14 @@ def test_a_swallowed_ctrl_c_stops_a_model_fit_trial_at_the_next_batch(handler, i
     del thing
     gc.collect()
     assert ref() is None and interrupts.pending()
-    epochs = []
+    epochs, models = [], []
+
+    def factory(seed):
+        models.append(ionosphere_factory(seed))
+        return models[-1]
+
     with pytest.raises(KeyboardInterrupt):
-        train_fit(ionosphere_factory, ionosphere, Constant(0.01), optimizer=optimizer_spec("adam"), epochs=20, batch_size=32, seed=0, report=lambda epoch, values: epochs.append(epoch))
+        train_fit(factory, ionosphere, Constant(0.01), optimizer=optimizer_spec("adam"), epochs=20, batch_size=32,
+                  seed=0, report=lambda epoch, values: epochs.append(epoch))
     assert epochs == [] and not interrupts.pending()
+    assert int(models[0].optimizer.iterations.numpy()) == 0  # stopped before the first step, not at the epoch's end

@@ -38,6 +38,7 @@ def test_a_range_test_with_other_settings_is_refused_in_a_studys_folder(made, mo
         range_test_data("ionosphere", batch_size=8, repeats=1)
     message = str(err.value)
     assert "study 'ionosphere'" in message and "batch_size=8" in message and "--out" in message
+    assert message.endswith("give another folder with --out, or the study's settings")  # --batch-size can match
     with pytest.raises(ConfigError, match="repeats=1"):  # the study's ran 3 repeats: other files
         range_test_data("ionosphere", repeats=1)
     assert _digests(made / "studies") == before  # the study's range test files and database are untouched
@@ -119,3 +120,46 @@ def test_a_resumed_study_keeps_the_artifact_folder_it_had_under_studies(tmp_path
     before = tmp_path / "studies" / "ionosphere" / "artifacts"
     assert study.user_attrs["lrsearch"]["artifacts"] == str(before.resolve())
     assert not (tmp_path / "old" / "ionosphere" / "artifacts").exists()
+
+
+def test_a_default_study_is_refused_the_folder_another_storages_study_wrote_first(tmp_path, search_in):
+    """The other order of the test above: study 'ionosphere' of sqlite:///studies.db writes studies/ionosphere/
+    (no studies/ionosphere.db yet); a default run of a study of that name must not replace its files. The folder's
+    owner marker says whose they are; the same storage's study resumes as before."""
+    search_in(tmp_path, "ionosphere", storage="sqlite:///studies.db", batch_size=16, trials=2, epochs=2, quiet=True,
+              compile_cache=None)
+    assert (tmp_path / "studies" / "ionosphere" / "best_schedule.json").is_file()
+    before = _digests(tmp_path / "studies")
+    with pytest.raises(ConfigError, match=r"studies/ionosphere/ holds the files of study 'ionosphere' in "
+                                          r"\.\./\.\./studies\.db, not of the one in sqlite:///studies/ionosphere\.db; "
+                                          r"give this study's files a folder of their own with --out DIR"):
+        search_in(tmp_path, "ionosphere", trials=2, epochs=2, quiet=True, compile_cache=None)
+    assert _digests(tmp_path / "studies") == before and not (tmp_path / "studies" / "ionosphere.db").exists()
+    search_in(tmp_path, "ionosphere", storage="sqlite:///studies.db", batch_size=16, trials=2, epochs=2, quiet=True,
+              compile_cache=None)  # its own study: accepted (nothing to run)
+
+
+def test_a_project_moved_elsewhere_keeps_its_folders(tmp_path, search_in):
+    """The marker names the storage relative to the folder: a moved or copied project still owns its folders."""
+    import shutil
+
+    (tmp_path / "a").mkdir()
+    search_in(tmp_path / "a", "ionosphere", trials=1, epochs=1, seeds=1, quiet=True, compile_cache=None)
+    assert (tmp_path / "a" / "studies" / "ionosphere" / ".lrsearch-study.json").is_file()
+    shutil.move(tmp_path / "a", tmp_path / "b")
+    r = search_in(tmp_path / "b", "ionosphere", trials=1, epochs=1, seeds=1, quiet=True, compile_cache=None)
+    assert r.files["schedule"]
+
+
+def test_a_setting_range_test_cannot_take_is_not_offered_as_a_way_out(tmp_path, search_in):
+    from lrsearch.pipeline import range_test_data
+
+    search_in(tmp_path, "ionosphere", split=(0.6, 0.2, 0.2), trials=1, epochs=1, seeds=1, quiet=True,
+              compile_cache=None)
+    old = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        with pytest.raises(ConfigError, match=r"split=\[0\.6, 0\.2, 0\.2\].*give another folder with --out$"):
+            range_test_data("ionosphere")  # range-test has no --split: only --out helps
+    finally:
+        os.chdir(old)

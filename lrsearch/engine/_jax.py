@@ -10,6 +10,7 @@ stateless API. The LR of each step is input data; ``reduce_on_plateau`` runs in 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import os
 import warnings
 from pathlib import Path
@@ -106,33 +107,55 @@ def tiled_max_pool(inputs: Any, pool_size: Any, strides: Any = None, padding: st
     return jnp.max(inputs[tuple(crop)].reshape(shape), axis=tuple(axes))
 
 
+# Whether this thread (or task) is tracing one of lrsearch's programs: the pooling wrapper below reads it, so other
+# threads' Keras code keeps Keras's own pooling while a program is traced here.
+_TRACING = contextvars.ContextVar("lrsearch_fast_kernels", default=False)
+_INSTALLED: list[bool] = []  # [] until _install() has run once; then [whether the wrapper is in place]
+
+
+def _install() -> bool:
+    """Put the pooling wrapper in Keras's JAX backend once (it defers to Keras's own outside :func:`fast_kernels`)."""
+    if _INSTALLED:
+        return _INSTALLED[0]
+    try:
+        from keras.src.backend import standardize_data_format
+        from keras.src.backend.jax import nn as keras_nn
+
+        original = keras_nn.max_pool
+    except (ImportError, AttributeError):  # another Keras layout: Keras's own pooling everywhere
+        _INSTALLED.append(False)
+        return False
+
+    def max_pool(inputs: Any, pool_size: Any, strides: Any = None, padding: str = "valid",
+                 data_format: str | None = None) -> Any:
+        tiled = None
+        if _TRACING.get():
+            tiled = tiled_max_pool(inputs, pool_size, strides, padding, standardize_data_format(data_format))
+        return original(inputs, pool_size, strides, padding, data_format) if tiled is None else tiled
+
+    keras_nn.max_pool = max_pool
+    _INSTALLED.append(True)
+    return True
+
+
 @contextlib.contextmanager
 def fast_kernels() -> Iterator[None]:
     """While a program is traced: Keras's max pooling as :func:`tiled_max_pool` where the windows tile the input.
 
-    Keras 3 calls its JAX backend's ``nn.max_pool`` at run time, so replacing it for the trace changes only the
-    programs traced here; a Keras without that function is left as it is (the reference pooling).
+    Keras 3 calls its JAX backend's ``nn.max_pool`` at run time; lrsearch wraps it once, and the wrapper tiles only
+    inside this context, in this thread: the reference path (``model.fit``) and other threads trace Keras's own.
+    A Keras without that function is left as it is.
+
+    Example:
+        >>> with fast_kernels():
+        ...     pass
     """
-    try:
-        from keras.src.backend.jax import nn as keras_nn
-
-        original = keras_nn.max_pool
-    except (ImportError, AttributeError):  # another Keras layout: trace with Keras's own pooling
-        yield
-        return
-
-    def max_pool(inputs: Any, pool_size: Any, strides: Any = None, padding: str = "valid",
-                 data_format: str | None = None) -> Any:
-        from keras.src.backend import standardize_data_format
-
-        tiled = tiled_max_pool(inputs, pool_size, strides, padding, standardize_data_format(data_format))
-        return original(inputs, pool_size, strides, padding, data_format) if tiled is None else tiled
-
-    keras_nn.max_pool = max_pool
+    _install()
+    token = _TRACING.set(True)
     try:
         yield
     finally:
-        keras_nn.max_pool = original
+        _TRACING.reset(token)
 
 
 class Program:

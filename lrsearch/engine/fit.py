@@ -50,9 +50,10 @@ def train_fit(factory: Callable[[int], Any], data: Dataset, schedule: Schedule, 
     state = {"diverged": False}
 
     class _Report(keras.callbacks.Callback):
-        def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        def on_train_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
             # A Ctrl-C that Keras or TensorFlow swallowed (a finaliser, a converted error) stops the trial here, not
-            # after its last epoch: a model.fit trial can take minutes.
+            # after its last epoch: a model.fit trial can take minutes. At the batch's begin, not its end: Keras
+            # calls it without logs, so nothing waits for the device (batch-end logs would be fetched every step).
             interrupts.check()
 
         def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:

@@ -62,3 +62,26 @@ def test_a_cnn_gradient_traced_in_a_program_has_no_select_and_scatter():
     with fast_kernels():
         assert "select_and_scatter" not in str(jax.make_jaxpr(jax.grad(loss))(tv))
     assert "select_and_scatter" in str(jax.make_jaxpr(jax.grad(loss))(tv))  # put back after the trace
+
+
+def test_another_thread_traces_with_keras_pooling_while_a_program_is_traced():
+    import threading
+
+    x = jnp.arange(16.0).reshape(1, 4, 4, 1)
+
+    def gradient_jaxpr():
+        return str(jax.make_jaxpr(jax.grad(lambda v: jnp.sum(keras.ops.max_pool(v, 2, 2, "valid"))))(x))
+
+    inside, seen = threading.Event(), {}
+
+    def other_thread():
+        inside.wait(30)
+        seen["other"] = gradient_jaxpr()
+
+    t = threading.Thread(target=other_thread)
+    t.start()
+    with fast_kernels():
+        inside.set()
+        t.join(60)
+        seen["here"] = gradient_jaxpr()
+    assert "select_and_scatter" in seen["other"] and "select_and_scatter" not in seen["here"]
