@@ -1151,6 +1151,16 @@ def current_export(study: Any) -> Path | None:
 
     Current: the find that made it, run again with the same options, would reuse it (the key it would compute is
     the stored one: no trial has completed since) and the file it was written to still holds it.
+
+    Example:
+        >>> import tempfile, os, optuna, lrsearch
+        >>> os.chdir(tempfile.mkdtemp())
+        >>> _ = lrsearch.find("ionosphere", trials=1, epochs=2, seeds=1, quiet=True)
+        >>> study = optuna.load_study(study_name="ionosphere", storage="sqlite:///studies/ionosphere.db")
+        >>> current_export(study).name
+        'best_schedule.json'
+        >>> os.remove("studies/ionosphere/best_schedule.json"); current_export(study) is None
+        True
     """
     saved, key = study.user_attrs.get("best_schedule"), study.user_attrs.get("export_key")
     if saved is None or not isinstance(key, dict) or not all(k in key for k in _EXPORT_OPTIONS):

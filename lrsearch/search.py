@@ -186,7 +186,19 @@ def check_folder_owner(folder: str | Path, study: str, url: str) -> None:
 
 
 def claim_folder(folder: str | Path, study: str, url: str) -> None:
-    """Write the owner marker of a default output folder that has none (see :func:`check_folder_owner`)."""
+    """Write the owner marker of a default output folder that has none (see :func:`check_folder_owner`).
+
+    Example:
+        >>> import tempfile, os
+        >>> os.chdir(tempfile.mkdtemp()); os.makedirs("studies/x")
+        >>> claim_folder("studies/x", "x", "sqlite:///studies/x.db")
+        >>> open("studies/x/.lrsearch-study.json").read()
+        '{"study": "x", "storage": "../x.db"}\\n'
+        >>> check_folder_owner("studies/x", "x", "postgresql://db.example/lr")
+        Traceback (most recent call last):
+        ...
+        lrsearch.errors.ConfigError: studies/x/ holds the files of study 'x' in ../x.db, not of the one in postgresql://db.example/lr; give this study's files a folder of their own with --out DIR
+    """
     import json
 
     marker, ours = Path(folder) / OWNER_FILE, _storage_identity(url, folder)
