@@ -1128,8 +1128,6 @@ def _reuse_export(run: _Run, notes: list[str], doc: dict[str, Any], counts: dict
 
 #: The study attr holding the absolute path find last wrote its export to.
 EXPORT_PATH_ATTR = "export_path"
-#: The export_key entries that come from find's options (the others follow from the study and this lrsearch).
-_EXPORT_OPTIONS = ("top_k", "seeds", "select", "engine")
 
 
 def _completed(trials: list[Any]) -> list[Any]:
@@ -1163,9 +1161,10 @@ def current_export(study: Any) -> Path | None:
         True
     """
     saved, key = study.user_attrs.get("best_schedule"), study.user_attrs.get("export_key")
-    if saved is None or not isinstance(key, dict) or not all(k in key for k in _EXPORT_OPTIONS):
+    if saved is None or not isinstance(key, dict) or "trials" not in key:
         return None
-    if _export_key(_completed(study.get_trials(deepcopy=False)), **{k: key[k] for k in _EXPORT_OPTIONS}) != key:
+    # Only the trials decide: the asker's own backend or lrsearch version (a worker's) is not the find's that made it.
+    if [t.number for t in _completed(study.get_trials(deepcopy=False))] != key["trials"]:
         return None  # trials completed since it was made: find would re-score
     path = Path(study.user_attrs.get(EXPORT_PATH_ATTR) or Path("studies") / study.study_name / "best_schedule.json")
     try:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -126,6 +127,8 @@ def study_folder(study: str, url: str) -> Path:
         (PosixPath('studies/iris'), PosixPath('runs/exp/iris'))
     """
     file = storage_file(url)
+    if file is None and _storage_identity(url, ".") is None and not _in_memory(url):
+        return Path("studies") / study  # not a storage URL: opening it says so, before anything is written
     if file is None:
         folder = Path("studies") / study
         owners = folder_studies(folder)
@@ -137,6 +140,10 @@ def study_folder(study: str, url: str) -> Path:
     base = file.parent / (file.stem if file.suffix else f"{file.name}-files")  # a name without suffix is the file
     if base.name == study:
         return base
+    if study in ("report", "artifacts") and folder_studies(base):  # D/S/report/ is study S's report folder
+        raise ConfigError(f"study {study!r} of {redact(url)} would put its files in {base / study}{os.sep}, the "
+                          f"{study} folder of study {base.name!r}; give this study's files a folder of their own "
+                          "with --out DIR, or another --study name")
     owners = folder_studies(base / study)  # e.g. study X of sqlite:///studies.db: studies/X/ is studies/X.db's
     if owners:
         where = owners[0][0].removeprefix("sqlite:///")
@@ -149,14 +156,35 @@ def study_folder(study: str, url: str) -> Path:
 OWNER_FILE = ".lrsearch-study.json"
 
 
+def _in_memory(url: str) -> bool:
+    """Whether ``url`` is an in-memory SQLite database (``sqlite://``, ``sqlite:///:memory:``)."""
+    return re.fullmatch(r"sqlite:///?(:memory:)?", url) is not None
+
+
 def _storage_identity(url: str, folder: str | Path) -> str | None:
     """The storage as ``folder``'s owner marker names it: its file's path relative to the folder (a project moved
-    or copied elsewhere keeps its markers true), or the redacted URL of a database server; None for an in-memory
-    database (gone when its process ends: it owns nothing for long)."""
+    or copied elsewhere keeps its markers true), or a database server's ``dialect://host:port/database`` (the same
+    database however its URL is spelled: driver, password, query); None for an in-memory database (gone when its
+    process ends: it owns nothing for long) or a string that is no storage URL.
+
+    Example:
+        >>> _storage_identity("postgresql+psycopg://lr:secret@db.lab/lr?sslmode=require", ".")
+        'postgresql://db.lab:5432/lr'
+    """
     file = storage_file(url)
     if file is not None:
         return Path(os.path.relpath(file.resolve(), Path(folder).resolve())).as_posix()
-    return None if url.startswith("sqlite:") else redact(url)
+    if url.startswith("sqlite:") or "://" not in url:
+        return None
+    try:
+        from sqlalchemy.engine import make_url
+
+        parsed = make_url(url)
+    except Exception:  # not a URL SQLAlchemy reads: opening the storage says what is wrong
+        return None
+    dialect = parsed.get_backend_name()
+    port = parsed.port or {"postgresql": 5432, "mysql": 3306, "mariadb": 3306}.get(dialect)
+    return f"{dialect}://{parsed.host or ''}:{port or ''}/{parsed.database or ''}"
 
 
 def check_folder_owner(folder: str | Path, study: str, url: str) -> None:
@@ -179,10 +207,16 @@ def check_folder_owner(folder: str | Path, study: str, url: str) -> None:
     except (OSError, ValueError, KeyError, TypeError):  # none, or unreadable: nobody's
         return
     ours = _storage_identity(url, folder)
-    if ours is not None and theirs != (study, ours):
-        shown = f"{str(folder).rstrip(os.sep)}{os.sep}"
-        raise ConfigError(f"{shown} holds the files of study {theirs[0]!r} in {theirs[1]}, not of the one in "
-                          f"{redact(url)}; give this study's files a folder of their own with --out DIR")
+    if ours is None or theirs == (study, ours):
+        return
+    where = theirs[1]
+    if "://" not in where:  # a file, named relative to the folder
+        if not (Path(folder) / where).exists():
+            return  # deleted: its study is gone, and its files are nobody's (claim_folder takes the folder over)
+        where = os.path.relpath(Path(folder) / where)
+    shown = f"{str(folder).rstrip(os.sep)}{os.sep}"
+    raise ConfigError(f"{shown} holds the files of study {theirs[0]!r} in {where}, not of the one in "
+                      f"{redact(url)}; give this study's files a folder of their own with --out DIR")
 
 
 def claim_folder(folder: str | Path, study: str, url: str) -> None:
@@ -190,21 +224,28 @@ def claim_folder(folder: str | Path, study: str, url: str) -> None:
 
     Example:
         >>> import tempfile, os
-        >>> os.chdir(tempfile.mkdtemp()); os.makedirs("studies/x")
+        >>> os.chdir(tempfile.mkdtemp()); os.makedirs("studies/x"); open("studies/x.db", "w").close()
         >>> claim_folder("studies/x", "x", "sqlite:///studies/x.db")
         >>> open("studies/x/.lrsearch-study.json").read()
         '{"study": "x", "storage": "../x.db"}\\n'
         >>> check_folder_owner("studies/x", "x", "postgresql://db.example/lr")
         Traceback (most recent call last):
         ...
-        lrsearch.errors.ConfigError: studies/x/ holds the files of study 'x' in ../x.db, not of the one in postgresql://db.example/lr; give this study's files a folder of their own with --out DIR
+        lrsearch.errors.ConfigError: studies/x/ holds the files of study 'x' in studies/x.db, not of the one in postgresql://db.example/lr; give this study's files a folder of their own with --out DIR
     """
     import json
 
     marker, ours = Path(folder) / OWNER_FILE, _storage_identity(url, folder)
-    if ours is None or marker.exists():
+    if ours is None:
         return
-    marker.write_text(json.dumps({"study": study, "storage": ours}) + "\n", encoding="utf-8")
+    text = json.dumps({"study": study, "storage": ours}) + "\n"
+    try:
+        if marker.read_text(encoding="utf-8") == text:
+            return
+    except OSError:
+        pass
+    # none yet, or one that check_folder_owner found stale (its storage file deleted): this study's now
+    marker.write_text(text, encoding="utf-8")
 
 
 def dashboard_command(study_name: str, url: str) -> str:

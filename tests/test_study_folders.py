@@ -131,7 +131,7 @@ def test_a_default_study_is_refused_the_folder_another_storages_study_wrote_firs
     assert (tmp_path / "studies" / "ionosphere" / "best_schedule.json").is_file()
     before = _digests(tmp_path / "studies")
     with pytest.raises(ConfigError, match=r"studies/ionosphere/ holds the files of study 'ionosphere' in "
-                                          r"\.\./\.\./studies\.db, not of the one in sqlite:///studies/ionosphere\.db; "
+                                          r"studies\.db, not of the one in sqlite:///studies/ionosphere\.db; "
                                           r"give this study's files a folder of their own with --out DIR"):
         search_in(tmp_path, "ionosphere", trials=2, epochs=2, quiet=True, compile_cache=None)
     assert _digests(tmp_path / "studies") == before and not (tmp_path / "studies" / "ionosphere.db").exists()
@@ -163,3 +163,56 @@ def test_a_setting_range_test_cannot_take_is_not_offered_as_a_way_out(tmp_path, 
             range_test_data("ionosphere")  # range-test has no --split: only --out helps
     finally:
         os.chdir(old)
+
+
+def test_a_folder_whose_storage_file_was_deleted_is_taken_over(tmp_path, search_in):
+    """Start over with a journal after deleting the SQLite file: the folder's old marker names a file that is gone,
+    so the folder is nobody's, and the new study takes it (and its marker) over."""
+    import json
+
+    search_in(tmp_path, "ionosphere", trials=1, epochs=1, seeds=1, artifacts="none", quiet=True, compile_cache=None)
+    (tmp_path / "studies" / "ionosphere.db").unlink()
+    search_in(tmp_path, "ionosphere", storage="studies/ionosphere.log", trials=1, epochs=1, seeds=1,
+              artifacts="none", quiet=True, compile_cache=None)
+    marker = tmp_path / "studies" / "ionosphere" / ".lrsearch-study.json"
+    assert json.loads(marker.read_text()) == {"study": "ionosphere", "storage": "../ionosphere.log"}
+
+
+def test_a_database_server_is_the_same_owner_however_its_url_is_spelled(tmp_path, monkeypatch):
+    from lrsearch.search import check_folder_owner, claim_folder
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "studies" / "x").mkdir(parents=True)
+    claim_folder("studies/x", "x", "postgresql+psycopg://lr:secret@db.lab:5432/lr")
+    for same in ("postgresql+psycopg://lr@db.lab/lr", "postgresql://lr:other@db.lab:5432/lr?sslmode=require",
+                 "postgresql+psycopg2://db.lab/lr"):
+        check_folder_owner("studies/x", "x", same)
+    for other in ("postgresql://db.lab:5433/lr", "postgresql://db2.lab/lr", "postgresql://db.lab/lr2"):
+        with pytest.raises(ConfigError, match=r"studies/x/ holds the files of study 'x' in "
+                                              r"postgresql://db\.lab:5432/lr, not of the one in"):
+            check_folder_owner("studies/x", "x", other)
+
+
+def test_a_study_named_like_a_studys_report_folder_is_refused_it(tmp_path, monkeypatch):
+    from lrsearch.search import study_folder
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "studies").mkdir()
+    (tmp_path / "studies" / "ionosphere.db").touch()
+    with pytest.raises(ConfigError, match=r"study 'report' of sqlite:///studies/ionosphere\.db would put its files "
+                                          r"in studies/ionosphere/report/, the report folder of study 'ionosphere'"):
+        study_folder("report", "sqlite:///studies/ionosphere.db")
+    assert study_folder("other", "sqlite:///studies/ionosphere.db").as_posix() == "studies/ionosphere/other"
+
+
+def test_a_storage_that_is_no_url_is_said_to_be_one_even_beside_a_study(tmp_path, monkeypatch):
+    """A bare path (no sqlite:///) is an invalid storage, not a database server: the error says so, not that the
+    default study's folder is someone else's."""
+    from lrsearch.errors import LrSearchError
+    from lrsearch.pipeline import find
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "studies").mkdir()
+    (tmp_path / "studies" / "ionosphere.db").touch()
+    with pytest.raises(LrSearchError, match="not a valid database URL"):
+        find("ionosphere", storage="studies/ionosphere.db", trials=1, epochs=1, quiet=True)

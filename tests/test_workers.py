@@ -105,6 +105,12 @@ def test_a_worker_suggests_exporting_only_when_the_export_is_missing_or_stale(wo
 
     out = worker_says()
     assert f"budget reached; the study's export is current: {export}\n" in out and suggestion not in out, out
+    study = optuna.load_study(study_name="ionosphere", storage=url)
+    key = study.user_attrs["export_key"]
+    other = "jax" if key["keras_backend"] != "jax" else "tensorflow"
+    study.set_user_attr("export_key", {**key, "keras_backend": other, "lrsearch_version": "0.0.1"})
+    out = worker_says()  # a find on another backend or lrsearch made it: still current for the worker
+    assert f"the study's export is current: {export}\n" in out, out
     kept = export.read_bytes()
     export.unlink()  # missing
     out = worker_says()
