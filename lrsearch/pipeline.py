@@ -549,7 +549,7 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
         search.requeue_lost_warm_starts(the_study)
 
     notes: list[str] = [note] if note else []
-    if re.fullmatch(r"sqlite:///?(:memory:)?", url):  # nothing of the study outlives this process
+    if search.in_memory(url):  # nothing of the study outlives this process
         notes.append(f"--storage {url} keeps the study in memory only: it is gone when find ends (the export is "
                      "written); give a file, e.g. sqlite:///studies/NAME.db, to keep it")
     if len(search.finished_trials(the_study)) >= trials:

@@ -127,7 +127,7 @@ def study_folder(study: str, url: str) -> Path:
         (PosixPath('studies/iris'), PosixPath('runs/exp/iris'))
     """
     file = storage_file(url)
-    if file is None and _storage_identity(url, ".") is None and not _in_memory(url):
+    if file is None and _storage_identity(url, ".") is None and not in_memory(url):
         return Path("studies") / study  # not a storage URL: opening it says so, before anything is written
     if file is None:
         folder = Path("studies") / study
@@ -156,8 +156,13 @@ def study_folder(study: str, url: str) -> Path:
 OWNER_FILE = ".lrsearch-study.json"
 
 
-def _in_memory(url: str) -> bool:
-    """Whether ``url`` is an in-memory SQLite database (``sqlite://``, ``sqlite:///:memory:``)."""
+def in_memory(url: str) -> bool:
+    """Whether ``url`` is an in-memory SQLite database (``sqlite://``, ``sqlite:///:memory:``).
+
+    Example:
+        >>> in_memory("sqlite://"), in_memory("sqlite:///studies/x.db")
+        (True, False)
+    """
     return re.fullmatch(r"sqlite:///?(:memory:)?", url) is not None
 
 
