@@ -140,7 +140,8 @@ def study_folder(study: str, url: str) -> Path:
     base = file.parent / (file.stem if file.suffix else f"{file.name}-files")  # a name without suffix is the file
     if base.name == study:
         return base
-    if study in ("report", "artifacts") and folder_studies(base):  # D/S/report/ is study S's report folder
+    # D/S/report/ is study S's report folder: S in D/S.db, or another storage's S that marked D/S/ as its own
+    if study in ("report", "artifacts") and (folder_studies(base) or (base / OWNER_FILE).is_file()):
         raise ConfigError(f"study {study!r} of {redact(url)} would put its files in {base / study}{os.sep}, the "
                           f"{study} folder of study {base.name!r}; give this study's files a folder of their own "
                           "with --out DIR, or another --study name")

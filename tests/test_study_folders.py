@@ -203,6 +203,12 @@ def test_a_study_named_like_a_studys_report_folder_is_refused_it(tmp_path, monke
                                           r"in studies/ionosphere/report/, the report folder of study 'ionosphere'"):
         study_folder("report", "sqlite:///studies/ionosphere.db")
     assert study_folder("other", "sqlite:///studies/ionosphere.db").as_posix() == "studies/ionosphere/other"
+    (tmp_path / "studies" / "ionosphere.db").unlink()  # studies/ionosphere/ marked by another storage's study
+    (tmp_path / "studies" / "ionosphere").mkdir()
+    (tmp_path / "studies" / "ionosphere" / ".lrsearch-study.json").write_text('{"study": "ionosphere", '
+                                                                               '"storage": "../../studies.db"}')
+    with pytest.raises(ConfigError, match="the report folder of study 'ionosphere'"):
+        study_folder("report", "sqlite:///studies/ionosphere.db")
 
 
 def test_a_storage_that_is_no_url_is_said_to_be_one_even_beside_a_study(tmp_path, monkeypatch):
