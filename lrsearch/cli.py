@@ -140,7 +140,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--json", action="store_true", help="print the result as JSON")
 
     ps = sub.add_parser("plot-schedule", help="PNG of a schedule's LR against epoch",
-                        description="Draw the LR of every step of an exported schedule (or a bare schedule object).")
+                        description="Draw the LR of every step of an exported schedule (or a bare schedule object). It checks "
+                                    "the schedule and the document's structure, not the optimizer's arguments "
+                                    "(that needs Keras): lrsearch.load_optimizer(FILE) checks those.")
     ps.add_argument("file", help="best_schedule.json, or a JSON file holding a schedule object")
     ps.add_argument("--epochs", type=int, help="epochs to draw (default: the document's)")
     ps.add_argument("--steps-per-epoch", type=int, help="steps per epoch (default: the document's)")

@@ -25,9 +25,11 @@ def load_callback(src: Source, verbose: int = 0, steps_per_epoch: int | None = N
 
     It sets the optimizer's learning rate at every epoch (and every step for families that change within an
     epoch) and logs the LR of each epoch's first step as ``learning_rate`` in the History. Use it with an optimizer
-    from :func:`load_optimizer` (its LR is a plain variable the callback can set). ``initial_epoch`` is honoured.
-    Within an epoch it follows the steps Keras reports for *your* training, so more data or another batch size
-    than the search's still gives every epoch the schedule's LRs for that epoch.
+    from :func:`load_optimizer` (its LR is a plain variable the callback can set); another optimizer class than
+    the document's gets a warning. ``initial_epoch`` is honoured: the schedule continues at that epoch
+    (``reduce_on_plateau`` from the optimizer's current LR, e.g. a restored model's). Within an epoch it follows
+    the steps Keras reports for *your* training, so more data or another batch size than the search's still gives
+    every epoch the schedule's LRs for that epoch; for data of unknown length it counts the first epoch's steps.
 
     Args:
         src: path to ``best_schedule.json``, the JSON text, or the parsed dict.
@@ -59,7 +61,8 @@ def load_callback(src: Source, verbose: int = 0, steps_per_epoch: int | None = N
     doc, schedule = _load(src)
     return ScheduleCallback(schedule, steps_per_epoch=steps_per_epoch, verbose=verbose,
                             default_steps_per_epoch=doc["training"]["steps_per_epoch"],
-                            search_epochs=doc["training"]["epochs"])
+                            search_epochs=doc["training"]["epochs"],
+                            optimizer_class=doc["optimizer"]["class_name"])
 
 
 def load_schedule(src: Source, steps_per_epoch: int | None = None) -> StepSchedule:
@@ -217,7 +220,8 @@ _RANGES = {"beta_1": (0.0, 1.0, True, False), "beta_2": (0.0, 1.0, True, False),
            "momentum": (0.0, 1.0, True, True), "ema_momentum": (0.0, 1.0, True, True),
            "epsilon": (0.0, math.inf, False, False), "weight_decay": (0.0, math.inf, True, False),
            "clipnorm": (0.0, math.inf, False, False), "clipvalue": (0.0, math.inf, False, False),
-           "global_clipnorm": (0.0, math.inf, False, False), "loss_scale_factor": (0.0, math.inf, False, False)}
+           "global_clipnorm": (0.0, math.inf, False, False), "loss_scale_factor": (0.0, math.inf, False, False),
+           "initial_accumulator_value": (0.0, math.inf, True, False)}  # Adagrad's: a negative one trains to NaN
 
 
 def _config_problems(spec: dict[str, Any]) -> list[str]:

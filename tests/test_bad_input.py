@@ -670,6 +670,10 @@ def test_every_loader_checks_the_optimizer_config_the_same_way(exported: dict[st
             with pytest.raises(ConfigError) as info:
                 getattr(lrsearch, loader)(str(file))
             assert str(info.value).startswith(f"{file}: invalid schedule document: ") and words in str(info.value)
+    doc = copy.deepcopy(exported)  # Adagrad trains to NaN from a negative accumulator, and Keras does not check it
+    doc["optimizer"] = {"class_name": "Adagrad", "config": {"initial_accumulator_value": -1.0}}
+    with pytest.raises(ConfigError, match=re.escape("optimizer.config.initial_accumulator_value must be in [0, ∞)")):
+        lrsearch.load_optimizer(doc)
     doc = copy.deepcopy(exported)
     doc["optimizer"] = {"class_name": "SGD", "config": {"momentum": 1.0, "nesterov": True, "weight_decay": 0.0}}
     assert float(lrsearch.load_optimizer(doc).momentum) == 1.0  # the ends of a range that includes them load

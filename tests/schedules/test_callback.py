@@ -233,5 +233,102 @@ def test_plateau_holds_the_lr_on_epochs_without_the_monitored_metric_and_says_wh
         _, history = _fit(model, cb, epochs=4)
     mine = [str(w.message) for w in caught if "lrsearch" in str(w.message)]
     assert mine == ["lrsearch: reduce_on_plateau monitors 'val_loss', which epoch 1 does not log (it logs: loss); "
-                    "the LR is held until it does: pass validation_data (or validation_split) to model.fit"]
+                    "the LR is held until it does: pass validation_data (or validation_split) to model.fit and validate "
+                    "every epoch (validation_freq=1)"]
     assert history["learning_rate"] == pytest.approx([0.1] * 4)
+
+class StepRecorder(keras.callbacks.Callback):
+    """The LR the next train step will use, by (epoch, batch) (placed after the ScheduleCallback)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lrs: dict[tuple[int, int], float] = {}
+
+    def on_epoch_begin(self, epoch, logs=None) -> None:
+        self.epoch = epoch
+
+    def on_train_batch_begin(self, batch, logs=None) -> None:
+        self.lrs[(self.epoch, batch)] = _lr_now(self.model)
+
+
+def test_data_of_unknown_length_is_counted_in_its_first_epoch() -> None:
+    """Keras reports no steps for a filtered tf.data pipeline: the first epoch uses the search's count (8) and
+    holds its last LR past it, with one warning; later epochs use the 20 steps counted, never the next epoch's LR."""
+    import warnings
+
+    import lrsearch
+
+    tf = pytest.importorskip("tensorflow")
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(640, 3)).astype("float32")
+    y = x[:, :1].copy()
+    data = tf.data.Dataset.from_tensor_slices((x, y)).filter(lambda a, b: True).batch(32)  # 20 batches, unknown
+    schedule = schedule_from_config(EXAMPLES["cosine"])
+    model, rec = _model(0.5), StepRecorder()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.fit(data, epochs=3, verbose=0, callbacks=[lrsearch.load_callback(_doc("cosine", 8)), rec])
+    mine = [str(w.message) for w in caught if "lrsearch" in str(w.message)]
+    assert len(mine) == 1 and "more than 8 steps" in mine[0] and "unknown length" in mine[0]
+    first = [schedule.lr_at(0, min(b, 7), 8) for b in range(20)]
+    np.testing.assert_allclose([rec.lrs[(0, b)] for b in range(20)], first, rtol=1e-6)
+    for epoch in (1, 2):
+        np.testing.assert_allclose([rec.lrs[(epoch, b)] for b in range(20)],
+                                   [schedule.lr_at(epoch, b, 20) for b in range(20)], rtol=1e-6)
+        # Keras's extra begin after the last batch (it finds the data exhausted in that step) holds the LR too
+        assert rec.lrs[(epoch, 20)] == pytest.approx(schedule.lr_at(epoch, 19, 20), rel=1e-6)
+    assert schedule.lr_at(1, 19, 20) > schedule.lr_at(2, 0, 20)  # so holding is not the next epoch's LR
+
+
+PLATEAU = {"type": "reduce_on_plateau", "initial_lr": 0.1, "factor": 0.5, "patience": 0, "monitor": "fake",
+           "min_delta": 0.0}
+
+
+def test_a_resumed_plateau_run_continues_from_the_optimizers_lr() -> None:
+    """fit(initial_epoch=k) with a fresh callback (a restored model) keeps the LR the run had reached, as Keras's
+    ReduceLROnPlateau does, instead of going back to initial_lr."""
+    x, y = _data()
+    model = _model(0.1)
+    model.fit(x, y, batch_size=BATCH, epochs=3, verbose=0,
+              callbacks=[FakeMetric([1.0] * 6), ScheduleCallback(PLATEAU)])  # 0.1, 0.1 (first value), 0.05
+    reached = _lr_now(model)
+    assert reached == pytest.approx(0.025)
+    resumed = ScheduleCallback(PLATEAU)
+    h = model.fit(x, y, batch_size=BATCH, epochs=5, initial_epoch=3, verbose=0,
+                  callbacks=[FakeMetric([1.0] * 6), resumed]).history
+    assert h["learning_rate"] == pytest.approx([0.025, 0.025])  # a fresh patience: the first value improves
+    fresh = ScheduleCallback(PLATEAU)  # a new run from epoch 0 starts at initial_lr whatever the optimizer holds
+    h = _model(0.7).fit(x, y, batch_size=BATCH, epochs=2, verbose=0, callbacks=[FakeMetric([1.0] * 6), fresh]).history
+    assert h["learning_rate"] == pytest.approx([0.1, 0.1])
+
+
+def test_a_plateau_callback_reused_on_another_model_starts_afresh() -> None:
+    """The state carries over to a later fit of the same model only: each new model gets the exported schedule."""
+    x, y = _data()
+    cb = ScheduleCallback(PLATEAU)
+    runs = []
+    for seed in (1, 2):
+        m = _model(0.1, seed=seed)
+        runs.append(m.fit(x, y, batch_size=BATCH, epochs=3, verbose=0,
+                          callbacks=[FakeMetric([1.0] * 3), cb]).history["learning_rate"])
+    assert runs[0] == pytest.approx([0.1, 0.1, 0.05]) and runs[1] == runs[0]
+    again = m.fit(x, y, batch_size=BATCH, epochs=2, verbose=0, callbacks=[FakeMetric([1.0] * 3), cb])
+    assert again.history["learning_rate"] == pytest.approx([0.025, 0.0125])  # the same model: carried over
+
+
+def test_load_callback_warns_when_the_optimizer_is_not_the_one_searched() -> None:
+    import warnings
+
+    import lrsearch
+
+    x, y = _data()
+    for optimizer, warned in (("adam", True), ("sgd", False)):
+        m = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+        m.compile(optimizer=optimizer, loss="mse")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            m.fit(x, y, batch_size=BATCH, epochs=1, verbose=0, callbacks=[lrsearch.load_callback(_doc("cosine", 4))])
+        mine = [str(w.message) for w in caught if "lrsearch" in str(w.message)]
+        assert mine == (["lrsearch: this schedule was found with SGD, and this model trains with Adam: learning "
+                         "rates do not carry over between optimizers; compile with lrsearch.load_optimizer(...) for "
+                         "the optimizer it was found with"] if warned else [])
