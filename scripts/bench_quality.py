@@ -122,7 +122,7 @@ def write_csv(name: str, folder: Path) -> Path:
 # Contenders
 # ---------------------------------------------------------------------------------------------------------------
 
-def run_lrsearch(csv: Path, work: Path, trials: int, epochs: int) -> dict[str, Any]:
+def run_lrsearch(csv: Path, work: Path, trials: int, epochs: int, resplits: int | str = "auto") -> dict[str, Any]:
     import optuna
 
     from lrsearch.pipeline import find
@@ -131,7 +131,7 @@ def run_lrsearch(csv: Path, work: Path, trials: int, epochs: int) -> dict[str, A
     began = time.perf_counter()
     res = find(str(csv), trials=trials, epochs=epochs, batch_size=BATCH, seed=SEARCH_SEED, study="bench",
                storage=f"sqlite:///{work}/lrsearch.db", out=work / "lrsearch", optimizers="sgd,adam", quiet=True,
-               artifacts="none")
+               artifacts="none", seeds=resplits)
     wall = time.perf_counter() - began
     doc = json.loads(Path(res.files["schedule"]).read_text())
     study = optuna.load_study(study_name="bench", storage=f"sqlite:///{work}/lrsearch.db")
@@ -388,7 +388,7 @@ def run_dataset(name: str, args: argparse.Namespace, root: Path) -> dict[str, An
     winners: list[tuple[str, dict[str, Any], dict[str, Any], dict[str, Any]]] = []
 
     began = time.perf_counter()
-    lr = run_lrsearch(csv, work, args.trials, args.epochs)
+    lr = run_lrsearch(csv, work, args.trials, args.epochs, args.resplits)
     log(f"[{name}] lrsearch: {lr['wall_s']:.0f} s, winner {lr['winner']}: "
         f"{describe_winner(lr['schedule'], lr['optimizer'])}; LR range {lr['lr_range']}")
     p = lr["pruning"]
@@ -634,6 +634,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--epochs", type=int, default=30, help="epochs per training (default 30)")
     p.add_argument("--seeds", type=int, default=5, help="split seeds each winner is retrained with (>= 5; default 5)")
     p.add_argument("--datasets", default=",".join(DATASETS), help=f"comma-separated subset of {','.join(DATASETS)}")
+    p.add_argument("--resplits", default="auto", type=lambda v: v if v == "auto" else int(v),
+                   help="lrsearch's reselection splits (find's --seeds; default auto)")
     p.add_argument("--quick", action="store_true", help="smoke run: 4 trials, 4 epochs, 2 seeds")
     p.add_argument("--skip-kerastuner", action="store_true", help="leave the two KerasTuner contenders out")
     p.add_argument("--json", type=Path, help="also write the raw results to this JSON file")
