@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib.util
 import hashlib
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -267,23 +268,36 @@ def _probe_logits(model: Any, input_shape: tuple[int, ...]) -> bool:
 def default_model(input_shape: tuple[int, ...], n_outputs: int, task: str) -> Any:
     """The default model for a data shape and task (uncompiled).
 
+    Images (height, width, channels) get a Conv16/32/64 network with 2x2 max pooling after each convolution
+    while the image is 2 pixels or more across; other shapes a hidden Dense layer as wide as the features (at
+    most 256), after a Flatten for shapes of more than one axis.
+
     Example:
         >>> m = default_model((34,), 1, "binary")
         >>> [layer.units for layer in m.layers]
         [34, 1]
+        >>> default_model((8, 8, 1), 10, "multiclass").output_shape
+        (None, 10)
     """
     import keras
     from keras import layers
 
     head = {"binary": "sigmoid", "multiclass": "softmax"}.get(task, "linear")
-    if len(input_shape) == 3:
-        body = [layers.Conv2D(16, 3, activation="relu"), layers.MaxPooling2D(2),
-                layers.Conv2D(32, 3, activation="relu", padding="same"), layers.MaxPooling2D(2),
-                layers.Conv2D(64, 3, activation="relu", padding="same"), layers.MaxPooling2D(2),
-                layers.Flatten()]
-    else:
-        width = int(max(1, min(256, input_shape[-1])))
-        body = [layers.Dense(width, activation="relu")]
+    if len(input_shape) == 3:  # images: the classic Conv16/32/64 network, pooling only while there is room
+        side = min(int(input_shape[0]), int(input_shape[1]))
+        body = [layers.Conv2D(16, 3, activation="relu", padding="valid" if side >= 3 else "same")]
+        side = side - 2 if side >= 3 else side
+        for i, filters in enumerate((32, 64)):
+            if side >= 2:  # a 2x2 pool of a 1-pixel image has no output (8x8 digits reach 1 pixel)
+                body.append(layers.MaxPooling2D(2))
+                side //= 2
+            body.append(layers.Conv2D(filters, 3, activation="relu", padding="same"))
+        if side >= 2:
+            body.append(layers.MaxPooling2D(2))
+        body.append(layers.Flatten())
+    else:  # a row of features (or any other shape, flattened)
+        width = int(max(1, min(256, math.prod(input_shape))))
+        body = ([] if len(input_shape) == 1 else [layers.Flatten()]) + [layers.Dense(width, activation="relu")]
     return keras.Sequential([keras.Input(input_shape), *body, layers.Dense(n_outputs, activation=head)],
                             name="lrsearch_default")
 

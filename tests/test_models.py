@@ -202,3 +202,25 @@ def test_the_model_hash_covers_the_modules_beside_it_that_it_imports(tmp_path):
         after = model_sha256(spec)
         assert after != before, name
         before = after
+
+
+def test_the_default_cnn_fits_small_images(tmp_path, monkeypatch) -> None:
+    """8x8 digits used to end at a 1-pixel map that the third 2x2 pool could not shrink (a traceback): pooling stops
+    while the image is under 2 pixels across; 28x28 MNIST keeps the classic network."""
+    import lrsearch
+    from lrsearch.data import load_dataset
+    from lrsearch.models import default_model
+
+    classic = default_model((28, 28, 1), 10, "multiclass")
+    assert [type(layer).__name__ for layer in classic.layers] == [
+        "Conv2D", "MaxPooling2D", "Conv2D", "MaxPooling2D", "Conv2D", "MaxPooling2D", "Flatten", "Dense"]
+    for shape in ((8, 8, 1), (7, 7, 1), (2, 2, 1), (1, 1, 3), (5, 9, 1)):
+        assert default_model(shape, 10, "multiclass").output_shape == (None, 10), shape
+    assert default_model((20, 3), 1, "regression").output_shape == (None, 1)  # sequences: flattened
+    mnist = load_dataset("mnist")  # real digits, averaged down to 7x7 (4x4 blocks)
+    x = (mnist.x_train[:400, :, :, 0].reshape(400, 7, 4, 7, 4).mean(axis=(2, 4)) * 255).astype(np.uint8)
+    y = mnist.y_train[:400].reshape(-1).astype(np.int64)
+    np.savez(tmp_path / "small.npz", x=x, y=y)
+    monkeypatch.chdir(tmp_path)
+    result = lrsearch.find(str(tmp_path / "small.npz"), trials=2, epochs=1, seeds=1, artifacts="none", quiet=True)
+    assert result.trials["complete"] + result.trials["pruned"] == 2
