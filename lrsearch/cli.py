@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
-from typing import Any, NoReturn, Sequence
+from typing import Any, Iterator, NoReturn, Sequence
 
 from lrsearch import __version__
 from lrsearch import frameworks, interrupts
@@ -162,12 +163,37 @@ def _auto_or_count(text: str) -> int | str:
     return value
 
 
+@contextlib.contextmanager
+def _stdout_kept_for(json_output: bool) -> Iterator[None]:
+    """With ``--json``, what runs inside (the user's model code, its prints, worker processes) writes to stderr, so
+    that stdout holds the JSON document alone and parses."""
+    if not json_output:
+        yield
+        return
+    sys.stdout.flush()
+    try:
+        saved = os.dup(1)
+    except OSError:  # no file descriptor 1 (an embedding host): Python-level redirection only
+        saved = None
+    else:
+        os.dup2(2, 1)  # the file descriptor too: child processes and C extensions write there
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        sys.stderr.flush()
+        if saved is not None:
+            os.dup2(saved, 1)
+            os.close(saved)
+
+
 def _range_test(args: argparse.Namespace) -> int:
     from lrsearch.pipeline import range_test_data
 
-    result, files = range_test_data(args.data, target=args.target, labels=args.labels, model=args.model,
-                                    optimizer=args.optimizer, batch_size=args.batch_size, seed=args.seed,
-                                    repeats=args.repeats, out=args.out)
+    with _stdout_kept_for(args.json):
+        result, files = range_test_data(args.data, target=args.target, labels=args.labels, model=args.model,
+                                        optimizer=args.optimizer, batch_size=args.batch_size, seed=args.seed,
+                                        repeats=args.repeats, out=args.out)
     summary = result.to_dict()
     if args.json:
         print(json.dumps({k: summary[k] for k in ("suggestion", "suggestions", "interval", "unstable",
@@ -250,13 +276,14 @@ def _find(args: argparse.Namespace) -> int:
 
     quiet = args.quiet or args.json
     target: Any = args.target
-    result = find(args.data, target=target, labels=args.labels, task=args.task, model=args.model, trials=args.trials,
-                  timeout=args.timeout, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
-                  split=args.split, study=args.study, storage=args.storage, out=args.out, schedules=args.schedules,
-                  optimizer=args.optimizer, optimizers=args.optimizers, engine=args.engine, workers=args.workers,
-                  artifacts=args.artifacts, top_k=args.top_k, seeds=args.seeds, select=args.select,
-                  warm_start=not args.no_warm_start, population=args.population, quiet=quiet,
-                  compile_cache=args.compile_cache)
+    with _stdout_kept_for(args.json):
+        result = find(args.data, target=target, labels=args.labels, task=args.task, model=args.model,
+                      trials=args.trials, timeout=args.timeout, epochs=args.epochs, batch_size=args.batch_size,
+                      seed=args.seed, split=args.split, study=args.study, storage=args.storage, out=args.out,
+                      schedules=args.schedules, optimizer=args.optimizer, optimizers=args.optimizers,
+                      engine=args.engine, workers=args.workers, artifacts=args.artifacts, top_k=args.top_k,
+                      seeds=args.seeds, select=args.select, warm_start=not args.no_warm_start,
+                      population=args.population, quiet=quiet, compile_cache=args.compile_cache)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
     else:

@@ -226,3 +226,23 @@ def test_the_summary_names_a_warmed_up_schedule_as_the_progress_lines_do(capsys)
     _print_summary(r)  # gamma only acts in exp_range mode: not shown for the others
     assert capsys.readouterr().out.startswith("\nbest schedule: cyclic (base_lr=0.001, max_lr=0.01, "
                                               "step_size_epochs=5, mode=triangular)\n")
+
+
+def test_json_stdout_is_the_document_alone_when_the_users_model_prints(tmp_path):
+    """A model function that prints (a common debugging line) must not corrupt --json: its output goes to stderr."""
+    import json
+
+    (tmp_path / "m.py").write_text(
+        "import keras\n"
+        "def make(input_shape, n_outputs):\n"
+        "    print('BUILDING MODEL', input_shape, n_outputs)\n"
+        "    return keras.Sequential([keras.Input(input_shape), keras.layers.Dense(8, activation='relu'),\n"
+        "                             keras.layers.Dense(n_outputs, activation='sigmoid')])\n")
+    p = run("find", "--data", "ionosphere", "--model", "m.py:make", "--trials", "2", "--epochs", "2", "--seeds", "1",
+            "--artifacts", "none", "--json", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["study"] == "ionosphere"
+    assert "BUILDING MODEL" in p.stderr
+    p = run("range-test", "--data", "ionosphere", "--model", "m.py:make", "--json", "--out", "rt", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert 0 < json.loads(p.stdout)["suggestion"] and "BUILDING MODEL" in p.stderr
