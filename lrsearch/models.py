@@ -498,9 +498,19 @@ def _check_shapes(model: Any, spec: ModelSpec, input_shape: tuple[int, ...], n_o
     try:
         out = model(np.zeros((2, *input_shape), dtype="float32"))
     except Exception as exc:
+        detail = first_line(exc)
+        if "[[" in detail:  # Keras quotes the whole input array after "for input": its first line is noise
+            detail = detail.split("[[")[0].rstrip(" :,")
+        expects = ""
+        try:
+            shape = model.input_shape  # a model with an Input knows what it expects
+        except Exception:  # a subclassed model that was never built: nothing to say
+            shape = None
+        if isinstance(shape, tuple) and shape and all(d is None or isinstance(d, int) for d in shape):
+            expects = f"; it expects (batch, {', '.join(map(str, shape[1:]))})"
         raise ModelError(
-            f"model {label} does not accept inputs of shape (batch, {', '.join(map(str, input_shape))}): "
-            f"{type(exc).__name__}: {first_line(exc)}"
+            f"model {label} does not accept inputs of shape (batch, {', '.join(map(str, input_shape))}){expects}: "
+            f"{type(exc).__name__}: {detail}"
         ) from None
     if isinstance(out, (list, tuple, dict)):
         raise ModelError(f"model {label} has {len(out)} outputs; lrsearch trains a model with one output, for the "
@@ -512,4 +522,6 @@ def _check_shapes(model: Any, spec: ModelSpec, input_shape: tuple[int, ...], n_o
         raise ModelError(
             f"model {label} outputs shape {tuple(out.shape[1:])} per example, but the task needs "
             f"({n_outputs},); change its last layer"
+            + ("; or, for two classes, give --task multiclass (a 2-unit softmax)"
+               if n_outputs == 1 and tuple(out.shape[1:]) == (2,) else "")
         )

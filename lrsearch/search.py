@@ -26,11 +26,11 @@ from lrsearch.errors import ConfigError, StorageError, Surplus, TrialFailed, fir
 
 STUDY_ATTR = "lrsearch"
 #: Keys of the study's ``lrsearch`` attr that a resumed run must match exactly.
-MATCHED_KEYS = ("data_sha256", "task", "target", "model", "model_sha256", "epochs", "batch_size", "optimizer",
+MATCHED_KEYS = ("data_sha256", "target", "task", "model", "model_sha256", "epochs", "batch_size", "optimizer",
                 "space_version", "families", "seed", "split")
 #: The settings a study's range test depends on: a standalone range test writes into a study's folder only when
 #: it has the same (its files would be the study's again), see :func:`lrsearch.pipeline.range_test_data`.
-RANGE_TEST_KEYS = ("data_sha256", "task", "target", "model", "model_sha256", "batch_size", "optimizer", "seed",
+RANGE_TEST_KEYS = ("data_sha256", "target", "task", "model", "model_sha256", "batch_size", "optimizer", "seed",
                    "split")
 #: What a study made before a setting existed ran with (so it still resumes).
 SETTING_DEFAULTS: dict[str, Any] = {"split": list(DEFAULT_SPLIT)}

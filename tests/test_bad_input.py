@@ -476,6 +476,46 @@ def test_a_model_for_other_inputs_is_one_plain_line(in_study_dir: Path, tmp_path
     assert "\x1b" not in message and "Arguments received" not in message
 
 
+def test_a_model_for_other_inputs_says_what_it_expects_without_an_array_dump(
+        in_study_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A flat model on images: Keras's message quotes the input array; the error says the shape expected instead."""
+    import keras
+
+    model = keras.Sequential([keras.Input((784,)), keras.layers.Dense(10, activation="softmax")])
+    model.save(tmp_path / "flat.keras")
+    code, _, err = run_cli(capsys, "find", "--data", "mnist", "--model", str(tmp_path / "flat.keras"),
+                           "--trials", "1", "--epochs", "1")
+    message = one_line_error(code, err, ["does not accept inputs of shape (batch, 28, 28, 1); it expects "
+                                         "(batch, 784)"], advice=False)
+    assert "[[" not in message and "0." not in message.split("expects")[1]
+
+
+def test_a_two_unit_softmax_on_binary_data_is_told_of_task_multiclass(
+        in_study_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import keras
+
+    model = keras.Sequential([keras.Input((34,)), keras.layers.Dense(2, activation="softmax")])
+    model.save(tmp_path / "two.keras")
+    code, _, err = run_cli(capsys, "find", "--data", "ionosphere", "--model", str(tmp_path / "two.keras"),
+                           "--trials", "1", "--epochs", "1")
+    one_line_error(code, err, ["outputs shape (2,) per example, but the task needs (1,)",
+                               "for two classes, give --task multiclass"], advice=False)
+
+
+def test_resuming_with_another_target_names_the_target_not_the_task_it_changes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """Another target changes the task too; the message names the setting the user changed."""
+    from lrsearch.pipeline import find
+
+    monkeypatch.chdir(tmp_path)
+    lines = IONOSPHERE.read_text().splitlines()
+    Path("numeric.csv").write_text("\n".join(line[:-1] + ("1" if line.endswith("g") else "0") for line in lines))
+    find("numeric.csv", trials=1, epochs=1, seeds=1, quiet=True, artifacts="none")  # binary, on the last column
+    code, _, err = run_cli(capsys, "find", "--data", "numeric.csv", "--target", "2", "--trials", "1", "--epochs", "1")
+    message = one_line_error(code, err, ["target="], advice=False)
+    assert "task=" not in message, message
+
+
 def test_a_saved_model_with_a_lambda_layer_says_what_to_give_instead(in_study_dir: Path, tmp_path: Path,
                                                                      capsys: pytest.CaptureFixture[str]) -> None:
     import keras
