@@ -230,6 +230,39 @@ def _says_softmax(model: Any, input_shape: tuple[int, ...]) -> bool:
     return out is not None and bool(np.all(out == 1.0))
 
 
+#: Output activations whose values lie in a bounded range: (low, high).
+_BOUNDED = {"sigmoid": (0.0, 1.0), "softmax": (0.0, 1.0), "tanh": (-1.0, 1.0), "hard_sigmoid": (0.0, 1.0)}
+
+
+def check_target_range(model: Any, label: str, task: str, y: Any, target: str) -> None:
+    """Refuse a regression model whose output activation cannot reach the target's values (a sigmoid for a target
+    of 25..346 trains every trial to the same huge loss, and the range test then suggests nonsense).
+
+    Raises:
+        ModelError: the model ends in a bounded activation and the training target lies outside its range.
+
+    Example:
+        >>> import keras, numpy as np
+        >>> m = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1, activation="sigmoid")])
+        >>> check_target_range(m, "m", "regression", np.array([0.2, 0.7]), "y")  # within (0, 1): fine
+    """
+    import numpy as np
+
+    if task != "regression":
+        return
+    op = _output_operation(model)
+    name = type(op).__name__.lower() if op is not None else ""
+    name = getattr(getattr(op, "activation", None), "__name__", "") or name
+    if name not in _BOUNDED or np.size(y) == 0:
+        return
+    low, high = _BOUNDED[name]
+    y_min, y_max = float(np.min(y)), float(np.max(y))
+    if y_min < low or y_max > high:
+        raise ModelError(f"model {label} ends in a {name}, whose outputs lie in [{low:g}, {high:g}], but target "
+                         f"{target!r} ranges from {y_min:.4g} to {y_max:.4g}, which it cannot reach; end the model "
+                         "with no activation (linear) for regression")
+
+
 def user_compiled(model: Any) -> bool:
     """Whether the user's model came compiled (its optimizer, loss and metrics are replaced by lrsearch's).
 

@@ -370,8 +370,8 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
     from lrsearch.engine.compilecache import use_compile_cache
     from lrsearch.data import data_notes, describe, load_dataset
     from lrsearch.errors import StorageError
-    from lrsearch.models import (is_tunable, loss_description, make_factory, make_trial_factory, model_sha256,
-                                 parse_model_spec, task_metric)
+    from lrsearch.models import (check_target_range, is_tunable, loss_description, make_factory, make_trial_factory,
+                                 model_sha256, parse_model_spec, task_metric)
     from lrsearch.optimizers import optimizer_spec
     from lrsearch.progress import Progress
 
@@ -401,6 +401,11 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
         named = "" if study is not None else " (named after the data file; give one with --study NAME)"
         raise ConfigError(f"study name must be letters, digits, '.', '_' or '-', but got study={study_name!r}"
                           f"{named}")
+    # The model before any storage or folder: a refused model leaves nothing behind (not even studies/).
+    factory = make_factory(model_spec, ds.input_shape, ds.n_outputs, ds.task)  # build(hp): hp at its defaults
+    check_target_range(factory(seed), model_spec.describe(), ds.task, ds.y_train, ds.target)
+    trial_factory = (make_trial_factory(model_spec, ds.input_shape, ds.n_outputs, ds.task)
+                     if is_tunable(model_spec) else None)
     no_artifacts = artifacts is not None and str(artifacts).lower() == "none"
     existing = search.local_storage(study_name) if storage is None else None
     if existing is not None and existing.startswith("sqlite:") and workers > 1:
@@ -421,9 +426,6 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
     # study in another storage never writes into the folder of the default one's namesake.
     out_dir = Path(out) if out is not None else search.study_folder(study_name, url)
     art_dir = Path(artifacts) if artifacts is not None and not no_artifacts else out_dir / "artifacts"
-    factory = make_factory(model_spec, ds.input_shape, ds.n_outputs, ds.task)  # build(hp): hp at its defaults
-    trial_factory = (make_trial_factory(model_spec, ds.input_shape, ds.n_outputs, ds.task)
-                     if is_tunable(model_spec) else None)
     # Before the storage is opened: a folder that cannot be made leaves no new study and no changed setting behind;
     # they are made only once the study is accepted, so a refused run leaves no empty folder either.
     check_folder(out_dir, "--out folder")
@@ -1421,7 +1423,7 @@ def range_test_data(data: str, *, target: str | int | None = None, labels: str |
         True
     """
     from lrsearch.data import load_dataset
-    from lrsearch.models import make_factory, model_sha256, parse_model_spec
+    from lrsearch.models import check_target_range, make_factory, model_sha256, parse_model_spec
     from lrsearch.optimizers import optimizer_spec
 
     _check_positive("batch_size", batch_size)
@@ -1430,6 +1432,7 @@ def range_test_data(data: str, *, target: str | int | None = None, labels: str |
     spec = parse_model_spec(model)
     ds = load_dataset(data, target=target, labels=labels, seed=seed)
     factory = make_factory(spec, ds.input_shape, ds.n_outputs, ds.task)
+    check_target_range(factory(seed), spec.describe(), ds.task, ds.y_train, ds.target)
     out_dir = Path(out) if out is not None else Path("studies") / ds.name
     check_folder(out_dir, "--out folder")
     expected = {"data_sha256": ds.sha256, "task": ds.task, "target": ds.target, "model": spec.describe(),

@@ -502,6 +502,22 @@ def test_a_two_unit_softmax_on_binary_data_is_told_of_task_multiclass(
                                "for two classes, give --task multiclass"], advice=False)
 
 
+def test_a_sigmoid_regression_model_for_a_target_it_cannot_reach_is_refused(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """A sigmoid ends in (0, 1): on a target of -1..1 every trial fits nothing (the audit's diabetes case, 25..346)."""
+    monkeypatch.chdir(tmp_path)
+    lines = IONOSPHERE.read_text().splitlines()  # column 2 (values -1..1) as a regression target
+    Path("numeric.csv").write_text("\n".join(line[:-1] + ("1" if line.endswith("g") else "0") for line in lines))
+    Path("m.py").write_text(
+        "import keras\n"
+        "def make(input_shape, n_outputs):\n"
+        "    return keras.Sequential([keras.Input(input_shape), keras.layers.Dense(n_outputs, activation='sigmoid')])\n")
+    for extra in (["find", "--trials", "1", "--epochs", "1"], ["range-test"]):
+        code, _, err = run_cli(capsys, *extra, "--data", "numeric.csv", "--target", "2", "--model", "m.py:make")
+        one_line_error(code, err, ["ends in a sigmoid", "[0, 1]", "ranges from -1", "no activation (linear)"])
+    assert not Path("studies").exists()
+
+
 def test_resuming_with_another_target_names_the_target_not_the_task_it_changes(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     """Another target changes the task too; the message names the setting the user changed."""
