@@ -262,10 +262,10 @@ class _Run:
                     self.factory = self.trial_factory(OptunaHP(trial))
                 except ModelError as exc:  # a build that fails for these values only: the next trial tries others
                     self.build_failures += 1
+                    trial.set_user_attr("fail_reason", str(exc))  # the last one too: the study says why each failed
                     if self.build_failures >= MAX_BUILD_FAILURES:
                         raise ModelError(f"{exc} ({self.build_failures} trials in a row could not build their "
                                          "model; fix build(hp) or narrow its hyperparameters)") from None
-                    trial.set_user_attr("fail_reason", str(exc))
                     raise TrialFailed(str(exc)) from None
                 self.build_failures = 0
             if self.opt_names:

@@ -165,3 +165,6 @@ def test_a_build_that_keeps_failing_stops_the_search_with_its_error(workdir, cap
     study = optuna.load_study(study_name="ionosphere", storage="sqlite:///studies/ionosphere.db")
     assert [t.state.name for t in study.trials].count("FAIL") == 3
     assert all(t.state.name != "RUNNING" for t in study.trials)
+    for t in study.trials:  # each failure says why, the one that stopped the search too
+        if t.state.name == "FAIL":
+            assert "raised ValueError: only the default builds" in t.user_attrs.get("fail_reason", ""), t.number
