@@ -519,6 +519,9 @@ def make_trial_factory(spec: ModelSpec, input_shape: tuple[int, ...], n_outputs:
         _check_shapes(model, spec, input_shape, n_outputs, label=f"{spec.describe()} (hp {values or 'none'})")
         return factory
 
+    from lrsearch.tuner import overrides_fit
+
+    for_hp.overrides_fit = overrides_fit(fn)  # type: ignore[attr-defined]  # said once, by find
     return for_hp
 
 

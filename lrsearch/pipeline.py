@@ -495,6 +495,10 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
                          f"its own (the searched optimizer and schedule, {loss_description(ds.task)['loss']}, "
                          f"{task_metric(ds.task)}), so its compile settings, and any hyperparameter only they use, "
                          "do not count")
+    if getattr(trial_factory, "overrides_fit", False):
+        progress.message(f"note: {model_spec.describe()} defines fit(), which lrsearch does not call: it trains the "
+                         "model itself (--epochs, --batch-size, the searched optimizer and schedule), so that fit, "
+                         "and any hyperparameter only it uses, do not count")
 
     def still_ours() -> None:
         """Refuse before a write that follows a range test: another run may have taken the study (empty until then)

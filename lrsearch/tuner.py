@@ -522,6 +522,22 @@ class OptunaHP:
         return log
 
 
+def overrides_fit(fn_or_obj: Any) -> bool:
+    """Whether ``fn_or_obj`` is a ``keras_tuner.HyperModel`` (class or instance) with a ``fit`` of its own, which
+    lrsearch does not call (it trains the model itself).
+
+    Example:
+        >>> overrides_fit(lambda hp: None)
+        False
+    """
+    cls = fn_or_obj if isinstance(fn_or_obj, type) else type(fn_or_obj)
+    if not _is_hypermodel_class(cls):
+        return False
+    import keras_tuner
+
+    return getattr(cls, "fit", None) is not keras_tuner.HyperModel.fit
+
+
 def _is_hypermodel_class(obj: Any) -> bool:
     try:
         import keras_tuner  # only here: recognising a HyperModel needs its class

@@ -271,6 +271,12 @@ class MyHyperModel(keras_tuner.HyperModel):
 instance = MyHyperModel()
 frozen = MyHyperModel(tunable=False)
 
+class WithFit(MyHyperModel):
+    def fit(self, hp, model, *args, **kwargs):
+        return model.fit(*args, batch_size=hp.Choice("batch_size", [16, 32]), **kwargs)
+
+with_fit = WithFit()
+
 class NeedsArgs(keras_tuner.HyperModel):
     def __init__(self, width):
         super().__init__()
@@ -351,6 +357,9 @@ def test_hypermodel_class_and_instance(model_files):
     assert _dense_units(model) == [8, 1] and trial.params == {}
     with pytest.raises(ModelError, match="NeedsArgs\\(\\) cannot be created without arguments"):
         is_tunable(parse_model_spec(f"{path}:NeedsArgs"))
+    # lrsearch trains the model itself: a HyperModel's own fit is not called, which find says (overrides_fit)
+    for name, own_fit in (("MyHyperModel", False), ("instance", False), ("WithFit", True), ("with_fit", True)):
+        assert make_trial_factory(parse_model_spec(f"{path}:{name}"), (4,), 1, "binary").overrides_fit is own_fit
 
 
 def test_missing_name_in_file(model_files):

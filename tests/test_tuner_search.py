@@ -168,3 +168,19 @@ def test_a_build_that_keeps_failing_stops_the_search_with_its_error(workdir, cap
     for t in study.trials:  # each failure says why, the one that stopped the search too
         if t.state.name == "FAIL":
             assert "raised ValueError: only the default builds" in t.user_attrs.get("fail_reason", ""), t.number
+
+
+def test_find_says_that_a_hypermodels_own_fit_is_not_called(workdir, capsys):
+    (workdir / "arch.py").write_text(
+        "import keras, keras_tuner\n"
+        "class Arch(keras_tuner.HyperModel):\n"
+        "    def build(self, hp):\n"
+        "        return keras.Sequential([keras.Input((34,)), keras.layers.Dense(hp.Int('units', 4, 8)),\n"
+        "                                 keras.layers.Dense(1, activation='sigmoid')])\n"
+        "    def fit(self, hp, model, *args, **kwargs):\n"
+        "        return model.fit(*args, batch_size=hp.Choice('batch_size', [16, 64]), **kwargs)\n")
+    code = main(["find", "--data", "ionosphere", "--model", "arch.py:Arch", "--trials", "1", "--epochs", "1",
+                 "--seeds", "1", "--artifacts", "none"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "note: arch.py:Arch defines fit(), which lrsearch does not call" in out + err
