@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import warnings
+import weakref
 from typing import Any
 
 import keras
@@ -140,8 +141,6 @@ class ScheduleCallback(keras.callbacks.Callback):
 
     # -- Keras hooks ------------------------------------------------------------------------------------------
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
-        import weakref
-
         self._check_optimizer()
         if self._state is not None and (self._model_ref is None or self._model_ref() is not self.model):
             if self._model_ref is not None:  # a new model: the schedule from its start, not the last model's LR
