@@ -71,9 +71,9 @@ __all__ = ["DEFAULT_SPLIT", "Dataset", "Task", "data_notes", "describe", "load_d
 class Dataset:
     """Arrays ready for training, with what a worker needs to check it has the same data.
 
-    ``x_*`` are float32 (tabular: standardised with training-split statistics; images: scaled to [0, 1] with a
-    channel axis, shape ``(n, h, w, c)``). ``y_*``: float32 of shape ``(n, 1)`` for binary (0/1) and regression,
-    int32 of shape ``(n,)`` for multiclass (class indices).
+    ``x_*`` are float32 (tabular: standardised with training-split statistics; images: scaled to about [0, 1]
+    (see :func:`load_dataset`) with a channel axis, shape ``(n, h, w, c)``). ``y_*``: float32 of shape ``(n, 1)``
+    for binary (0/1) and regression, int32 of shape ``(n,)`` for multiclass (class indices).
     """
 
     x_train: np.ndarray
@@ -91,6 +91,7 @@ class Dataset:
     feature_names: list[str] = field(default_factory=list)
     class_names: list[str] | None = None  # original labels, index = encoded class
     kind: Literal["table", "image", "array"] = "table"
+    image_divisor: float | None = None  # images: what they were divided by (255, or their maximum); None: as given
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -284,7 +285,11 @@ def load_dataset(
     Returns:
         The :class:`Dataset`: classification splits are stratified by class; tables and 2-D arrays are
         standardised with the training split's mean and standard deviation (constant columns are centred only);
-        images are scaled to [0, 1] (divided by 255 when the dtype is integer or the maximum exceeds 1).
+        images are scaled to about [0, 1]: integers in 0..255 (8-bit pixels) are divided by 255; other values that
+        are all non-negative with a maximum above 1 are divided by that maximum (of ``x``, the whole array given
+        for training; a given ``x_test`` is divided by the same number, so it may exceed 1), and
+        :func:`data_notes` says so; values already in [0, 1], or with negative values (e.g. standardised), are
+        kept as they are.
 
     Raises:
         DataError: The data is missing, unreadable or unusable; the message says what to do.
@@ -353,9 +358,9 @@ def data_notes(ds: Dataset) -> list[str]:
     """Warnings about the data that change how to read the results (printed under the ``data:`` line).
 
     A regression target far from unit scale (networks train best on a target near mean 0, sd 1, and the rates found
-    for a raw target do not carry over to a scaled one), a class so frequent that accuracy says little, and leaks
-    that make the test score overstate what a schedule does on new data: test rows repeating training rows, and a
-    feature column that gives the target away.
+    for a raw target do not carry over to a scaled one), a class so frequent that accuracy says little, leaks
+    that make the test score overstate what a schedule does on new data (test rows repeating training rows, and a
+    feature column that gives the target away), and images divided by their maximum rather than by 255.
 
     Example:
         >>> data_notes(load_dataset("ionosphere"))
@@ -363,6 +368,10 @@ def data_notes(ds: Dataset) -> list[str]:
     """
     y = np.concatenate([ds.y_train, ds.y_val]).reshape(len(ds.y_train) + len(ds.y_val), -1)
     notes = _leak_notes(ds, y[:, 0])
+    if ds.image_divisor is not None and ds.image_divisor != 255:  # not 8-bit pixels: the user must do the same
+        notes.append(f"note: the images were divided by their maximum, {ds.image_divisor:g}, to lie in [0, 1] (they "
+                     "are not 8-bit pixel values, which are divided by 255); scale them the same way when you train "
+                     "with the schedule found")
     if ds.task == "regression":
         mean, sd = float(y.mean()), float(y.std())
         if not (0.01 <= sd <= 100) or abs(mean) > 100:
@@ -1728,16 +1737,16 @@ def _from_arrays(x: np.ndarray, y: np.ndarray, x_test: np.ndarray | None, y_test
     parts = _split_indices(n, codes, held, opts, enc.class_names)
 
     image = x.ndim >= 3
+    divisor = None
     if image:
-        # Integer pixels (or any values above 1) are 0..255 intensities; floats already in [0, 1] are kept.
-        scale = np.issubdtype(x.dtype, np.integer) or (x.size > 0 and float(np.max(x)) > 1)
         # Each split is gathered straight into a new float32 array (the one copy), then scaled in place; the
         # caller's arrays (x_test included) are never modified.
         pieces = [_gather(x, idx) for idx in parts] + ([_gather(x_test, None)] if x_test is not None else [])
+        divisor = _image_divisor(x.dtype, pieces[: len(parts)])
         xs = []
         for piece in pieces:
-            if scale:
-                piece /= 255.0
+            if divisor is not None:
+                piece /= divisor
             xs.append(piece[..., np.newaxis] if piece.ndim == 3 else piece)
         feature_names: list[str] = []
     else:
@@ -1750,4 +1759,22 @@ def _from_arrays(x: np.ndarray, y: np.ndarray, x_test: np.ndarray | None, y_test
         x_train=xs[0], y_train=ys[0], x_val=xs[1], y_val=ys[1], x_test=xs[2], y_test=ys[2],
         task=enc.task, n_outputs=enc.n_outputs, name=name, source=source, sha256=sha, target=target_name,
         feature_names=feature_names, class_names=enc.class_names, kind="image" if image else "array",
+        image_divisor=divisor,
     )  # fmt: skip
+
+
+def _image_divisor(dtype: np.dtype, pieces: list[np.ndarray]) -> float | None:
+    """What images are divided by so that their values lie in about [0, 1]; None: kept as they are.
+
+    Decided from all of ``x`` (``pieces``: its float32 splits; a given ``x_test`` is scaled alike, unseen):
+    integers in 0..255 are 8-bit intensities, divided by 255; other non-negative values with a maximum above 1
+    (float pixels 0..255 or 0..16, 16-bit images) are divided by that maximum; values already in [0, 1], and data
+    with negative values (e.g. standardised), are kept: dividing those by a constant would only shrink them.
+    """
+    lo = min(float(p.min()) for p in pieces if p.size)  # reductions: no copies
+    hi = max(float(p.max()) for p in pieces if p.size)
+    if np.issubdtype(dtype, np.integer) and 0 <= lo and hi <= 255:
+        return 255.0
+    if lo >= 0 and hi > 1:
+        return hi
+    return None

@@ -357,6 +357,42 @@ def test_npz_float_images_in_unit_range_kept(tmp_path: Path) -> None:
     assert ds.x_train.max() <= 1 and ds.x_train.max() > 0.9
 
 
+def test_images_that_are_not_8_bit_pixels_are_scaled_by_their_maximum_or_kept(tmp_path: Path) -> None:
+    from sklearn.datasets import load_digits
+
+    from lrsearch.data import data_notes
+
+    digits = load_digits()
+    x, y = digits.images.copy(), digits.target  # float64 intensities 0..16
+    np.savez(tmp_path / "digits.npz", x=x, y=y)
+    ds = load_dataset(str(tmp_path / "digits.npz"))
+    every = np.concatenate([ds.x_train, ds.x_val, ds.x_test])[..., 0]
+    assert ds.kind == "image" and every.min() == 0 and every.max() == 1.0  # not 16 / 255 = 0.063
+    np.testing.assert_array_equal(np.sort(every, axis=None), np.sort(x.astype(np.float32) / np.float32(16), axis=None))
+    assert ds.image_divisor == 16 and (x == digits.images).all()  # the caller's array is not scaled in place
+    (note,) = data_notes(ds)
+    assert note.startswith("note: the images were divided by their maximum, 16, to lie in [0, 1]"), note
+
+    z = (x - x.mean()) / x.std()  # standardised: negative values, kept as given (not shrunk to +-0.016)
+    np.savez(tmp_path / "z.npz", x=z, y=y)
+    ds = load_dataset(str(tmp_path / "z.npz"))
+    every = np.concatenate([ds.x_train, ds.x_val, ds.x_test])[..., 0]
+    np.testing.assert_array_equal(np.sort(every, axis=None), np.sort(z.astype(np.float32), axis=None))
+    assert ds.image_divisor is None and data_notes(ds) == []
+
+    deep = (x * 4095 / 16).astype(np.uint16)  # 12-bit intensities: integers beyond 255, divided by their maximum
+    np.savez(tmp_path / "deep.npz", x_train=deep[:1500], y_train=y[:1500], x_test=deep[1500:] * 2, y_test=y[1500:])
+    ds = load_dataset(str(tmp_path / "deep.npz"))
+    assert ds.image_divisor == 4095 and max(ds.x_train.max(), ds.x_val.max()) == 1.0
+    np.testing.assert_array_equal(ds.x_test[..., 0], (deep[1500:] * 2).astype(np.float32) / np.float32(4095))
+    assert "divided by their maximum, 4095" in data_notes(ds)[0]
+
+    np.savez(tmp_path / "ints.npz", x=(x * 15).astype(np.int64), y=y)  # integers in 0..255: 8-bit, as before
+    ds = load_dataset(str(tmp_path / "ints.npz"))
+    assert ds.image_divisor == 255 and ds.x_train.max() == np.float32(240) / np.float32(255)
+    assert data_notes(ds) == []
+
+
 def test_npz_regression_float_target(tmp_path: Path) -> None:
     x = np.random.default_rng(4).normal(size=(50, 2))
     np.savez(tmp_path / "r.npz", x=x, y=x[:, 0] * 1.5 + 0.25)
