@@ -911,6 +911,12 @@ def _read_text_table(path: Path, label: str, max_bytes: int | None, *, tsv: bool
                         "the features, e.g. with PCA, and save them as npz)")
     decimal = _sniff_decimal(rows, sep)
     header = _has_header(rows, decimal)
+    if header:
+        # pandas renames a repeated name ('a' -> 'a.1') before _from_table could see it, and --target a would then
+        # pick the first silently. Empty cells are not names: pandas numbers them ('Unnamed: 2').
+        dupes = sorted(c for c, k in Counter(c for c in rows[0] if c.strip()).items() if k > 1)
+        if dupes:
+            raise DataError(f"{label}: duplicate column names {_quote_list(dupes)} in the header; rename them")
     if complete and len(rows) == 1 and any(c.strip() for c in rows[0]):
         cells = [c.strip() for c in rows[0] if c.strip()]
         if not any(_is_number(c, decimal) for c in cells):

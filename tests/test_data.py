@@ -222,6 +222,24 @@ def test_digit_column_name_beats_index(tmp_path: Path) -> None:
     assert ds.target == "0" and ds.task == "binary"
 
 
+def test_duplicate_names_in_a_csv_header_are_refused(tmp_path: Path) -> None:
+    frame = _ionosphere_frame().iloc[:, [0, 2, 4, 34]]
+    frame.columns = ["a", "b", "a", "y"]  # pandas would read them as 'a', 'b', 'a.1'
+    path = write(tmp_path, "dup.csv", frame.to_csv(index=False))
+    msg = raises(["duplicate column names 'a'", "rename them"], path)
+    assert msg == "dup.csv: duplicate column names 'a' in the header; rename them"
+    raises(["duplicate column names 'a'"], path, target="a")  # not the first 'a', silently
+    raises(["duplicate column names 'a', 'b'"], write(tmp_path, "dup.tsv", "b\ta\tb\ta\ty\n" + "".join(
+        f"{i}\t{i % 3}\t{i % 5}\t{i % 7}\t{i % 2}\n" for i in range(30))))
+    raises(["duplicate column names 'a'"], write(tmp_path, "rnames.csv", '"a","a","y"\n' + "".join(
+        f'"{i}",{i % 3},{i % 5},{i % 2}\n' for i in range(30))))  # R's row names: the header is one field short
+    frame.columns = ["a", "b", "a.1", "y"]  # a column merely named like pandas' renaming: loads
+    ds = load_dataset(write(tmp_path, "dotted.csv", frame.to_csv(index=False)))
+    assert ds.target == "y" and ds.feature_names == ["a", "b", "a.1"]
+    blank = "x,,,y\n" + "".join(f"{i},{i % 3},{i % 5},{i % 2}\n" for i in range(30))  # empty names: not duplicates
+    assert load_dataset(write(tmp_path, "blank.csv", blank)).feature_names == ["x", "Unnamed: 1", "Unnamed: 2"]
+
+
 def test_no_header_label_in_first_row_is_not_a_header(tmp_path: Path) -> None:
     ds = load_dataset(write(tmp_path, "nohead.csv", table(40, header=False)))
     assert ds.feature_names == ["col_0", "col_1", "col_2"] and ds.target == "col_3"
