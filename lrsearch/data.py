@@ -20,7 +20,8 @@ Task inference (tables and arrays alike):
 * integral target (integer dtype, or floats that are all whole numbers) with 3..``max_classes(n)`` distinct values,
   where ``max_classes(n) = min(50, n // 5)`` (at least 5 rows per class on average) -> multiclass. Integer-dtype
   *arrays* (npz/npy/idx labels) are always classification, whatever their number of classes;
-* anything else numeric -> regression.
+* anything else numeric -> regression (:func:`data_notes` points out a target of at most 50 whole numbers that is
+  regression only because there are too few rows for that many classes).
 
 ``task=`` overrides the inference when it is ambiguous.
 
@@ -91,6 +92,7 @@ class Dataset:
     feature_names: list[str] = field(default_factory=list)
     class_names: list[str] | None = None  # original labels, index = encoded class
     kind: Literal["table", "image", "array"] = "table"
+    task_forced: bool = False  # the task was given (task=), not inferred
     image_divisor: float | None = None  # images: what they were divided by (255, or their maximum); None: as given
 
     @property
@@ -360,7 +362,8 @@ def data_notes(ds: Dataset) -> list[str]:
     A regression target far from unit scale (networks train best on a target near mean 0, sd 1, and the rates found
     for a raw target do not carry over to a scaled one), a class so frequent that accuracy says little, leaks
     that make the test score overstate what a schedule does on new data (test rows repeating training rows, and a
-    feature column that gives the target away), and images divided by their maximum rather than by 255.
+    feature column that gives the target away), images divided by their maximum rather than by 255, and a target
+    of a few whole numbers inferred as regression only because the data set is small (perhaps classes).
 
     Example:
         >>> data_notes(load_dataset("ionosphere"))
@@ -373,6 +376,14 @@ def data_notes(ds: Dataset) -> list[str]:
                      "are not 8-bit pixel values, which are divided by 255); scale them the same way when you train "
                      "with the schedule found")
     if ds.task == "regression":
+        every = np.concatenate([y[:, 0], ds.y_test.reshape(-1)])  # the inference saw every row
+        n, k = len(every), len(np.unique(every))
+        # Whole numbers with few values (at most 50, two rows a value on average) are multiclass in a larger file:
+        # only the rule's n // 5 made them regression, and classes of a small data set may well be what they are.
+        if not ds.task_forced and k <= min(_MAX_CLASSES, n // _MIN_TRAIN_PER_CLASS) and (every % 1 == 0).all():
+            notes.append(f"note: target '{ds.target}' was inferred as regression from {n} whole-number values with {k} "
+                         f"distinct values (more than the {max_classes(n)} classes {n} rows allow); give --task "
+                         "multiclass if they are classes")
         mean, sd = float(y.mean()), float(y.std())
         if not (0.01 <= sd <= 100) or abs(mean) > 100:
             notes.append(f"note: target '{ds.target}' has mean {mean:.3g} and sd {sd:.3g}; networks train best on a "
@@ -1200,7 +1211,7 @@ def _from_table(df: pd.DataFrame, opts: _Opts, *, name: str, source: str, sha: s
     return Dataset(
         x_train=xs[0], y_train=ys[0], x_val=xs[1], y_val=ys[1], x_test=xs[2], y_test=ys[2],
         task=enc.task, n_outputs=enc.n_outputs, name=name, source=source, sha256=sha, target=tcol,
-        feature_names=features, class_names=enc.class_names, kind="table",
+        feature_names=features, class_names=enc.class_names, kind="table", task_forced=opts.task is not None,
     )  # fmt: skip
 
 
@@ -1765,7 +1776,7 @@ def _from_arrays(x: np.ndarray, y: np.ndarray, x_test: np.ndarray | None, y_test
         x_train=xs[0], y_train=ys[0], x_val=xs[1], y_val=ys[1], x_test=xs[2], y_test=ys[2],
         task=enc.task, n_outputs=enc.n_outputs, name=name, source=source, sha256=sha, target=target_name,
         feature_names=feature_names, class_names=enc.class_names, kind="image" if image else "array",
-        image_divisor=divisor,
+        image_divisor=divisor, task_forced=opts.task is not None,
     )  # fmt: skip
 
 

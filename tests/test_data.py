@@ -780,6 +780,30 @@ def test_notes_on_target_scale_and_a_dominant_class(tmp_path: Path) -> None:
     assert "classes 'G', 'g' differ only in case" in note
 
 
+def test_a_note_when_a_few_whole_numbers_are_inferred_as_regression_in_a_small_data_set(tmp_path: Path) -> None:
+    import pandas as pd
+    from sklearn.datasets import load_digits
+
+    from lrsearch.data import data_notes
+
+    digits = load_digits()
+    frame = pd.DataFrame(digits.data[:40, 18:24], columns=[f"p{i}" for i in range(6)]).assign(digit=digits.target[:40])
+    path = write(tmp_path, "digits40.csv", frame.to_csv(index=False))
+    ds = load_dataset(path)
+    assert ds.task == "regression" and max_classes(40) == 8 < frame.digit.nunique() == 10  # the rule, unchanged
+    assert data_notes(ds) == ["note: target 'digit' was inferred as regression from 40 whole-number values with 10 "
+                              "distinct values (more than the 8 classes 40 rows allow); give --task multiclass if "
+                              "they are classes"]
+    assert data_notes(load_dataset(path, task="regression")) == []  # asked for: nothing to point out
+    np.savez(tmp_path / "digits40.npz", x=digits.data[:40], y=digits.target[:40].astype(np.float64))
+    (note,) = data_notes(load_dataset(str(tmp_path / "digits40.npz")))  # float labels of an array: the same rule
+    assert note.startswith("note: target 'y' was inferred as regression from 40 whole-number values"), note
+    counter = frame.assign(digit=np.arange(40))  # every value different: a count, not classes
+    assert data_notes(load_dataset(write(tmp_path, "counter.csv", counter.to_csv(index=False)))) == []
+    measured = frame.assign(digit=frame.digit + 0.5)  # not whole numbers
+    assert data_notes(load_dataset(write(tmp_path, "measured.csv", measured.to_csv(index=False)))) == []
+
+
 def test_notes_on_leaks_test_rows_repeating_training_rows_and_a_feature_giving_the_target_away(tmp_path: Path) -> None:
     from lrsearch.data import data_notes
 
