@@ -65,7 +65,7 @@ Task = Literal["binary", "multiclass", "regression"]
 DEFAULT_SPLIT = (0.7, 0.15, 0.15)
 
 __all__ = ["DEFAULT_SPLIT", "Dataset", "Task", "data_notes", "describe", "load_dataset", "max_classes",
-           "reselection_splits", "resolve_data_path", "resplits"]
+           "reselection_splits", "resolve_data_path", "resplits", "small_split_note"]
 
 
 @dataclass
@@ -405,6 +405,35 @@ def data_notes(ds: Dataset) -> list[str]:
         notes.append(f"note: classes {_quote_list(names)} differ only in case and are learned as different classes; "
                      "if they are one class, make them the same in the file")
     return notes
+
+
+def small_split_note(ds: Dataset) -> str | None:
+    """A note when the validation or the test split has fewer than 20 rows, whose scores are then coarse.
+
+    Args:
+        ds: A loaded data set.
+
+    Returns:
+        The note, saying what one row does to the task's score (accuracy, or for regression the mean absolute
+        error), or None when both splits have 20 rows or more.
+
+    Example:
+        >>> ds = load_dataset("ionosphere")
+        >>> small_split_note(ds) is None
+        True
+        >>> note = small_split_note(replace(ds, x_val=ds.x_val[:1], y_val=ds.y_val[:1]))
+        >>> note.split(": ")[1], "(one row moves accuracy by 5% or more)" in note
+        ('the validation split has 1 row', True)
+    """
+    small = [f"{what} split has {n} row{'s' if n != 1 else ''}"
+             for what, n in (("validation", len(ds.y_val)), ("test", len(ds.y_test))) if n < 20]
+    if not small:
+        return None
+    # The score is accuracy for classification and MAE for regression (models.task_metric): an MAE has no steps.
+    coarse = ("each row weighs 5% or more in the mean absolute error" if ds.task == "regression"
+              else "one row moves accuracy by 5% or more")
+    return (f"note: the {' and the '.join(small)}: scores on so few rows are coarse ({coarse}); give them more "
+            "with --split")
 
 
 def _leak_notes(ds: Dataset, y: np.ndarray) -> list[str]:

@@ -368,7 +368,7 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
     from lrsearch import __version__
     from lrsearch import search, space, writebehind
     from lrsearch.engine.compilecache import use_compile_cache
-    from lrsearch.data import data_notes, describe, load_dataset
+    from lrsearch.data import data_notes, describe, load_dataset, small_split_note
     from lrsearch.errors import StorageError
     from lrsearch.models import (check_target_range, is_tunable, loss_description, make_factory, make_trial_factory,
                                  model_sha256, parse_model_spec, task_metric)
@@ -485,11 +485,8 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
     if batch_size > len(ds.x_train):
         progress.message(f"note: --batch-size {batch_size} is more than the {len(ds.x_train)} training rows: every "
                          "epoch is one step over all of them (and the export says so)")
-    small = [f"{what} split has {n} rows" for what, n in (("validation", len(ds.x_val)), ("test", len(ds.x_test)))
-             if n < 20]
-    if small:
-        progress.message(f"note: the {' and the '.join(small)}: scores on so few rows are coarse (one row moves "
-                         "accuracy by 5% or more); give them more with --split")
+    if (note := small_split_note(ds)) is not None:
+        progress.message(note)
     if getattr(factory, "user_compiled", False):
         progress.message(f"note: the model comes compiled; lrsearch replaces its optimizer, loss and metrics with "
                          f"its own (the searched optimizer and schedule, {loss_description(ds.task)['loss']}, "

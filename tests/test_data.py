@@ -804,6 +804,27 @@ def test_a_note_when_a_few_whole_numbers_are_inferred_as_regression_in_a_small_d
     assert data_notes(load_dataset(write(tmp_path, "measured.csv", measured.to_csv(index=False)))) == []
 
 
+def test_the_small_split_note_speaks_of_the_task_s_score_and_counts_rows_right(tmp_path: Path) -> None:
+    from sklearn.datasets import load_diabetes
+
+    from lrsearch.data import small_split_note
+
+    diabetes = load_diabetes(as_frame=True).frame  # 10 features and a disease-progression target
+    ds = load_dataset(write(tmp_path, "diabetes60.csv", diabetes.head(60).to_csv(index=False)))
+    assert ds.task == "regression" and (len(ds.y_val), len(ds.y_test)) == (9, 9)
+    assert small_split_note(ds) == ("note: the validation split has 9 rows and the test split has 9 rows: scores on "
+                                    "so few rows are coarse (each row weighs 5% or more in the mean absolute error); "
+                                    "give them more with --split")
+    ds = load_dataset(write(tmp_path, "diabetes12.csv", diabetes.head(12).to_csv(index=False)), split=(0.8, 0.1, 0.1))
+    note = small_split_note(ds)
+    assert note.startswith("note: the validation split has 1 row and the test split has 1 row: scores") and (
+        "accuracy" not in note), note
+    frame = _ionosphere_frame().head(100)  # classification: one row is 1/15 of the accuracy
+    note = small_split_note(load_dataset(write(tmp_path, "iono100.csv", frame.to_csv(index=False))))
+    assert "validation split has 15 rows" in note and "(one row moves accuracy by 5% or more)" in note, note
+    assert small_split_note(load_dataset(write(tmp_path, "iono.csv", _ionosphere_frame().to_csv(index=False)))) is None
+
+
 def test_notes_on_leaks_test_rows_repeating_training_rows_and_a_feature_giving_the_target_away(tmp_path: Path) -> None:
     from lrsearch.data import data_notes
 
