@@ -1813,12 +1813,14 @@ def _image_divisor(dtype: np.dtype, pieces: list[np.ndarray]) -> float | None:
     """What images are divided by so that their values lie in about [0, 1]; None: kept as they are.
 
     Decided from all of ``x`` (``pieces``: its float32 splits; a given ``x_test`` is scaled alike, unseen):
-    integers in 0..255 are 8-bit intensities, divided by 255; other non-negative values with a maximum above 1
-    (float pixels 0..255 or 0..16, 16-bit images) are divided by that maximum; values already in [0, 1], and data
-    with negative values (e.g. standardised), are kept: dividing those by a constant would only shrink them.
+    values already in [0, 1] (integer 0/1 masks too) are kept; integers in 0..255 are 8-bit intensities, divided
+    by 255; other non-negative values (float pixels 0..255 or 0..16, 16-bit images) are divided by their maximum;
+    data with negative values (e.g. standardised) is kept: dividing it by a constant would only shrink it.
     """
     lo = min(float(p.min()) for p in pieces if p.size)  # reductions: no copies
     hi = max(float(p.max()) for p in pieces if p.size)
+    if lo >= 0 and hi <= 1:  # already in [0, 1], integer 0/1 masks included
+        return None
     if np.issubdtype(dtype, np.integer) and 0 <= lo and hi <= 255:
         return 255.0
     if lo >= 0 and hi > 1:

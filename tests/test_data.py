@@ -375,21 +375,26 @@ def test_npz_float_images_in_unit_range_kept(tmp_path: Path) -> None:
     assert ds.x_train.max() <= 1 and ds.x_train.max() > 0.9
 
 
-def test_images_that_are_not_8_bit_pixels_are_scaled_by_their_maximum_or_kept(tmp_path: Path) -> None:
-    from sklearn.datasets import load_digits
+def _mnist_raw(mnist: Dataset, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``n`` training images of the bundled MNIST as the uint8 pixels of the file, and their labels."""
+    return np.rint(mnist.x_train[:n, ..., 0] * 255).astype(np.uint8), mnist.y_train[:n].astype(np.int64)
 
+
+def test_images_that_are_not_8_bit_pixels_are_scaled_by_their_maximum_or_kept(tmp_path: Path, mnist: Dataset) -> None:
     from lrsearch.data import data_notes
 
-    digits = load_digits()
-    x, y = digits.images.copy(), digits.target  # float64 intensities 0..16
+    raw, y = _mnist_raw(mnist, 1500)
+    x = (raw // 16).astype(np.float64)  # float intensities 0..15 (as sklearn's 8x8 digits are 0..16)
+    assert x.max() == 15
     np.savez(tmp_path / "digits.npz", x=x, y=y)
+    kept = x.copy()
     ds = load_dataset(str(tmp_path / "digits.npz"))
     every = np.concatenate([ds.x_train, ds.x_val, ds.x_test])[..., 0]
-    assert ds.kind == "image" and every.min() == 0 and every.max() == 1.0  # not 16 / 255 = 0.063
-    np.testing.assert_array_equal(np.sort(every, axis=None), np.sort(x.astype(np.float32) / np.float32(16), axis=None))
-    assert ds.image_divisor == 16 and (x == digits.images).all()  # the caller's array is not scaled in place
+    assert ds.kind == "image" and every.min() == 0 and every.max() == 1.0  # not 15 / 255 = 0.059
+    np.testing.assert_array_equal(np.sort(every, axis=None), np.sort(x.astype(np.float32) / np.float32(15), axis=None))
+    assert ds.image_divisor == 15 and (x == kept).all()  # the caller's array is not scaled in place
     (note,) = data_notes(ds)
-    assert note.startswith("note: the images were divided by their maximum, 16, to lie in [0, 1]"), note
+    assert note.startswith("note: the images were divided by their maximum, 15, to lie in [0, 1]"), note
 
     z = (x - x.mean()) / x.std()  # standardised: negative values, kept as given (not shrunk to +-0.016)
     np.savez(tmp_path / "z.npz", x=z, y=y)
@@ -398,17 +403,21 @@ def test_images_that_are_not_8_bit_pixels_are_scaled_by_their_maximum_or_kept(tm
     np.testing.assert_array_equal(np.sort(every, axis=None), np.sort(z.astype(np.float32), axis=None))
     assert ds.image_divisor is None and data_notes(ds) == []
 
-    deep = (x * 4095 / 16).astype(np.uint16)  # 12-bit intensities: integers beyond 255, divided by their maximum
-    np.savez(tmp_path / "deep.npz", x_train=deep[:1500], y_train=y[:1500], x_test=deep[1500:] * 2, y_test=y[1500:])
+    deep = (x * 4095 / 15).astype(np.uint16)  # 12-bit intensities: integers beyond 255, divided by their maximum
+    np.savez(tmp_path / "deep.npz", x_train=deep[:1200], y_train=y[:1200], x_test=deep[1200:] * 2, y_test=y[1200:])
     ds = load_dataset(str(tmp_path / "deep.npz"))
     assert ds.image_divisor == 4095 and max(ds.x_train.max(), ds.x_val.max()) == 1.0
-    np.testing.assert_array_equal(ds.x_test[..., 0], (deep[1500:] * 2).astype(np.float32) / np.float32(4095))
+    np.testing.assert_array_equal(ds.x_test[..., 0], (deep[1200:] * 2).astype(np.float32) / np.float32(4095))
     assert "divided by their maximum, 4095" in data_notes(ds)[0]
 
     np.savez(tmp_path / "ints.npz", x=(x * 15).astype(np.int64), y=y)  # integers in 0..255: 8-bit, as before
     ds = load_dataset(str(tmp_path / "ints.npz"))
-    assert ds.image_divisor == 255 and ds.x_train.max() == np.float32(240) / np.float32(255)
+    assert ds.image_divisor == 255 and ds.x_train.max() == np.float32(225) / np.float32(255)
     assert data_notes(ds) == []
+
+    np.savez(tmp_path / "masks.npz", x=(x > 8).astype(np.int64), y=y)  # integer 0/1 masks: already in [0, 1]
+    ds = load_dataset(str(tmp_path / "masks.npz"))
+    assert ds.image_divisor is None and ds.x_train.max() == 1.0
 
 
 def test_npz_regression_float_target(tmp_path: Path) -> None:
@@ -780,14 +789,15 @@ def test_notes_on_target_scale_and_a_dominant_class(tmp_path: Path) -> None:
     assert "classes 'G', 'g' differ only in case" in note
 
 
-def test_a_note_when_a_few_whole_numbers_are_inferred_as_regression_in_a_small_data_set(tmp_path: Path) -> None:
+def test_a_note_when_a_few_whole_numbers_are_inferred_as_regression_in_a_small_data_set(tmp_path: Path,
+                                                                                      mnist: Dataset) -> None:
     import pandas as pd
-    from sklearn.datasets import load_digits
 
     from lrsearch.data import data_notes
 
-    digits = load_digits()
-    frame = pd.DataFrame(digits.data[:40, 18:24], columns=[f"p{i}" for i in range(6)]).assign(digit=digits.target[:40])
+    raw, labels = _mnist_raw(mnist, 40)  # 40 real digits: too few rows for 10 classes
+    pixels = raw.reshape(40, -1)[:, 14 * 28 + 10:14 * 28 + 16] / 16  # 6 pixels across the middle row
+    frame = pd.DataFrame(pixels, columns=[f"p{i}" for i in range(6)]).assign(digit=labels)
     path = write(tmp_path, "digits40.csv", frame.to_csv(index=False))
     ds = load_dataset(path)
     assert ds.task == "regression" and max_classes(40) == 8 < frame.digit.nunique() == 10  # the rule, unchanged
@@ -795,7 +805,7 @@ def test_a_note_when_a_few_whole_numbers_are_inferred_as_regression_in_a_small_d
                               "distinct values (more than the 8 classes 40 rows allow); give --task multiclass if "
                               "they are classes"]
     assert data_notes(load_dataset(path, task="regression")) == []  # asked for: nothing to point out
-    np.savez(tmp_path / "digits40.npz", x=digits.data[:40], y=digits.target[:40].astype(np.float64))
+    np.savez(tmp_path / "digits40.npz", x=raw.reshape(40, -1) / 16, y=labels.astype(np.float64))
     (note,) = data_notes(load_dataset(str(tmp_path / "digits40.npz")))  # float labels of an array: the same rule
     assert note.startswith("note: target 'y' was inferred as regression from 40 whole-number values"), note
     counter = frame.assign(digit=np.arange(40))  # every value different: a count, not classes
@@ -805,17 +815,16 @@ def test_a_note_when_a_few_whole_numbers_are_inferred_as_regression_in_a_small_d
 
 
 def test_the_small_split_note_speaks_of_the_task_s_score_and_counts_rows_right(tmp_path: Path) -> None:
-    from sklearn.datasets import load_diabetes
-
     from lrsearch.data import small_split_note
 
-    diabetes = load_diabetes(as_frame=True).frame  # 10 features and a disease-progression target
-    ds = load_dataset(write(tmp_path, "diabetes60.csv", diabetes.head(60).to_csv(index=False)))
+    # Ionosphere's features with its continuous column f2 as a regression target (the label left out)
+    regression = _ionosphere_frame().drop(columns="label")[[*[f"f{i}" for i in range(34) if i != 2], "f2"]]
+    ds = load_dataset(write(tmp_path, "regression60.csv", regression.head(60).to_csv(index=False)))
     assert ds.task == "regression" and (len(ds.y_val), len(ds.y_test)) == (9, 9)
     assert small_split_note(ds) == ("note: the validation split has 9 rows and the test split has 9 rows: scores on "
                                     "so few rows are coarse (each row weighs 5% or more in the mean absolute error); "
                                     "give them more with --split")
-    ds = load_dataset(write(tmp_path, "diabetes12.csv", diabetes.head(12).to_csv(index=False)), split=(0.8, 0.1, 0.1))
+    ds = load_dataset(write(tmp_path, "regression12.csv", regression.head(12).to_csv(index=False)), split=(0.8, 0.1, 0.1))
     note = small_split_note(ds)
     assert note.startswith("note: the validation split has 1 row and the test split has 1 row: scores") and (
         "accuracy" not in note), note
