@@ -64,8 +64,8 @@ Task = Literal["binary", "multiclass", "regression"]
 #: Train, validation and test fractions when none are given.
 DEFAULT_SPLIT = (0.7, 0.15, 0.15)
 
-__all__ = ["DEFAULT_SPLIT", "Dataset", "Task", "data_notes", "describe", "load_dataset", "max_classes",
-           "reselection_splits", "resolve_data_path", "resplits", "small_split_note"]
+__all__ = ["DEFAULT_SPLIT", "Dataset", "Task", "data_notes", "describe", "drop_added_channel", "load_dataset",
+           "max_classes", "reselection_splits", "resolve_data_path", "resplits", "small_split_note"]
 
 
 @dataclass
@@ -94,6 +94,7 @@ class Dataset:
     kind: Literal["table", "image", "array"] = "table"
     task_forced: bool = False  # the task was given (task=), not inferred
     image_divisor: float | None = None  # images: what they were divided by (255, or their maximum); None: as given
+    channel_added: bool = False  # images given as (n, h, w): the loader added the channel axis (see drop_added_channel)
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -372,7 +373,8 @@ def data_notes(ds: Dataset) -> list[str]:
     y = np.concatenate([ds.y_train, ds.y_val]).reshape(len(ds.y_train) + len(ds.y_val), -1)
     notes = _leak_notes(ds, y[:, 0])
     if ds.image_divisor is not None and ds.image_divisor != 255:  # not 8-bit pixels: the user must do the same
-        notes.append(f"note: the images were divided by their maximum, {ds.image_divisor:g}, to lie in [0, 1] (they "
+        what = "images" if ds.kind == "image" else "arrays"
+        notes.append(f"note: the {what} were divided by their maximum, {ds.image_divisor:g}, to lie in [0, 1] (they "
                      "are not 8-bit pixel values, which are divided by 255); scale them the same way when you train "
                      "with the schedule found")
     if ds.task == "regression":
@@ -494,6 +496,33 @@ def _row_hashes(a: np.ndarray) -> np.ndarray:
     return h
 
 
+def drop_added_channel(ds: Dataset) -> Dataset:
+    """``ds`` without the channel axis the loader added to arrays of shape ``(n, a, b)``: as the file has them.
+
+    A 3-D array is read as grayscale images, ``(n, h, w)`` given a channel axis for a convolutional network; it can
+    as well be sequences (``(n, steps, features)`` for an LSTM or Conv1D). ``lrsearch find`` tries a model on the
+    images first and, when the model does not take them, on the arrays as they are (and says so). The values keep
+    their scaling; arrays are views, not copies.
+
+    Raises:
+        ValueError: ``ds`` has no added channel axis.
+
+    Example:
+        >>> import numpy as np, os, tempfile
+        >>> f = os.path.join(tempfile.mkdtemp(), "seq.npz")
+        >>> rng = np.random.default_rng(0)
+        >>> np.savez(f, x=rng.random((60, 20, 3)), y=rng.integers(0, 2, 60))
+        >>> ds = load_dataset(f)
+        >>> ds.input_shape, drop_added_channel(ds).input_shape
+        ((20, 3, 1), (20, 3))
+    """
+    if not ds.channel_added:
+        raise ValueError(f"channel_added must be True (arrays given as (n, a, b)), but got channel_added=False for "
+                         f"{ds.name!r}")
+    return replace(ds, x_train=ds.x_train[..., 0], x_val=ds.x_val[..., 0], x_test=ds.x_test[..., 0], kind="array",
+                   channel_added=False)
+
+
 def describe(ds: Dataset) -> str:
     """One line that says what was loaded: size, splits, features and task.
 
@@ -512,6 +541,8 @@ def describe(ds: Dataset) -> str:
     counts = f"{sum(sizes)} {unit} ({sizes[0]}/{sizes[1]}/{sizes[2]} train/val/test)"
     if ds.kind == "image":
         features = "x".join(str(d) for d in ds.input_shape)
+    elif len(ds.input_shape) > 1:  # e.g. sequences: steps x features
+        features = "x".join(str(d) for d in ds.input_shape) + " per row"
     else:
         n_feat = int(np.prod(ds.input_shape)) if ds.input_shape else 0
         features = f"{n_feat} feature{'s' if n_feat != 1 else ''}"
@@ -1805,7 +1836,7 @@ def _from_arrays(x: np.ndarray, y: np.ndarray, x_test: np.ndarray | None, y_test
         x_train=xs[0], y_train=ys[0], x_val=xs[1], y_val=ys[1], x_test=xs[2], y_test=ys[2],
         task=enc.task, n_outputs=enc.n_outputs, name=name, source=source, sha256=sha, target=target_name,
         feature_names=feature_names, class_names=enc.class_names, kind="image" if image else "array",
-        image_divisor=divisor, task_forced=opts.task is not None,
+        image_divisor=divisor, channel_added=x.ndim == 3, task_forced=opts.task is not None,
     )  # fmt: skip
 
 

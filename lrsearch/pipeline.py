@@ -370,7 +370,7 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
     from lrsearch.engine.compilecache import use_compile_cache
     from lrsearch.data import data_notes, describe, load_dataset, small_split_note
     from lrsearch.errors import StorageError
-    from lrsearch.models import (check_target_range, is_tunable, loss_description, make_factory, make_trial_factory,
+    from lrsearch.models import (check_target_range, is_tunable, loss_description, make_trial_factory,
                                  model_sha256, parse_model_spec, task_metric)
     from lrsearch.optimizers import optimizer_spec
     from lrsearch.progress import Progress
@@ -402,7 +402,7 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
         raise ConfigError(f"study name must be letters, digits, '.', '_' or '-', but got study={study_name!r}"
                           f"{named}")
     # The model before any storage or folder: a refused model leaves nothing behind (not even studies/).
-    factory = make_factory(model_spec, ds.input_shape, ds.n_outputs, ds.task)  # build(hp): hp at its defaults
+    factory, ds, shape_note = _model_for(model_spec, ds)  # build(hp): hp at its defaults
     check_target_range(factory(seed), model_spec.describe(), ds.task, ds.y_train, ds.target)
     trial_factory = (make_trial_factory(model_spec, ds.input_shape, ds.n_outputs, ds.task)
                      if is_tunable(model_spec) else None)
@@ -480,7 +480,7 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
             if the_study.user_attrs.get(key) is not None:
                 the_study.set_user_attr(key, None)
     progress.message(f"data: {describe(ds)}; study {study_name!r} in {search.redact(url)}")
-    for note in data_notes(ds):
+    for note in data_notes(ds) + ([shape_note] if shape_note else []):
         progress.message(note)
     if batch_size > len(ds.x_train):
         progress.message(f"note: --batch-size {batch_size} is more than the {len(ds.x_train)} training rows: every "
@@ -614,7 +614,7 @@ def worker(study: str, storage: str, *, data: str | None = None, labels: str | N
     from lrsearch.engine.compilecache import use_compile_cache
     from lrsearch.data import load_dataset
     from lrsearch.errors import StorageError
-    from lrsearch.models import is_tunable, make_factory, make_trial_factory, model_sha256, parse_model_spec
+    from lrsearch.models import is_tunable, make_trial_factory, model_sha256, parse_model_spec
     from lrsearch.optimizers import optimizer_spec
     from lrsearch.progress import Progress
 
@@ -654,7 +654,7 @@ def worker(study: str, storage: str, *, data: str | None = None, labels: str | N
         raise ModelError(f"model file {model_spec.path!r} or a module beside it that it imports differs from the "
                          f"study's (sha256 {sha[:12]}… vs {settings['model_sha256'][:12]}…); give the workers "
                          "the study's model file and modules")
-    factory = make_factory(model_spec, ds.input_shape, ds.n_outputs, ds.task)
+    factory, ds, _ = _model_for(model_spec, ds)  # the same model and arrays as the find that made the study
     if artifacts is None and "artifacts" in settings and settings["artifacts"] is None:
         artifacts = "none"  # the search was started without artifacts
     no_artifacts = artifacts is not None and str(artifacts).lower() == "none"
@@ -768,6 +768,32 @@ def _split(split: str | Sequence[float] | None) -> tuple[float, float, float]:
             raise DataError(f"split {split!r} is invalid; give three positive fractions (train, val, test) that "
                             "sum to 1, e.g. --split 0.8,0.1,0.1") from None
     return tuple(split)  # type: ignore[return-value]
+
+
+def _model_for(spec: Any, ds: Any) -> tuple[Any, Any, str | None]:
+    """The model factory for ``ds``, the data set it trains on, and a note when that is not ``ds`` as loaded.
+
+    A 3-D array is loaded as grayscale images with a channel axis added (:func:`lrsearch.data.drop_added_channel`);
+    a model that does not take those (an LSTM or Conv1D on sequences) is tried on the arrays as the file has them.
+    When neither fits, the error is the one for the images.
+    """
+    from lrsearch.data import drop_added_channel
+    from lrsearch.models import make_factory
+
+    try:
+        return make_factory(spec, ds.input_shape, ds.n_outputs, ds.task), ds, None
+    except ModelError as exc:
+        if not ds.channel_added:
+            raise
+        first = exc
+    flat = drop_added_channel(ds)
+    try:
+        factory = make_factory(spec, flat.input_shape, flat.n_outputs, flat.task)
+    except ModelError:
+        raise first from None
+    shape = ", ".join(map(str, flat.input_shape))
+    return factory, flat, (f"note: {spec.describe()} does not take the arrays as images with a channel axis, but "
+                           f"takes them as the file has them, ({shape}) per row: trained on those")
 
 
 def _population(run: _Run, requested: int | str) -> tuple[int, str | None]:
@@ -1424,7 +1450,7 @@ def range_test_data(data: str, *, target: str | int | None = None, labels: str |
         True
     """
     from lrsearch.data import load_dataset
-    from lrsearch.models import check_target_range, make_factory, model_sha256, parse_model_spec
+    from lrsearch.models import check_target_range, model_sha256, parse_model_spec
     from lrsearch.optimizers import optimizer_spec
 
     _check_positive("batch_size", batch_size)
@@ -1432,7 +1458,7 @@ def range_test_data(data: str, *, target: str | int | None = None, labels: str |
     opt_spec = optimizer_spec(optimizer)
     spec = parse_model_spec(model)
     ds = load_dataset(data, target=target, labels=labels, seed=seed)
-    factory = make_factory(spec, ds.input_shape, ds.n_outputs, ds.task)
+    factory, ds, _ = _model_for(spec, ds)
     check_target_range(factory(seed), spec.describe(), ds.task, ds.y_train, ds.target)
     out_dir = Path(out) if out is not None else Path("studies") / ds.name
     check_folder(out_dir, "--out folder")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import re
 import tracemalloc
 from pathlib import Path
 from typing import Any
@@ -289,3 +290,59 @@ def test_a_data_set_that_fits_loads_under_the_same_check(tmp_path: Path, monkeyp
     kwargs, _ = _layout(tmp_path, "npz")
     monkeypatch.setattr(data_module, "_available_memory", lambda: 64 * 2**20)
     assert load_dataset(kwargs["spec"]).task == "binary"
+
+
+SEQUENCE_MODELS = (
+    "import keras\n"
+    "def lstm(input_shape, n_outputs):\n"
+    "    return keras.Sequential([keras.Input(input_shape), keras.layers.LSTM(8),\n"
+    "                             keras.layers.Dense(n_outputs, activation='softmax')])\n"
+    "def broken(input_shape, n_outputs):\n"
+    "    return keras.Sequential([keras.Input(input_shape), keras.layers.Conv3D(4, 3),\n"
+    "                             keras.layers.Dense(n_outputs, activation='softmax')])\n")
+
+
+def test_arrays_a_model_takes_as_sequences_are_given_as_the_file_has_them(tmp_path: Path,
+                                                                        digits: tuple[np.ndarray, np.ndarray]) -> None:
+    """MNIST rows as 28 steps of 28 features for an LSTM: a 3-D array is tried as images first (the default CNN's
+    input, with a channel axis); a model that does not take those gets the arrays as the file has them."""
+    from lrsearch.data import drop_added_channel
+    from lrsearch.errors import ModelError
+    from lrsearch.models import parse_model_spec
+    from lrsearch.pipeline import _model_for
+
+    x, y = digits
+    np.savez(tmp_path / "rows.npz", x=x[:200], y=y[:200])
+    ds = load_dataset(str(tmp_path / "rows.npz"))
+    assert ds.input_shape == (28, 28, 1) and ds.channel_added
+    flat = drop_added_channel(ds)
+    assert flat.input_shape == (28, 28) and flat.kind == "array" and np.shares_memory(flat.x_train, ds.x_train)
+    (tmp_path / "seq.py").write_text(SEQUENCE_MODELS)
+    factory, used, note = _model_for(parse_model_spec(f"{tmp_path}/seq.py:lstm"), ds)
+    assert used.input_shape == (28, 28) and factory(0).input_shape == (None, 28, 28)
+    assert note.endswith("does not take the arrays as images with a channel axis, but takes them as the file has "
+                         "them, (28, 28) per row: trained on those"), note
+    _, used, note = _model_for(parse_model_spec("default"), ds)  # the default CNN takes the images
+    assert used is ds and note is None
+    with pytest.raises(ModelError, match=re.escape("Full shape received: (None, 28, 28, 1)")):
+        _model_for(parse_model_spec(f"{tmp_path}/seq.py:broken"), ds)  # neither fits: the error for the images
+    with pytest.raises(ValueError, match="channel_added must be True"):
+        drop_added_channel(flat)
+
+
+@pytest.mark.slow
+def test_find_trains_an_lstm_on_arrays_as_the_file_has_them(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                           digits: tuple[np.ndarray, np.ndarray],
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    from lrsearch.cli import main
+
+    x, y = digits
+    np.savez(tmp_path / "rows.npz", x=x[:200], y=y[:200])
+    (tmp_path / "seq.py").write_text(SEQUENCE_MODELS)
+    monkeypatch.chdir(tmp_path)
+    code = main(["find", "--data", "rows.npz", "--model", "seq.py:lstm", "--trials", "2", "--epochs", "1",
+                 "--seeds", "1", "--artifacts", "none"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "data: rows: 200 rows (140/30/30 train/val/test), 28x28 per row, multiclass" in out, out
+    assert "note: seq.py:lstm does not take the arrays as images with a channel axis" in out
