@@ -50,7 +50,7 @@ import zlib
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Literal
+from typing import TYPE_CHECKING, Any, Iterator, Literal, Sequence
 
 import numpy as np
 
@@ -919,9 +919,19 @@ def _is_na(cell: str) -> bool:
     return cell.lower() in _NA_TOKENS
 
 
-def _counts_columns(row: list[str]) -> bool:
+def _numbers_columns(row: list[str], rest: Sequence[list[str]] = ()) -> bool:
+    """Whether ``row`` names its columns by numbers: whole numbers that step evenly upwards (0, 1, 2, ... as pandas
+    writes unnamed columns; 400, 410, 420, ... wavelengths; years), at least 3, with at most one other cell: a
+    label column's name, which is none of the values below it in ``rest`` (a class such as ``g`` is data)."""
     cells = [c.strip() for c in row]
-    return len(cells) >= 3 and any(cells == [str(i) for i in range(k, k + len(cells))] for k in (0, 1))
+    whole = [int(c) for c in cells if re.fullmatch(r"[+-]?\d{1,18}", c)]
+    if len(whole) < 3 or len(cells) - len(whole) > 1:
+        return False
+    step = whole[1] - whole[0]
+    if step <= 0 or any(b - a != step for a, b in zip(whole, whole[1:])):
+        return False
+    named = [j for j, c in enumerate(cells) if not re.fullmatch(r"[+-]?\d{1,18}", c)]
+    return not named or all(r[named[0]].strip() != cells[named[0]] for r in rest if named[0] < len(r))
 
 
 def _has_header(rows: list[list[str]], decimal: str = ".") -> bool:
@@ -929,13 +939,14 @@ def _has_header(rows: list[list[str]], decimal: str = ".") -> bool:
 
     Rule: yes iff some column has a non-numeric (and non-missing) first cell while more than half of the column's
     other (non-missing) cells are numeric. A label column such as ionosphere's ``g``/``b`` is non-numeric all the
-    way down, so it is no evidence of a header. A first row counting the columns (0, 1, 2, ... or 1, 2, 3, ...: what
-    pandas and numpy write for unnamed columns) is a header too.
+    way down, so it is no evidence of a header. A first row that numbers the columns (0, 1, 2, ...: what pandas
+    and numpy write for unnamed columns; or evenly stepping whole numbers such as wavelengths 400, 410, 420, ...,
+    with at most one named column) is a header too, when no row after it does the same.
     """
     if len(rows) < 2:
         return False
     first, rest = rows[0], rows[1:]
-    if _counts_columns(first) and not _counts_columns(rest[0]):
+    if _numbers_columns(first, rest) and not any(_numbers_columns(r) for r in rest):
         return True
     for j, cell in enumerate(first):
         cell = cell.strip()

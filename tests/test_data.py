@@ -752,6 +752,18 @@ def test_a_header_of_column_numbers_is_a_header(tmp_path: Path) -> None:
     assert load_dataset(write(tmp_path, "plain2.csv", counted.to_csv(index=False, header=False))).feature_names[0] \
         == "col_0"
 
+    # Other evenly stepping whole numbers name columns too: wavelengths with a named label column, or IDs for all
+    numbered = frame.copy()
+    numbered.columns = [*range(400, 740, 10), "cls"]
+    ds = load_dataset(write(tmp_path, "spectral.csv", numbered.to_csv(index=False)))
+    assert ds.target == "cls" and ds.feature_names[:2] == ["400", "410"] and ds.class_names == ["b", "g"]
+    np.testing.assert_array_equal(ds.x_train, reference.x_train)
+    fresh = _ionosphere_frame()
+    coded = fresh.assign(label=(fresh.label == "g").astype(int))
+    coded.columns = range(1000, 1035)
+    ds = load_dataset(write(tmp_path, "ids.csv", coded.to_csv(index=False)))
+    assert ds.target == "1034" and sum(len(y) for y in (ds.y_train, ds.y_val, ds.y_test)) == 351
+
 
 def test_label_spacing_and_question_marks(tmp_path: Path) -> None:
     frame = _ionosphere_frame()
