@@ -763,6 +763,11 @@ def test_a_header_of_column_numbers_is_a_header(tmp_path: Path) -> None:
     coded.columns = range(1000, 1035)
     ds = load_dataset(write(tmp_path, "ids.csv", coded.to_csv(index=False)))
     assert ds.target == "1034" and sum(len(y) for y in (ds.y_train, ds.y_val, ds.y_test)) == 351
+    indexed = _ionosphere_frame()  # pd.read_csv(f, header=None).to_csv(...): a header ",0,1,...,34" and an index
+    indexed.columns = range(35)
+    ds = load_dataset(write(tmp_path, "indexed.csv", indexed.to_csv()))
+    assert ds.target == "34" and ds.feature_names[0] == "0"
+    np.testing.assert_array_equal(ds.x_train, reference.x_train)
 
 
 def test_label_spacing_and_question_marks(tmp_path: Path) -> None:
