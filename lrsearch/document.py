@@ -227,21 +227,23 @@ def validate_document(doc: Any) -> Schedule:
     else:
         for key in ("epochs", "batch_size", "steps_per_epoch"):
             value = training.get(key)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            # numbers.Integral: a dict built in Python may hold numpy integers (np.int64(15))
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
                 problems.append(f"training.{key} must be a positive integer, but got {key}={value!r}")
     for section in ("metrics", "provenance"):
         if section in doc and not isinstance(doc[section], dict):
             problems.append(f"{section} must be an object, but got a {type(doc[section]).__name__}")
     problems += _non_finite(doc.get("provenance"), "provenance")
     for key, value in (doc.get("metrics") or {}).items() if isinstance(doc.get("metrics"), dict) else ():
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float, list))):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (numbers.Real, list))):
             problems.append(f"metrics.{key} must be a number, but got {key}={_value(value)}")
+            continue
         # 1e400 in JSON text reads as inf; a dict may hold nan. Neither can be written back as JSON.
         for i, item in enumerate(value if isinstance(value, list) else [value]):
             where = f"{key}[{i}]" if isinstance(value, list) else key
-            if item is not None and (isinstance(item, bool) or not isinstance(item, (int, float))):
+            if item is not None and (isinstance(item, bool) or not isinstance(item, numbers.Real)):
                 problems.append(f"metrics.{where} must be a number or null, but got {where}={_value(item)}")
-            elif isinstance(item, float) and not math.isfinite(item):
+            elif isinstance(item, numbers.Real) and not math.isfinite(item):
                 problems.append(f"metrics.{where} must be a finite number or null, but got {where}={item!r}")
     if problems or schedule is None:  # no schedule without a problem saying why; never return None
         raise ConfigError("invalid schedule document", [printable(p) for p in problems or ["schedule is missing"]])

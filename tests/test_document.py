@@ -222,3 +222,19 @@ def test_an_integer_too_large_for_a_float_is_named_by_its_path():
     text = json.dumps({**GOOD, "schedule": {"type": "reduce_on_plateau", "initial_lr": 0.01, "min_delta": 0}})
     with pytest.raises(ConfigError, match=r"schedule.min_delta must be a number a float can hold"):
         read_document(text.replace('"min_delta": 0', '"min_delta": 1' + "0" * 400))
+
+
+def test_numpy_numbers_in_a_dict_built_in_python_are_numbers():
+    """A document built in code may hold numpy scalars (np.int64 epochs, np.float32 scores): they are numbers, as in
+    the schedule's own parameters, and a NaN among them is still refused once."""
+    import numpy as np
+
+    doc = copy.deepcopy(GOOD)
+    doc["training"]["epochs"] = np.int64(30)
+    doc["schedule"]["epochs_drop"] = np.int64(10)
+    doc["metrics"] = {"val_loss": np.float32(0.25), "test_accuracy": [np.float64(0.9), np.float32(0.8)]}
+    assert validate_document(doc).type == "step_decay"
+    doc["metrics"]["val_loss"] = np.float32("nan")
+    with pytest.raises(ConfigError) as info:
+        validate_document(doc)
+    assert info.value.problems == ["metrics.val_loss must be a finite number or null, but got val_loss=np.float32(nan)"]
