@@ -877,6 +877,10 @@ def plot_schedule_file(file: str | Path, epochs: int | None = None, out: str | P
             exc = ConfigError(exc.summary, [p.replace("training.epochs", "--epochs").removeprefix("schedule.")
                                             for p in exc.problems])
         raise name_source(exc, text) from None
+    if schedule.metric_driven:  # named with the file, and where its LRs can be seen instead
+        raise name_source(ConfigError(f"schedule type {schedule.type!r} follows the monitored metric, so it has no "
+                                      "curve before training; the trial plots (lrsearch report, or the dashboard) "
+                                      "show the LR its trial ran with"), text)
     epochs = doc["training"]["epochs"] if epochs is None else epochs
     spe = steps_per_epoch if steps_per_epoch is not None else 20 if bare else doc["training"]["steps_per_epoch"]
     target = Path(out) if out else text.with_suffix(".png")

@@ -452,6 +452,18 @@ def test_other_commands_with_bad_output_or_epochs(args: list[str], words: list[s
     assert not (tmp_path / "lr.txt").exists() and not (tmp_path / "lr.txt.png").exists()
 
 
+def test_plot_schedule_of_a_plateau_export_names_the_file_and_where_its_lrs_are(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    doc = {"format": "lrsearch.schedule/1", "schedule": {"type": "reduce_on_plateau", "initial_lr": 0.01},
+           "optimizer": {"class_name": "Adam", "config": {}},
+           "training": {"epochs": 3, "batch_size": 8, "steps_per_epoch": 2}}
+    (tmp_path / "rop.json").write_text(json.dumps(doc))
+    code, _, err = run_cli(capsys, "plot-schedule", str(tmp_path / "rop.json"))
+    one_line_error(code, err, [f"{tmp_path / 'rop.json'}: schedule type 'reduce_on_plateau' follows the monitored",
+                               "lrsearch report"])
+    assert not (tmp_path / "rop.png").exists()
+
+
 def test_plot_schedule_into_a_folder_writes_the_file_s_name_there_and_says_so(in_study_dir: Path, tmp_path: Path,
                                                                           capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "pics").mkdir()
