@@ -474,31 +474,35 @@ def test_plot_schedule_into_a_folder_writes_the_file_s_name_there_and_says_so(in
         assert written.read_bytes()[:4] == b"\x89PNG"
 
 
+def _refused_saved_model(tmp_path: Path, capsys: pytest.CaptureFixture[str], data: str, input_shape: tuple[int, ...],
+                         last: Any, words: list[str]) -> str:
+    """Save ``Input(input_shape) -> last`` as a .keras file, run find on ``data`` with it: one line, exit 2."""
+    import keras
+
+    keras.Sequential([keras.Input(input_shape), last]).save(tmp_path / "m.keras")
+    code, _, err = run_cli(capsys, "find", "--data", data, "--model", str(tmp_path / "m.keras"), "--trials", "1",
+                           "--epochs", "1")
+    return one_line_error(code, err, words, advice=False)
+
+
 def test_a_model_for_other_inputs_is_one_plain_line(in_study_dir: Path, tmp_path: Path,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
     """Keras's own message is several lines with terminal colours; the error keeps its one informative line."""
     import keras
 
-    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1, activation="sigmoid")])
-    model.save(tmp_path / "three.keras")
-    code, _, err = run_cli(capsys, "find", "--data", "ionosphere", "--model", str(tmp_path / "three.keras"),
-                           "--trials", "1", "--epochs", "1")
-    message = one_line_error(code, err, ["does not accept inputs of shape (batch, 34)", "expected axis -1",
-                                         "value 3"], advice=False)
+    message = _refused_saved_model(tmp_path, capsys, "ionosphere", (3,), keras.layers.Dense(1, activation="sigmoid"),
+                                   ["does not accept inputs of shape (batch, 34)", "expected axis -1", "value 3"])
     assert "\x1b" not in message and "Arguments received" not in message
 
 
 def test_a_model_for_other_inputs_says_what_it_expects_without_an_array_dump(
         in_study_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """A flat model on images: Keras's message quotes the input array; the error says the shape expected instead."""
+    """A flat model on images: Keras's message quotes the input array; the error says the shape expected instead
+    (the images' shape: the model takes the arrays without their channel axis no better)."""
     import keras
 
-    model = keras.Sequential([keras.Input((784,)), keras.layers.Dense(10, activation="softmax")])
-    model.save(tmp_path / "flat.keras")
-    code, _, err = run_cli(capsys, "find", "--data", "mnist", "--model", str(tmp_path / "flat.keras"),
-                           "--trials", "1", "--epochs", "1")
-    message = one_line_error(code, err, ["does not accept inputs of shape (batch, 28, 28, 1); it expects "
-                                         "(batch, 784)"], advice=False)
+    message = _refused_saved_model(tmp_path, capsys, "mnist", (784,), keras.layers.Dense(10, activation="softmax"),
+                                   ["does not accept inputs of shape (batch, 28, 28, 1); it expects (batch, 784)"])
     assert "[[" not in message and "0." not in message.split("expects")[1]
 
 
@@ -506,12 +510,9 @@ def test_a_two_unit_softmax_on_binary_data_is_told_of_task_multiclass(
         in_study_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     import keras
 
-    model = keras.Sequential([keras.Input((34,)), keras.layers.Dense(2, activation="softmax")])
-    model.save(tmp_path / "two.keras")
-    code, _, err = run_cli(capsys, "find", "--data", "ionosphere", "--model", str(tmp_path / "two.keras"),
-                           "--trials", "1", "--epochs", "1")
-    one_line_error(code, err, ["outputs shape (2,) per example, but the task needs (1,)",
-                               "for two classes, give --task multiclass"], advice=False)
+    _refused_saved_model(tmp_path, capsys, "ionosphere", (34,), keras.layers.Dense(2, activation="softmax"),
+                         ["outputs shape (2,) per example, but the task needs (1,)",
+                          "for two classes, give --task multiclass"])
 
 
 def test_a_sigmoid_regression_model_for_a_target_it_cannot_reach_is_refused(
