@@ -93,7 +93,7 @@ class Dataset:
     class_names: list[str] | None = None  # original labels, index = encoded class
     kind: Literal["table", "image", "array"] = "table"
     task_forced: bool = False  # the task was given (task=), not inferred
-    image_divisor: float | None = None  # images: what they were divided by (255, or their maximum); None: as given
+    image_divisor: float | None = None  # images: what they were divided by (255, or their largest |value|); None: kept
     channel_added: bool = False  # images given as (n, h, w): the loader added the channel axis (see drop_added_channel)
 
     @property
@@ -288,11 +288,10 @@ def load_dataset(
     Returns:
         The :class:`Dataset`: classification splits are stratified by class; tables and 2-D arrays are
         standardised with the training split's mean and standard deviation (constant columns are centred only);
-        images are scaled to about [0, 1]: integers in 0..255 (8-bit pixels) are divided by 255; other values that
-        are all non-negative with a maximum above 1 are divided by that maximum (of ``x``, the whole array given
-        for training; a given ``x_test`` is divided by the same number, so it may exceed 1), and
-        :func:`data_notes` says so; values already in [0, 1], or with negative values (e.g. standardised), are
-        kept as they are.
+        images are scaled to about [0, 1]: ``uint8`` pixels are divided by 255; values already in [0, 1], or
+        centred on 0 within [-10, 10] (standardised), are kept as they are; anything else is divided by its
+        largest absolute value (of ``x``, the whole array given for training; a given ``x_test`` is divided by the
+        same number, so it may exceed 1), and :func:`data_notes` says so.
 
     Raises:
         DataError: The data is missing, unreadable or unusable; the message says what to do.
@@ -363,7 +362,7 @@ def data_notes(ds: Dataset) -> list[str]:
     A regression target far from unit scale (networks train best on a target near mean 0, sd 1, and the rates found
     for a raw target do not carry over to a scaled one), a class so frequent that accuracy says little, leaks
     that make the test score overstate what a schedule does on new data (test rows repeating training rows, and a
-    feature column that gives the target away), images divided by their maximum rather than by 255, and a target
+    feature column that gives the target away), images divided by their largest absolute value rather than by 255, and a target
     of a few whole numbers inferred as regression only because the data set is small (perhaps classes).
 
     Example:
@@ -374,9 +373,10 @@ def data_notes(ds: Dataset) -> list[str]:
     notes = _leak_notes(ds, y[:, 0])
     if ds.image_divisor is not None and ds.image_divisor != 255:  # not 8-bit pixels: the user must do the same
         what = "images" if ds.kind == "image" else "arrays"
-        notes.append(f"note: the {what} were divided by their maximum, {ds.image_divisor:g}, to lie in [0, 1] (they "
-                     "are not 8-bit pixel values, which are divided by 255); scale them the same way when you train "
-                     "with the schedule found")
+        span = "[-1, 1]" if min(float(ds.x_train.min()), float(ds.x_val.min())) < 0 else "[0, 1]"
+        notes.append(f"note: the {what} were divided by their largest absolute value, {ds.image_divisor:g}, to lie "
+                     f"in {span} (they are not 8-bit pixels, which are divided by 255); scale them the same way when "
+                     "you train with the schedule found")
     if ds.task == "regression":
         every = np.concatenate([y[:, 0], ds.y_test.reshape(-1)])  # the inference saw every row
         n, k = len(every), len(np.unique(every))
@@ -919,7 +919,7 @@ def _is_na(cell: str) -> bool:
     return cell.lower() in _NA_TOKENS
 
 
-def _numbers_columns(row: list[str], rest: Sequence[list[str]] = ()) -> bool:
+def _numbers_columns(row: list[str], rest: Sequence[list[str]] = (), decimal: str = ".") -> bool:
     """Whether ``row`` names its columns by numbers: whole numbers that step evenly upwards (0, 1, 2, ... as pandas
     writes unnamed columns; 400, 410, 420, ... wavelengths; years), at least 3, with at most one other cell: a
     label column's name, which is none of the values below it in ``rest`` (a class such as ``g`` is data)."""
@@ -931,6 +931,8 @@ def _numbers_columns(row: list[str], rest: Sequence[list[str]] = ()) -> bool:
     if step <= 0 or any(b - a != step for a, b in zip(whole, whole[1:])):
         return False
     named = [j for j, c in enumerate(cells) if not re.fullmatch(r"[+-]?\d{1,18}", c)]
+    if named and _is_number(cells[named[0]], decimal):  # 1,2,3,0.5: a row of data with a fractional target
+        return False
     return not named or all(r[named[0]].strip() != cells[named[0]] for r in rest if named[0] < len(r))
 
 
@@ -946,7 +948,7 @@ def _has_header(rows: list[list[str]], decimal: str = ".") -> bool:
     if len(rows) < 2:
         return False
     first, rest = rows[0], rows[1:]
-    if _numbers_columns(first, rest) and not any(_numbers_columns(r) for r in rest):
+    if _numbers_columns(first, rest, decimal) and not any(_numbers_columns(r, (), decimal) for r in rest):
         return True
     for j, cell in enumerate(first):
         cell = cell.strip()
@@ -1852,17 +1854,23 @@ def _from_arrays(x: np.ndarray, y: np.ndarray, x_test: np.ndarray | None, y_test
 
 
 def _image_divisor(dtype: np.dtype, pieces: list[np.ndarray]) -> float | None:
-    """What images are divided by so that their values lie in about [0, 1]; None: kept as they are.
+    """What images are divided by so that their values lie in about [0, 1] (or [-1, 1]); None: kept as they are.
 
-    Decided from all of ``x`` (``pieces``: its float32 splits; a given ``x_test`` is scaled alike, unseen):
-    values already in [0, 1] (integer 0/1 masks too) are kept; integers in 0..255 are 8-bit intensities, divided
-    by 255; other non-negative values (float pixels 0..255 or 0..16, 16-bit images) are divided by their maximum;
-    data with negative values (e.g. standardised) is kept: dividing it by a constant would only shrink it.
+    Decided from all of ``x`` (``pieces``: its float32 splits; a given ``x_test`` is scaled alike, unseen): values
+    already in [0, 1] (0/1 masks too) are kept, and so are values centred on 0 within [-10, 10] (standardised:
+    dividing them would only shrink them); ``uint8`` pixels are divided by 255; anything else (float or 16-bit
+    pixels, intensities 0..16, pixels with a little negative resampling overshoot) by its largest absolute value,
+    whatever the dtype, so that integers and floats of the same values are scaled alike.
     """
     lo = min(float(p.min()) for p in pieces if p.size)  # reductions: no copies
     hi = max(float(p.max()) for p in pieces if p.size)
     if lo >= 0 and hi <= 1:  # already in [0, 1], integer 0/1 masks included
         return None
+    if lo < 0 and max(-lo, hi) <= 10:  # standardised (or otherwise centred) values of unit scale
+        return None
+    if dtype == np.uint8:  # 8-bit pixels: 255 is white, whatever the brightest pixel of this data set
+        return 255.0
+    return max(-lo, hi)
     if np.issubdtype(dtype, np.integer) and 0 <= lo and hi <= 255:
         return 255.0
     if lo >= 0 and hi > 1:

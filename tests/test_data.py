@@ -394,7 +394,7 @@ def test_images_that_are_not_8_bit_pixels_are_scaled_by_their_maximum_or_kept(tm
     np.testing.assert_array_equal(np.sort(every, axis=None), np.sort(x.astype(np.float32) / np.float32(15), axis=None))
     assert ds.image_divisor == 15 and (x == kept).all()  # the caller's array is not scaled in place
     (note,) = data_notes(ds)
-    assert note.startswith("note: the images were divided by their maximum, 15, to lie in [0, 1]"), note
+    assert note.startswith("note: the images were divided by their largest absolute value, 15, to lie in [0, 1]"), note
 
     z = (x - x.mean()) / x.std()  # standardised: negative values, kept as given (not shrunk to +-0.016)
     np.savez(tmp_path / "z.npz", x=z, y=y)
@@ -408,12 +408,20 @@ def test_images_that_are_not_8_bit_pixels_are_scaled_by_their_maximum_or_kept(tm
     ds = load_dataset(str(tmp_path / "deep.npz"))
     assert ds.image_divisor == 4095 and max(ds.x_train.max(), ds.x_val.max()) == 1.0
     np.testing.assert_array_equal(ds.x_test[..., 0], (deep[1200:] * 2).astype(np.float32) / np.float32(4095))
-    assert "divided by their maximum, 4095" in data_notes(ds)[0]
+    assert "divided by their largest absolute value, 4095" in data_notes(ds)[0]
 
-    np.savez(tmp_path / "ints.npz", x=(x * 15).astype(np.int64), y=y)  # integers in 0..255: 8-bit, as before
+    np.savez(tmp_path / "ints.npz", x=(x * 15).astype(np.int64), y=y)  # not uint8: integers scale as floats do
     ds = load_dataset(str(tmp_path / "ints.npz"))
-    assert ds.image_divisor == 255 and ds.x_train.max() == np.float32(225) / np.float32(255)
-    assert data_notes(ds) == []
+    assert ds.image_divisor == 225 and ds.x_train.max() == 1.0 and "largest absolute value, 225" in data_notes(ds)[0]
+    np.savez(tmp_path / "pixels.npz", x=raw, y=y)  # uint8 pixels: divided by 255, exactly as before, no note
+    ds = load_dataset(str(tmp_path / "pixels.npz"))
+    assert ds.image_divisor == 255 and data_notes(ds) == []
+    resampled = raw.astype(np.float32)
+    resampled[0, 0, 0] = -0.5  # a little negative overshoot (bicubic resizing) does not turn the scaling off
+    np.savez(tmp_path / "resampled.npz", x=resampled, y=y)
+    ds = load_dataset(str(tmp_path / "resampled.npz"))
+    every = np.concatenate([ds.x_train, ds.x_val, ds.x_test])
+    assert ds.image_divisor == 255 and every.max() == 1.0 and every.min() == np.float32(-0.5) / np.float32(255)
 
     np.savez(tmp_path / "masks.npz", x=(x > 8).astype(np.int64), y=y)  # integer 0/1 masks: already in [0, 1]
     ds = load_dataset(str(tmp_path / "masks.npz"))
@@ -763,6 +771,10 @@ def test_a_header_of_column_numbers_is_a_header(tmp_path: Path) -> None:
     coded.columns = range(1000, 1035)
     ds = load_dataset(write(tmp_path, "ids.csv", coded.to_csv(index=False)))
     assert ds.target == "1034" and sum(len(y) for y in (ds.y_train, ds.y_val, ds.y_test)) == 351
+    headless = coded.astype(float).to_csv(index=False, header=False).splitlines()
+    rows = ["1,2,3,0.5", *[",".join(line.split(",")[:3] + [line.split(",")[-1]]) for line in headless]]
+    ds = load_dataset(write(tmp_path, "headless.csv", "\n".join(rows) + "\n"))  # a number in the odd cell: data
+    assert ds.target == "col_3" and sum(len(y) for y in (ds.y_train, ds.y_val, ds.y_test)) == 352
     indexed = _ionosphere_frame()  # pd.read_csv(f, header=None).to_csv(...): a header ",0,1,...,34" and an index
     indexed.columns = range(35)
     ds = load_dataset(write(tmp_path, "indexed.csv", indexed.to_csv()))
