@@ -171,12 +171,14 @@ def _stdout_kept_for(json_output: bool) -> Iterator[None]:
         yield
         return
     sys.stdout.flush()
+    saved: int | None = None
     try:
         saved = os.dup(1)
-    except OSError:  # no file descriptor 1 (an embedding host): Python-level redirection only
-        saved = None
-    else:
         os.dup2(2, 1)  # the file descriptor too: child processes and C extensions write there
+    except OSError:  # no file descriptor 1 or 2 (an embedding host): Python-level redirection only
+        if saved is not None:
+            os.close(saved)
+        saved = None
     try:
         with contextlib.redirect_stdout(sys.stderr):
             yield

@@ -34,8 +34,9 @@ def load_callback(src: Source, verbose: int = 0, steps_per_epoch: int | None = N
     Args:
         src: path to ``best_schedule.json``, the JSON text, or the parsed dict.
         verbose: 1 prints the LR at each epoch.
-        steps_per_epoch: Force this count of steps per epoch. None: the count Keras reports, or the document's
-            ``training.steps_per_epoch`` when Keras reports none (a dataset of unknown length).
+        steps_per_epoch: Force this count of steps per epoch (steps past it hold the epoch's last LR). None: the
+            count Keras reports or, when Keras reports none (a dataset of unknown length), the batches counted in
+            the first epoch, during which the document's ``training.steps_per_epoch`` stands in.
 
     Returns:
         A ``keras.callbacks.Callback`` for ``model.fit(..., callbacks=[...])``.

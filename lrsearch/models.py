@@ -468,7 +468,7 @@ def make_factory(spec: ModelSpec, input_shape: tuple[int, ...], n_outputs: int, 
 
     factory = _seeded(build, input_shape)
     model = factory(0)
-    _check_shapes(model, spec, input_shape, n_outputs)
+    _check_shapes(model, spec, input_shape, n_outputs, task=task)
     factory.user_compiled = user_compiled(model)  # type: ignore[attr-defined]
     return factory
 
@@ -516,7 +516,8 @@ def make_trial_factory(spec: ModelSpec, input_shape: tuple[int, ...], n_outputs:
         factory = _seeded(lambda: _build_with(builder, hp, spec), input_shape)
         model = factory(0)  # draws the values; later builds get the same ones (repeated names keep their value)
         values = ", ".join(f"{k}={v!r}" for k, v in hp.values.items())
-        _check_shapes(model, spec, input_shape, n_outputs, label=f"{spec.describe()} (hp {values or 'none'})")
+        _check_shapes(model, spec, input_shape, n_outputs, label=f"{spec.describe()} (hp {values or 'none'})",
+                      task=task)
         return factory
 
     from lrsearch.tuner import overrides_fit
@@ -526,7 +527,7 @@ def make_trial_factory(spec: ModelSpec, input_shape: tuple[int, ...], n_outputs:
 
 
 def _check_shapes(model: Any, spec: ModelSpec, input_shape: tuple[int, ...], n_outputs: int,
-                  label: str | None = None) -> None:
+                  label: str | None = None, task: str | None = None) -> None:
     import numpy as np
 
     label = label or spec.describe()
@@ -559,5 +560,5 @@ def _check_shapes(model: Any, spec: ModelSpec, input_shape: tuple[int, ...], n_o
             f"model {label} outputs shape {tuple(out.shape[1:])} per example, but the task needs "
             f"({n_outputs},); change its last layer"
             + ("; or, for two classes, give --task multiclass (a 2-unit softmax)"
-               if n_outputs == 1 and tuple(out.shape[1:]) == (2,) else "")
+               if task == "binary" and tuple(out.shape[1:]) == (2,) else "")
         )

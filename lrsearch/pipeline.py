@@ -179,7 +179,9 @@ class _Run:
         spe = BatchPlan(len(self.ds.x_train), self.batch_size).steps_per_epoch
         provenance = {"study": self.name, "data": self.ds.name, "data_sha256": self.ds.sha256,
                       "lrsearch_version": self.settings["lrsearch_version"], "keras_backend": _backend(),
-                      "trial": number, **(loss or {})}
+                      "trial": number, **(loss or {}),
+                      # what lrsearch divided the inputs by: the user's training must scale them the same way
+                      **({"image_divisor": self.ds.image_divisor} if self.ds.image_divisor is not None else {})}
         return build_document(schedule, self.trial_opt.get(number, self.opt_spec), epochs=self.epochs,
                               batch_size=self.batch_size,
                               steps_per_epoch=spe, metrics=scores, provenance=provenance)
@@ -403,7 +405,8 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
                           f"{named}")
     # The model before any storage or folder: a refused model leaves nothing behind (not even studies/).
     factory, ds, shape_note = _model_for(model_spec, ds)  # build(hp): hp at its defaults
-    check_target_range(factory(seed), model_spec.describe(), ds.task, ds.y_train, ds.target)
+    if ds.task == "regression":  # (a build of the model: only where it can matter)
+        check_target_range(factory(seed), model_spec.describe(), ds.task, ds.y_train, ds.target)
     trial_factory = (make_trial_factory(model_spec, ds.input_shape, ds.n_outputs, ds.task)
                      if is_tunable(model_spec) else None)
     no_artifacts = artifacts is not None and str(artifacts).lower() == "none"
@@ -447,7 +450,8 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
     expected = {"data": ds.name, "data_source": ds.source, "data_arg": _data_arg(data),
                 "labels": _abs(labels), "data_sha256": ds.sha256, "task": ds.task,
                 "model": model_spec.describe(), "model_sha256": model_sha256(model_spec),
-                "model_arg": _abs_model(model), "epochs": epochs,
+                "model_arg": _abs_model(model), "input_shape": list(ds.input_shape),
+                "image_divisor": ds.image_divisor, "epochs": epochs,
                 "batch_size": batch_size, "optimizer": {"search": opt_names} if opt_names else opt_spec,
                 "optimizers": opt_names, "space_version": space.space_version(opt_names),
                 "families": choices, "seed": seed, "split": list(fractions), "target": ds.target, "trials": trials,
@@ -655,6 +659,11 @@ def worker(study: str, storage: str, *, data: str | None = None, labels: str | N
                          f"study's (sha256 {sha[:12]}… vs {settings['model_sha256'][:12]}…); give the workers "
                          "the study's model file and modules")
     factory, ds, _ = _model_for(model_spec, ds)  # the same model and arrays as the find that made the study
+    prepared = {"input_shape": list(ds.input_shape), "image_divisor": ds.image_divisor}
+    for key in search.differences(settings, prepared, search.PREPARED_KEYS):
+        raise DataError(f"study {study!r} was made with the data prepared otherwise ({key} {settings[key]!r} then, "
+                        f"{prepared[key]!r} here, by lrsearch {settings.get('lrsearch_version', '?')} then); run "
+                        "its workers with that lrsearch version")
     if artifacts is None and "artifacts" in settings and settings["artifacts"] is None:
         artifacts = "none"  # the search was started without artifacts
     no_artifacts = artifacts is not None and str(artifacts).lower() == "none"
@@ -774,22 +783,36 @@ def _model_for(spec: Any, ds: Any) -> tuple[Any, Any, str | None]:
     """The model factory for ``ds``, the data set it trains on, and a note when that is not ``ds`` as loaded.
 
     A 3-D array is loaded as grayscale images with a channel axis added (:func:`lrsearch.data.drop_added_channel`);
-    a model that does not take those (an LSTM or Conv1D on sequences) is tried on the arrays as the file has them.
-    When neither fits, the error is the one for the images.
+    a model that does not take those (an LSTM or Conv1D on sequences), or whose declared input is the arrays' own
+    shape (Keras would drop the trailing 1 for it), trains on the arrays as the file has them. When neither fits,
+    the error is the one for the images.
     """
     from lrsearch.data import drop_added_channel
     from lrsearch.models import make_factory
 
     try:
-        return make_factory(spec, ds.input_shape, ds.n_outputs, ds.task), ds, None
+        factory = make_factory(spec, ds.input_shape, ds.n_outputs, ds.task)
     except ModelError as exc:
         if not ds.channel_added:
             raise
         first = exc
+    else:
+        if not ds.channel_added:
+            return factory, ds, None
+        first = None
     flat = drop_added_channel(ds)
+    if first is None:  # it takes the images; but a model whose Input is (a, b) takes them too (Keras drops the 1)
+        try:
+            declared = tuple(factory(0).input_shape[1:])
+        except Exception:  # no declared input (a subclassed model): the images, as it took them
+            declared = None
+        if declared != flat.input_shape:
+            return factory, ds, None
     try:
         factory = make_factory(spec, flat.input_shape, flat.n_outputs, flat.task)
     except ModelError:
+        if first is None:
+            return factory, ds, None
         raise first from None
     shape = ", ".join(map(str, flat.input_shape))
     return factory, flat, (f"note: {spec.describe()} does not take the arrays as images with a channel axis, but "
@@ -1463,7 +1486,8 @@ def range_test_data(data: str, *, target: str | int | None = None, labels: str |
     spec = parse_model_spec(model)
     ds = load_dataset(data, target=target, labels=labels, seed=seed)
     factory, ds, _ = _model_for(spec, ds)
-    check_target_range(factory(seed), spec.describe(), ds.task, ds.y_train, ds.target)
+    if ds.task == "regression":
+        check_target_range(factory(seed), spec.describe(), ds.task, ds.y_train, ds.target)
     out_dir = Path(out) if out is not None else Path("studies") / ds.name
     check_folder(out_dir, "--out folder")
     expected = {"data_sha256": ds.sha256, "task": ds.task, "target": ds.target, "model": spec.describe(),

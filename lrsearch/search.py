@@ -26,8 +26,10 @@ from lrsearch.errors import ConfigError, StorageError, Surplus, TrialFailed, fir
 
 STUDY_ATTR = "lrsearch"
 #: Keys of the study's ``lrsearch`` attr that a resumed run must match exactly.
-MATCHED_KEYS = ("data_sha256", "target", "task", "model", "model_sha256", "epochs", "batch_size", "optimizer",
-                "space_version", "families", "seed", "split")
+MATCHED_KEYS = ("data_sha256", "target", "task", "model", "model_sha256", "input_shape", "image_divisor", "epochs",
+                "batch_size", "optimizer", "space_version", "families", "seed", "split")
+#: How lrsearch prepared the data for the model (not options: its own rules, which a new version may change).
+PREPARED_KEYS = ("input_shape", "image_divisor")
 #: The settings a study's range test depends on: a standalone range test writes into a study's folder only when
 #: it has the same (its files would be the study's again), see :func:`lrsearch.pipeline.range_test_data`.
 RANGE_TEST_KEYS = ("data_sha256", "target", "task", "model", "model_sha256", "batch_size", "optimizer", "seed",
@@ -639,6 +641,12 @@ def check_compatible(study: Any, expected: dict[str, Any]) -> None:
                 f"study {study.study_name!r} was made with the data {then} (data_sha256 {str(stored.get(k))[:12]}…), "
                 f"but this run has another file, {now} ({str(expected.get(k))[:12]}…), so its trials would not "
                 "compare with new ones; use a new --study name, or give the study's data file to resume it")
+        if k in PREPARED_KEYS:  # the same file and model, prepared otherwise: another lrsearch version's rules
+            raise StorageError(
+                f"study {study.study_name!r} was made with the data prepared otherwise ({k} {stored.get(k)!r} then, "
+                f"{expected.get(k)!r} now, by lrsearch {stored.get('lrsearch_version', '?')} then), so its trials "
+                "would not compare with new ones; use a new --study name, or the lrsearch version that made it to "
+                "resume it")
         if k in ("data_sha256", "model_sha256"):
             what = (f"the data {now}" if k == "data_sha256" else
                     f"the model file {expected.get('model')!r} (or a module beside it that it imports)")

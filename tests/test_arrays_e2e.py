@@ -128,6 +128,8 @@ def check_export(tmp_path: Path, name: str, attrs: dict[str, Any], built: list[A
     assert callback.schedule.type == doc["schedule"]["type"]
     assert doc["training"] == {"epochs": 2, "batch_size": 64, "steps_per_epoch": doc["training"]["steps_per_epoch"]}
     assert 0 <= doc["metrics"]["test_accuracy"] <= 1
+    assert doc["provenance"]["image_divisor"] == 255 and attrs["image_divisor"] == 255  # uint8 pixels: scale alike
+    assert attrs["input_shape"] == [28, 28, 1]
     return doc
 
 
@@ -328,6 +330,18 @@ def test_arrays_a_model_takes_as_sequences_are_given_as_the_file_has_them(tmp_pa
         _model_for(parse_model_spec(f"{tmp_path}/seq.py:broken"), ds)  # neither fits: the error for the images
     with pytest.raises(ValueError, match="channel_added must be True"):
         drop_added_channel(flat)
+    # A saved model declares its input: an LSTM on (28, 28) would take (28, 28, 1) too (Keras drops the 1), but the
+    # arrays as they are are what it declares; a CNN saved for (28, 28, 1) keeps the images.
+    import keras
+
+    keras.Sequential([keras.Input((28, 28)), keras.layers.LSTM(4), keras.layers.Dense(10, activation="softmax")]
+                     ).save(tmp_path / "lstm.keras")
+    _, used, note = _model_for(parse_model_spec(str(tmp_path / "lstm.keras")), ds)
+    assert used.input_shape == (28, 28) and "(28, 28) per row" in note
+    keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Conv2D(4, 3), keras.layers.Flatten(),
+                      keras.layers.Dense(10, activation="softmax")]).save(tmp_path / "cnn.keras")
+    _, used, note = _model_for(parse_model_spec(str(tmp_path / "cnn.keras")), ds)
+    assert used is ds and note is None
 
 
 @pytest.mark.slow

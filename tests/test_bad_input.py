@@ -32,7 +32,7 @@ import lrsearch.data as data_module
 from lrsearch.cli import main
 from lrsearch.data import load_dataset
 from lrsearch.document import schema
-from lrsearch.errors import ConfigError
+from lrsearch.errors import ConfigError, ModelError
 
 IONOSPHERE = Path("/work/shared/data/ionosphere.csv")
 if not IONOSPHERE.exists():  # the copy bundled with the package is the same file
@@ -513,6 +513,11 @@ def test_a_two_unit_softmax_on_binary_data_is_told_of_task_multiclass(
     _refused_saved_model(tmp_path, capsys, "ionosphere", (34,), keras.layers.Dense(2, activation="softmax"),
                          ["outputs shape (2,) per example, but the task needs (1,)",
                           "for two classes, give --task multiclass"])
+    from lrsearch.models import make_factory, parse_model_spec
+
+    with pytest.raises(ModelError) as info:  # a regression target: no talk of classes
+        make_factory(parse_model_spec(str(tmp_path / "m.keras")), (34,), 1, "regression")
+    assert "needs (1,)" in str(info.value) and "--task multiclass" not in str(info.value)
 
 
 def test_a_sigmoid_regression_model_for_a_target_it_cannot_reach_is_refused(

@@ -152,7 +152,33 @@ RESUME_CHANGES = {
 }
 DERIVED = {"task": "data_sha256", "space_version": "optimizer"}
 OWN_TEST = {"target": "test_a_resume_with_another_target_column_is_refused_and_changes_nothing",
-            "model_sha256": "test_a_resume_with_an_edited_model_file_is_refused_and_changes_nothing"}
+            "model_sha256": "test_a_resume_with_an_edited_model_file_is_refused_and_changes_nothing",
+            "input_shape": "test_a_study_whose_data_lrsearch_prepared_otherwise_is_refused_by_find_and_worker",
+            "image_divisor": "test_a_study_whose_data_lrsearch_prepared_otherwise_is_refused_by_find_and_worker"}
+
+
+def test_a_study_whose_data_lrsearch_prepared_otherwise_is_refused_by_find_and_worker(tmp_path, monkeypatch):
+    """The same file and model, prepared by other rules (another lrsearch version's scaling or input shape): its
+    trials would not compare with new ones. Both prepared keys go through the same check."""
+    from lrsearch import search
+
+    monkeypatch.chdir(tmp_path)
+    find("ionosphere", trials=1, epochs=1, seeds=1, quiet=True, artifacts="none")
+    study = _study(tmp_path)
+    settings = study.user_attrs[search.STUDY_ATTR]
+    assert settings["input_shape"] == [34] and settings["image_divisor"] is None
+    before = [(t.number, t.state.name) for t in study.trials]  # the first classic, and the next one waiting
+    doc = json.loads((tmp_path / "studies" / "ionosphere" / "best_schedule.json").read_text())
+    assert "image_divisor" not in doc["provenance"]  # a table: standardised, nothing to divide by
+    for key, then in (("input_shape", [34, 1]), ("image_divisor", 255.0)):
+        study.set_user_attr(search.STUDY_ATTR, {**settings, key: then, "trials": 2})
+        with pytest.raises(StorageError, match=re.escape(f"prepared otherwise ({key} {then!r} then, "
+                                                         f"{settings[key]!r} now")):
+            find("ionosphere", trials=2, epochs=1, quiet=True)
+        with pytest.raises(LrSearchError, match=re.escape(f"prepared otherwise ({key} {then!r} then, "
+                                                          f"{settings[key]!r} here")):
+            worker("ionosphere", "sqlite:///studies/ionosphere.db", quiet=True)
+    assert [(t.number, t.state.name) for t in _study(tmp_path).trials] == before  # nothing ran
 
 
 def test_every_matched_key_has_a_refusal_test():

@@ -35,9 +35,9 @@ class ScheduleCallback(keras.callbacks.Callback):
       else the batches counted in this ``fit``'s first epoch, else (during that first epoch)
       ``default_steps_per_epoch``, else 1. The schedule's parameters are in epochs, so the actual count keeps
       every epoch's LRs on the schedule's epoch even when your epochs have more or fewer steps than the search's
-      (more data, another batch size); a ``steps_per_epoch`` that differs from the real one makes the fractional
-      epoch time run faster or slower than the real epochs. A step past a guessed count holds the epoch's last
-      LR (never the next epoch's), with one warning.
+      (more data, another batch size). A given ``steps_per_epoch`` larger than the real count leaves the end of
+      each epoch's part of the schedule unused; a step past a given or guessed count holds the epoch's last LR
+      (never the next epoch's), with one warning.
     * ``reduce_on_plateau``: epoch ``e`` uses the state machine's LR; at the end of the epoch the monitored value
       (``logs[schedule.monitor]``) is fed to it and gives the next epoch's LR. An epoch that does not log the
       monitor (no ``validation_data``, ``validation_freq`` > 1, a metric not compiled) holds the LR, with one
