@@ -234,9 +234,11 @@ def _says_softmax(model: Any, input_shape: tuple[int, ...]) -> bool:
 _BOUNDED = {"sigmoid": (0.0, 1.0), "softmax": (0.0, 1.0), "tanh": (-1.0, 1.0), "hard_sigmoid": (0.0, 1.0)}
 
 
-def check_target_range(model: Any, label: str, task: str, y: Any, target: str) -> None:
+def check_target_range(build: Callable[[], Any], label: str, task: str, y: Any, target: str) -> None:
     """Refuse a regression model whose output activation cannot reach the target's values (a sigmoid for a target
     of 25..346 trains every trial to the same huge loss, and the range test then suggests nonsense).
+
+    ``build()`` makes the model; it is called for regression only (a build can cost seconds).
 
     Raises:
         ModelError: the model ends in a bounded activation and the training target lies outside its range.
@@ -244,13 +246,13 @@ def check_target_range(model: Any, label: str, task: str, y: Any, target: str) -
     Example:
         >>> import keras, numpy as np
         >>> m = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1, activation="sigmoid")])
-        >>> check_target_range(m, "m", "regression", np.array([0.2, 0.7]), "y")  # within (0, 1): fine
+        >>> check_target_range(lambda: m, "m", "regression", np.array([0.2, 0.7]), "y")  # within (0, 1): fine
     """
     import numpy as np
 
     if task != "regression":
         return
-    op = _output_operation(model)
+    op = _output_operation(build())
     name = type(op).__name__.lower() if op is not None else ""
     name = getattr(getattr(op, "activation", None), "__name__", "") or name
     if name not in _BOUNDED or np.size(y) == 0:

@@ -405,8 +405,7 @@ def find(data: str, *, target: str | int | None = None, labels: str | None = Non
                           f"{named}")
     # The model before any storage or folder: a refused model leaves nothing behind (not even studies/).
     factory, ds, shape_note = _model_for(model_spec, ds)  # build(hp): hp at its defaults
-    if ds.task == "regression":  # (a build of the model: only where it can matter)
-        check_target_range(factory(seed), model_spec.describe(), ds.task, ds.y_train, ds.target)
+    check_target_range(lambda: factory(seed), model_spec.describe(), ds.task, ds.y_train, ds.target)
     trial_factory = (make_trial_factory(model_spec, ds.input_shape, ds.n_outputs, ds.task)
                      if is_tunable(model_spec) else None)
     no_artifacts = artifacts is not None and str(artifacts).lower() == "none"
@@ -1486,8 +1485,7 @@ def range_test_data(data: str, *, target: str | int | None = None, labels: str |
     spec = parse_model_spec(model)
     ds = load_dataset(data, target=target, labels=labels, seed=seed)
     factory, ds, _ = _model_for(spec, ds)
-    if ds.task == "regression":
-        check_target_range(factory(seed), spec.describe(), ds.task, ds.y_train, ds.target)
+    check_target_range(lambda: factory(seed), spec.describe(), ds.task, ds.y_train, ds.target)
     out_dir = Path(out) if out is not None else Path("studies") / ds.name
     check_folder(out_dir, "--out folder")
     expected = {"data_sha256": ds.sha256, "task": ds.task, "target": ds.target, "model": spec.describe(),
